@@ -1,0 +1,188 @@
+#include "host.hpp"
+
+#include <sys/stat.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <sstream>
+#include <fstream>
+#include <future>
+
+#include "common/log/log.hpp"
+#include "common/util/ids.hpp"
+#include "job_module.hpp"
+#include "thread_module.hpp"
+
+namespace al {
+
+std::vector<ConfigEntry> all_config_entries() {
+  std::vector<ConfigEntry> entries = {
+      {"http.address", "127.0.0.1", "Address the HTTP server binds.", {}},
+      {"http.port", "8080", "HTTP port (0 picks a free one). `--port` is a short form.", {"PORT"}},
+      {"http.threads", "2", "I/O threads serving HTTP.", {}},
+      {"http.body_limit", "1048576", "Largest request body in bytes (larger: 413).", {}},
+      {"http.read_timeout_ms", "15000", "A whole request must arrive within this time (slowloris guard, idle keep-alive limit).", {}},
+      {"http.max_connections", "20000", "Open connections at most; more are closed on accept.", {}},
+      {"http.access_log", "true", "One JSON log line per request.", {}},
+      {"data_dir", "./data", "Directory of the SQLite databases (one per service) and the generated auth secret.", {"DATA_DIR"}},
+      {"kafka.bootstrap", "", "Kafka bootstrap servers. Empty: start the embedded in-process broker (librdkafka mock cluster).", {"KAFKA_BOOTSTRAP"}},
+      {"kafka.embedded_partitions", "3", "Partitions per topic on the embedded broker.", {}},
+      {"auth.secrets", "", "API-key signing secrets as `kid:secret[,kid:secret…]` (each secret ≥ 32 bytes). Empty: read `auth.secret_file`, else generate one under `data_dir`.", {}, true},
+      {"auth.secret_file", "", "File with `kid:secret` lines (a mounted Secret in k8s).", {}},
+      {"auth.signing_kid", "k1", "Key id that signs new API keys; the others still verify.", {}},
+      {"db.synchronous", "FULL", "SQLite `synchronous` pragma. FULL: a change is on disk before the client hears of it.", {}},
+      {"outbox.retention_ms", "604800000", "How long published outbox rows are kept (ms; default 7 days).", {}},
+      {"log.level", "info", "debug, info, warn or error.", {}},
+      {"shutdown.drain_ms", "10000", "On SIGTERM: how long in-flight requests may take to finish.", {}},
+  };
+  for (auto& e : job::job_config_entries()) entries.push_back(std::move(e));
+  return entries;
+}
+
+namespace {
+std::map<std::string, std::string> parse_secrets(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::string item;
+  std::stringstream in(text);
+  while (std::getline(in, item, item.find('\n') != std::string::npos ? '\n' : ',')) {
+    auto trim = [](std::string s) {
+      s.erase(0, s.find_first_not_of(" \t\r\n"));
+      s.erase(s.find_last_not_of(" \t\r\n") + 1);
+      return s;
+    };
+    item = trim(item);
+    if (item.empty() || item[0] == '#') continue;
+    auto colon = item.find(':');
+    if (colon == std::string::npos) throw ConfigError("auth secrets must be kid:secret");
+    out[trim(item.substr(0, colon))] = trim(item.substr(colon + 1));
+  }
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::map<std::string, std::string> load_secrets(const Config& config, const std::string& data_dir) {
+  if (!config.get("auth.secrets").empty()) return parse_secrets(config.get("auth.secrets"));
+  if (!config.get("auth.secret_file").empty()) {
+    std::string text = read_file(config.get("auth.secret_file"));
+    std::string lines;
+    for (char c : text) lines.push_back(c == ',' ? '\n' : c);
+    return parse_secrets(lines + "\n");
+  }
+  // Embedded default: a random secret generated once and kept with the data, so keys survive
+  // restarts. Distributed deployments pass the same secret to every service instead.
+  std::string path = data_dir + "/auth.secret";
+  if (!std::filesystem::exists(path)) {
+    std::string secret = "k1:" + random_hex(32) + "\n";
+    std::ofstream out(path);
+    out << secret;
+    out.close();
+    ::chmod(path.c_str(), 0600);
+    log::warn("generated an API-key signing secret", {{"path", path}});
+  }
+  return parse_secrets(read_file(path));
+}
+}  // namespace
+
+Host::Host(const Config& config, std::vector<std::string> services, const Clock& clock)
+    : config_(config), services_(std::move(services)), clock_(clock) {}
+
+Host::~Host() { stop(); }
+
+void Host::start() {
+  log::Level level;
+  if (!log::parse_level(config_.get("log.level"), level)) throw ConfigError("log.level must be debug, info, warn or error");
+  log::set_level(level);
+  std::string data_dir = config_.get("data_dir");
+  std::filesystem::create_directories(data_dir);
+  auth_ = std::make_unique<auth::ApiKeyAuthority>(load_secrets(config_, data_dir), config_.get("auth.signing_kid"));
+
+  bootstrap_ = config_.get("kafka.bootstrap");
+  bool embedded = bootstrap_.empty();
+  if (embedded) {
+    embedded_ = std::make_unique<kafka::EmbeddedCluster>(1, static_cast<int>(config_.get_int("kafka.embedded_partitions")));
+    bootstrap_ = embedded_->bootstrap();
+    std::ofstream(data_dir + "/kafka.bootstrap") << bootstrap_ << "\n";
+    log::info("embedded Kafka broker started", {{"bootstrap", bootstrap_}});
+  }
+  scheduler_ = std::make_unique<AsioScheduler>(io_);
+  runtime_ = std::make_unique<Runtime>(Runtime{config_, clock_, metrics_, *auth_, io_, *scheduler_, bootstrap_, embedded, data_dir});
+
+  auto wants = [&](const std::string& name) {
+    for (const auto& s : services_)
+      if (s == "all" || s == name) return true;
+    return false;
+  };
+  if (wants("thread-service")) modules_.push_back(thread_service::make_thread_module(*runtime_));
+  if (wants("job-service")) modules_.push_back(job::make_job_module(*runtime_));
+  if (modules_.empty()) throw ConfigError("no known service selected");
+
+  using verb = http::bhttp::verb;
+  router_.add(verb::get, "/healthz", [](const http::Request&, http::Responder reply) {
+    reply(http::Response::json(200, boost::json::object{{"status", "ok"}}));
+  });
+  router_.add(verb::get, "/readyz", [this](const http::Request&, http::Responder reply) {
+    boost::json::array services;
+    for (auto& m : modules_) {
+      std::string reason;
+      if (!m->ready(reason))
+        return reply(http::Response::json(503, boost::json::object{{"status", "not_ready"}, {"reason", reason}}));
+      services.emplace_back(m->name());
+    }
+    reply(http::Response::json(200, boost::json::object{{"status", "ready"}, {"services", std::move(services)}}));
+  });
+  router_.add(verb::get, "/metrics", [this](const http::Request&, http::Responder reply) {
+    reply(http::Response::text(200, metrics_.render(), "text/plain; version=0.0.4"));
+  });
+  for (auto& m : modules_) m->add_routes(router_);
+
+  http::ServerOptions options;
+  options.address = config_.get("http.address");
+  options.port = static_cast<unsigned short>(config_.get_int("http.port"));
+  options.body_limit = static_cast<std::size_t>(config_.get_int("http.body_limit"));
+  options.read_timeout = std::chrono::milliseconds(config_.get_int("http.read_timeout_ms"));
+  options.max_connections = static_cast<std::size_t>(config_.get_int("http.max_connections"));
+  options.access_log = config_.get_bool("http.access_log");
+  server_ = std::make_unique<http::Server>(io_, router_, options, &metrics_);
+
+  for (auto& m : modules_) m->start();
+  server_->start();
+  long long threads = std::max<long long>(1, config_.get_int("http.threads"));
+  for (long long i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      auto guard = boost::asio::make_work_guard(io_);
+      io_.run();
+    });
+  }
+  log::info("serving", {{"address", options.address}, {"port", server_->port()}, {"kafka", bootstrap_}});
+}
+
+void Host::stop() {
+  if (stopped_ || !server_) return;
+  stopped_ = true;
+  std::promise<void> drained;
+  server_->shutdown(std::chrono::milliseconds(config_.get_int("shutdown.drain_ms")), [&drained] { drained.set_value(); });
+  drained.get_future().wait();
+  // Modules stop after the last response: their relays flush what those requests committed.
+  for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) (*it)->stop();
+  io_.stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  log::info("stopped");
+}
+
+void Host::run_until_signal() {
+  std::promise<int> signalled;
+  boost::asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([&signalled](const boost::system::error_code&, int signal) { signalled.set_value(signal); });
+  int signal = signalled.get_future().get();
+  log::info("signal received, draining", {{"signal", signal}});
+  stop();
+}
+
+}  // namespace al

@@ -1,0 +1,56 @@
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/auth/api_key.hpp"
+#include "common/config/config.hpp"
+#include "common/http/server.hpp"
+#include "common/kafka/kafka.hpp"
+#include "common/service/module.hpp"
+
+namespace al {
+
+// Every configuration key of the binary, with defaults and descriptions (the documented table).
+std::vector<ConfigEntry> all_config_entries();
+
+// Hosts one or more service modules in this process: config, clock, auth, metrics, the embedded
+// broker when no bootstrap is configured, one HTTP server for all their routes, and a graceful
+// stop. `services` is {"all"} or a list of "thread-service", "job-service".
+class Host {
+ public:
+  Host(const Config& config, std::vector<std::string> services, const Clock& clock = SystemClock::instance());
+  ~Host();
+
+  void start();
+  unsigned short port() const { return server_->port(); }
+  const std::string& kafka_bootstrap() const { return bootstrap_; }
+  kafka::EmbeddedCluster* embedded_cluster() { return embedded_.get(); }
+  const auth::ApiKeyAuthority& auth() const { return *auth_; }
+  Metrics& metrics() { return metrics_; }
+  // Stops accepting, drains in-flight requests (bounded), stops the modules. Idempotent.
+  void stop();
+  // Blocks until SIGINT/SIGTERM, then stops.
+  void run_until_signal();
+
+ private:
+  const Config& config_;
+  std::vector<std::string> services_;
+  const Clock& clock_;
+  boost::asio::io_context io_;
+  std::unique_ptr<AsioScheduler> scheduler_;
+  Metrics metrics_;
+  std::unique_ptr<auth::ApiKeyAuthority> auth_;
+  std::unique_ptr<kafka::EmbeddedCluster> embedded_;
+  std::string bootstrap_;
+  std::unique_ptr<Runtime> runtime_;
+  std::vector<std::unique_ptr<Module>> modules_;
+  http::Router router_;
+  std::unique_ptr<http::Server> server_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+};
+
+}  // namespace al

@@ -1,0 +1,89 @@
+// agentlancer: one binary, every service. `agentlancer all` is the embedded default.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include "common/config/config.hpp"
+#include "common/events/cloud_event.hpp"
+#include "common/json/json.hpp"
+#include "common/kafka/kafka.hpp"
+#include "common/log/log.hpp"
+#include "host.hpp"
+
+namespace {
+constexpr const char* kUsage = R"(usage:
+  agentlancer all [--key value ...]              every service in one process (embedded default)
+  agentlancer thread-service|job-service [...]   one service
+  agentlancer tail-events [--bootstrap HOST:PORT] [--data-dir DIR] [--topic T] [--max N]
+                                                 print CloudEvents from the broker (from the start)
+  agentlancer config-table                       the configuration table (markdown)
+Options are config keys (see `agentlancer config-table`), e.g. --port 8080 --data_dir ./data.
+)";
+
+int tail_events(const std::vector<std::string>& args) {
+  std::string bootstrap, data_dir = "./data", topic;
+  long long max = -1;
+  for (std::size_t i = 0; i + 1 < args.size(); i += 2) {
+    if (args[i] == "--bootstrap") bootstrap = args[i + 1];
+    else if (args[i] == "--data-dir") data_dir = args[i + 1];
+    else if (args[i] == "--topic") topic = args[i + 1];
+    else if (args[i] == "--max") max = std::stoll(args[i + 1]);
+    else throw al::ConfigError("unknown option " + args[i]);
+  }
+  if (bootstrap.empty()) {
+    std::ifstream in(data_dir + "/kafka.bootstrap");
+    std::getline(in, bootstrap);
+    if (bootstrap.empty()) throw al::ConfigError("no --bootstrap and no " + data_dir + "/kafka.bootstrap (is `make start` running?)");
+  }
+  std::vector<std::string> topics = topic.empty() ? al::kafka::all_topics() : std::vector<std::string>{topic};
+  // A fresh group each time so every run reads from the beginning.
+  al::kafka::Consumer consumer(bootstrap, "tail-events-" + std::to_string(::getpid()) + "-" + std::to_string(time(nullptr)), topics);
+  long long seen = 0;
+  static std::atomic<bool> stop{false};
+  std::signal(SIGINT, [](int) { stop = true; });
+  while (!stop && (max < 0 || seen < max)) {
+    auto m = consumer.poll(200);
+    if (!m) continue;
+    std::cout << m->topic << "\t" << m->key << "\t" << m->payload << std::endl;
+    ++seen;
+  }
+  return 0;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "config-table") {
+      std::cout << al::Config(al::all_config_entries()).markdown_table();
+      return 0;
+    }
+    if (command == "tail-events") return tail_events(args);
+    if (command != "all" && command != "thread-service" && command != "job-service") {
+      std::cerr << "unknown command: " << command << "\n" << kUsage;
+      return 2;
+    }
+    al::Config config(al::all_config_entries());
+    config.load(args, al::Config::process_environment());
+    al::Host host(config, {command});
+    host.start();
+    host.run_until_signal();
+    return 0;
+  } catch (const al::ConfigError& e) {
+    al::log::error("configuration error", {{"what", e.what()}});
+    return 2;
+  } catch (const std::exception& e) {
+    al::log::error("fatal", {{"what", e.what()}});
+    return 1;
+  }
+}

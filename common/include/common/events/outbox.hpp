@@ -1,0 +1,113 @@
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock/clock.hpp"
+#include "common/events/cloud_event.hpp"
+#include "common/kafka/kafka.hpp"
+#include "common/metrics/metrics.hpp"
+#include "common/storage/sqlite.hpp"
+
+namespace al::events {
+
+// Schema shared by every service database: the outbox and the consumers' processed-event ids.
+storage::Migration outbox_migration(int version);
+
+// Appends the event to the outbox inside the caller's transaction.
+void append_to_outbox(storage::Connection& connection, const std::string& topic,
+                      const CloudEvent& event, Millis now);
+
+// True when this consumer has not seen the event yet (and records it, in the same transaction
+// as the caller's effect); false for a redelivery.
+bool claim_event(storage::Connection& connection, const std::string& consumer,
+                 const std::string& event_id, Millis now);
+
+struct RelayOptions {
+  std::string name = "outbox";        // for logs and metrics
+  std::size_t batch = 500;
+  // Embedded broker: it starts empty after a restart, so retained, already published rows are
+  // published again (consumers dedupe by event id).
+  bool replay_published_on_start = false;
+  long long retention_ms = 7LL * 24 * 3600 * 1000;
+  int retry_backoff_ms = 500;
+  // Fault injection for tests: deliveries are never marked, as if the relay died right after
+  // the broker acknowledged the messages.
+  bool fault_drop_delivery_reports = false;
+};
+
+// Publishes outbox rows in order with an idempotent producer and marks a row published only on
+// its successful delivery report. A failed delivery rewinds to that row and retries.
+class OutboxRelay {
+ public:
+  OutboxRelay(storage::Database& db, std::string bootstrap, const Clock& clock, Metrics* metrics,
+              RelayOptions options = {}, kafka::Settings producer_settings = {});
+  ~OutboxRelay();
+  void start();
+  void stop();   // flushes what is in flight (bounded) and records deliveries
+  void abandon();  // stops without flushing or marking (simulates a crash)
+  void wake();
+  long long published_count() const { return published_.load(); }
+  long long failed_count() const { return failed_.load(); }
+  long long backlog();  // rows not yet published
+  bool broker_reachable(int timeout_ms);
+
+ private:
+  void loop();
+  void handle(const std::vector<kafka::Delivery>& deliveries);
+  storage::Database& db_;
+  std::string bootstrap_;
+  const Clock& clock_;
+  Metrics* metrics_;
+  RelayOptions options_;
+  kafka::Settings producer_settings_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> abandon_{false};
+  long long cursor_ = 0;
+  long long replay_upto_ = 0;
+  long long rewind_to_ = -1;
+  std::atomic<long long> published_{0};
+  std::atomic<long long> failed_{0};
+  Millis last_trim_ = 0;
+};
+
+// Reads events from Kafka and applies each in its own transaction together with its
+// processed-event marker; offsets are stored only after that commit.
+class ConsumerLoop {
+ public:
+  using Apply = std::function<void(storage::Connection&, const CloudEvent&)>;
+  ConsumerLoop(std::string name, std::string bootstrap, std::string group,
+               std::vector<std::string> topics, storage::Database& db, const Clock& clock,
+               Apply apply, Metrics* metrics, kafka::Settings settings = {});
+  ~ConsumerLoop();
+  void start();
+  void stop();
+  long long applied_count() const { return applied_.load(); }
+  long long duplicate_count() const { return duplicates_.load(); }
+
+ private:
+  void loop();
+  std::string name_, bootstrap_, group_;
+  std::vector<std::string> topics_;
+  storage::Database& db_;
+  const Clock& clock_;
+  Apply apply_;
+  Metrics* metrics_;
+  kafka::Settings settings_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::atomic<long long> applied_{0};
+  std::atomic<long long> duplicates_{0};
+};
+
+}  // namespace al::events

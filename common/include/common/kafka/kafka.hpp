@@ -1,0 +1,99 @@
+#pragma once
+#include <librdkafka/rdkafka.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct rd_kafka_mock_cluster_s;
+
+namespace al::kafka {
+
+using Settings = std::map<std::string, std::string>;
+
+// The topics of DESIGN §5, one per aggregate.
+inline const std::vector<std::string>& all_topics() {
+  static const std::vector<std::string> topics = {
+      "agentlancer.agents.v1", "agentlancer.threads.v1", "agentlancer.offers.v1",
+      "agentlancer.contracts.v1", "agentlancer.jobs.v1"};
+  return topics;
+}
+
+struct Delivery {
+  long long opaque;  // the caller's id for the message (the outbox sequence number)
+  rd_kafka_resp_err_t error;
+};
+
+// Idempotent producer. Delivery reports are collected per message and handed out by poll().
+class Producer {
+ public:
+  Producer(const std::string& bootstrap, const Settings& extra = {});
+  ~Producer();  // flushes (bounded), then purges what is left
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  // Enqueues; false with `error` when the local queue refuses it.
+  bool produce(const std::string& topic, const std::string& key, const std::string& payload,
+               long long opaque, std::string& error);
+  std::vector<Delivery> poll(int timeout_ms);
+  void flush(int timeout_ms);
+  std::optional<std::string> fatal_error();
+  int outstanding() const { return rd_kafka_outq_len(rk_); }
+  // True when metadata for the cluster can be fetched within the timeout.
+  bool reachable(int timeout_ms);
+
+ private:
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque);
+  rd_kafka_t* rk_ = nullptr;
+  std::mutex mutex_;
+  std::vector<Delivery> deliveries_;
+};
+
+struct Message {
+  std::string topic;
+  int partition = 0;
+  long long offset = 0;
+  std::string key;
+  std::string payload;
+};
+
+// Consumer-group member. Offsets are stored only when the caller says the effect is durable
+// (enable.auto.offset.store=false) and committed from the stored offsets.
+class Consumer {
+ public:
+  Consumer(const std::string& bootstrap, const std::string& group_id,
+           const std::vector<std::string>& topics, const Settings& extra = {});
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // A message, nothing (timeout / partition EOF), or throws on a fatal error.
+  std::optional<Message> poll(int timeout_ms);
+  void store_offset(const Message& message);
+  void commit();  // synchronous commit of stored offsets
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+};
+
+// librdkafka's in-process mock cluster: a real Kafka-protocol listener on loopback that other
+// clients (even in other processes) connect to. Data lives in memory only.
+class EmbeddedCluster {
+ public:
+  explicit EmbeddedCluster(int brokers = 1, int partitions = 3);
+  ~EmbeddedCluster();
+  const std::string& bootstrap() const { return bootstrap_; }
+  void create_topic(const std::string& topic, int partitions);
+  void set_broker_down(int broker_id);
+  void set_broker_up(int broker_id);
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  ::rd_kafka_mock_cluster_s* cluster_ = nullptr;
+  std::string bootstrap_;
+};
+
+}  // namespace al::kafka

@@ -1,0 +1,49 @@
+#pragma once
+#include <array>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace al {
+
+// A small Prometheus text-format registry: per-route request counters and latency histograms,
+// plain counters, and gauges evaluated at scrape time.
+class Metrics {
+ public:
+  static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                                      5,      10};
+
+  void observe_request(std::string_view method, std::string_view route, unsigned status,
+                       double seconds);
+  void add_counter(const std::string& name, const std::string& help, double delta = 1);
+  void register_gauge(const std::string& name, const std::string& help,
+                      std::function<double()> read);
+  std::string render() const;
+
+ private:
+  struct Histogram {
+    std::array<std::uint64_t, kBuckets.size()> buckets{};
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  struct Gauge {
+    std::string help;
+    std::function<double()> read;
+  };
+  struct Counter {
+    std::string help;
+    double value = 0;
+  };
+  mutable std::mutex mutex_;
+  std::map<std::string, std::uint64_t> request_counts_;  // key: method\x1froute\x1fstatus
+  std::map<std::string, Histogram> latencies_;           // key: method\x1froute
+  std::map<std::string, Counter> counters_;
+  std::map<std::string, Gauge> gauges_;
+};
+
+}  // namespace al

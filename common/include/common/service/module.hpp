@@ -1,0 +1,62 @@
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/auth/api_key.hpp"
+#include "common/clock/clock.hpp"
+#include "common/config/config.hpp"
+#include "common/http/router.hpp"
+#include "common/metrics/metrics.hpp"
+
+namespace al {
+
+// Runs a function later on the io threads; injected so use cases can wait (bounded) without
+// blocking a thread and tests can drive the same code.
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+  virtual void after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+};
+
+class AsioScheduler final : public Scheduler {
+ public:
+  explicit AsioScheduler(boost::asio::io_context& io) : io_(io) {}
+  void after(std::chrono::milliseconds delay, std::function<void()> fn) override;
+
+ private:
+  boost::asio::io_context& io_;
+};
+
+// What every service gets from the process that hosts it.
+struct Runtime {
+  const Config& config;
+  const Clock& clock;
+  Metrics& metrics;
+  const auth::ApiKeyAuthority& auth;
+  boost::asio::io_context& io;
+  Scheduler& scheduler;
+  std::string kafka_bootstrap;
+  bool embedded_kafka = false;  // the broker forgets everything on restart: replay the outbox
+  std::string data_dir;
+};
+
+// A service hosted in a process (alone, or all together in the embedded default).
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual std::string name() const = 0;
+  virtual void add_routes(http::Router& router) = 0;
+  virtual void start() = 0;
+  virtual void stop() = 0;
+  // False with a reason when the store or the broker is not reachable.
+  virtual bool ready(std::string& reason) = 0;
+};
+
+// Helpers shared by handlers.
+std::optional<boost::json::object> read_json_object(const http::Request& request,
+                                                    http::Response& error);
+
+}  // namespace al

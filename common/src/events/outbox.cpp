@@ -1,0 +1,331 @@
+#include "common/events/outbox.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <future>
+
+#include "common/json/json.hpp"
+#include "common/log/log.hpp"
+
+namespace al::events {
+
+storage::Migration outbox_migration(int version) {
+  return {version, R"sql(
+CREATE TABLE outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  msg_key TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  published_at INTEGER
+);
+CREATE INDEX outbox_unpublished ON outbox(seq) WHERE published_at IS NULL;
+CREATE TABLE processed_events (
+  consumer TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  processed_at INTEGER NOT NULL,
+  PRIMARY KEY (consumer, event_id)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  consumer TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  error TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql"};
+}
+
+void append_to_outbox(storage::Connection& c, const std::string& topic, const CloudEvent& event,
+                      Millis now) {
+  c.query("INSERT INTO outbox(event_id, topic, msg_key, payload, created_at) VALUES (?,?,?,?,?)",
+          event.id, topic, event.subject, boost::json::serialize(event.to_json()), now)
+      .run();
+}
+
+bool claim_event(storage::Connection& c, const std::string& consumer, const std::string& event_id,
+                 Millis now) {
+  return c.query("INSERT OR IGNORE INTO processed_events(consumer, event_id, processed_at) VALUES (?,?,?)",
+                 consumer, event_id, now)
+             .run() == 1;
+}
+
+OutboxRelay::OutboxRelay(storage::Database& db, std::string bootstrap, const Clock& clock,
+                         Metrics* metrics, RelayOptions options, kafka::Settings producer_settings)
+    : db_(db),
+      bootstrap_(std::move(bootstrap)),
+      clock_(clock),
+      metrics_(metrics),
+      options_(std::move(options)),
+      producer_settings_(std::move(producer_settings)) {}
+
+OutboxRelay::~OutboxRelay() { stop(); }
+
+void OutboxRelay::start() {
+  producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
+  if (options_.replay_published_on_start) {
+    replay_upto_ = db_.read([](storage::Connection& c) {
+      auto q = c.query("SELECT COALESCE(MAX(seq), 0) FROM outbox");
+      return q.next() ? q.int64(0) : 0LL;
+    });
+  }
+  running_ = true;
+  thread_ = std::thread([this] { loop(); });
+  db_.add_commit_listener([this] { wake(); });
+}
+
+void OutboxRelay::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
+void OutboxRelay::stop() {
+  if (!running_.exchange(false)) return;
+  wake();
+  if (thread_.joinable()) thread_.join();
+  if (!abandon_) {
+    producer_->flush(5000);
+    handle(producer_->poll(0));
+  }
+  producer_.reset();
+}
+
+void OutboxRelay::abandon() {
+  abandon_ = true;
+  stop();
+}
+
+long long OutboxRelay::backlog() {
+  return db_.read([](storage::Connection& c) {
+    auto q = c.query("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL");
+    return q.next() ? q.int64(0) : 0LL;
+  });
+}
+
+bool OutboxRelay::broker_reachable(int timeout_ms) {
+  return producer_ && producer_->reachable(timeout_ms);
+}
+
+void OutboxRelay::handle(const std::vector<kafka::Delivery>& deliveries) {
+  if (deliveries.empty()) return;
+  std::vector<long long> ok;
+  for (const auto& d : deliveries) {
+    if (d.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ok.push_back(d.opaque);
+    } else {
+      ++failed_;
+      if (metrics_) metrics_->add_counter("outbox_publish_failures_total", "Outbox messages whose delivery failed (they are retried).");
+      log::warn("outbox delivery failed", {{"relay", options_.name}, {"seq", d.opaque}, {"error", rd_kafka_err2str(d.error)}});
+      std::lock_guard lock(mutex_);
+      if (rewind_to_ < 0 || d.opaque < rewind_to_) rewind_to_ = d.opaque;
+    }
+  }
+  if (ok.empty() || options_.fault_drop_delivery_reports) return;
+  published_ += static_cast<long long>(ok.size());
+  if (metrics_) metrics_->add_counter("outbox_published_total", "Outbox messages delivered to Kafka.", static_cast<double>(ok.size()));
+  Millis now = clock_.now_ms();
+  db_.write(
+      [ok = std::move(ok), now](storage::Connection& c) {
+        for (long long seq : ok)
+          c.query("UPDATE outbox SET published_at = ? WHERE seq = ? AND published_at IS NULL", now, seq).run();
+      },
+      [name = options_.name](std::exception_ptr error) {
+        // Not fatal: unmarked rows are published again later and consumers dedupe.
+        if (error) log::warn("outbox mark failed", {{"relay", name}});
+      });
+}
+
+void OutboxRelay::loop() {
+  struct Row {
+    long long seq;
+    std::string topic, key, payload;
+  };
+  while (running_) {
+    {
+      std::lock_guard lock(mutex_);
+      if (rewind_to_ >= 0) {
+        cursor_ = std::min(cursor_, rewind_to_ - 1);
+        rewind_to_ = -1;
+      }
+    }
+    if (auto fatal = producer_->fatal_error()) {
+      // An idempotent producer's fatal error (e.g. sequence gap) needs a fresh producer; rows
+      // not yet marked are published again.
+      log::error("outbox producer fatal error, recreating", {{"relay", options_.name}, {"error", *fatal}});
+      producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
+      cursor_ = 0;
+    }
+    std::vector<Row> rows;
+    try {
+      rows = db_.read([&](storage::Connection& c) {
+        std::vector<Row> out;
+        auto q = c.query(
+            "SELECT seq, topic, msg_key, payload FROM outbox WHERE seq > ? AND (published_at IS NULL OR seq <= ?) ORDER BY seq LIMIT ?",
+            cursor_, replay_upto_, static_cast<long long>(options_.batch));
+        while (q.next()) out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3)});
+        return out;
+      });
+    } catch (const std::exception& e) {
+      log::error("outbox read failed", {{"relay", options_.name}, {"what", e.what()}});
+    }
+    bool stalled = false;
+    for (const auto& row : rows) {
+      std::string error;
+      if (!producer_->produce(row.topic, row.key, row.payload, row.seq, error)) {
+        stalled = true;  // local queue full: serve delivery reports first
+        break;
+      }
+      cursor_ = row.seq;
+    }
+    handle(producer_->poll(rows.empty() ? 0 : 1));
+    bool rewinding;
+    {
+      std::lock_guard lock(mutex_);
+      rewinding = rewind_to_ >= 0;
+    }
+    if (rewinding) {
+      std::unique_lock lock(mutex_);
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });
+      continue;
+    }
+    Millis now = clock_.now_ms();
+    if (now - last_trim_ > 60000) {
+      last_trim_ = now;
+      Millis cutoff = now - options_.retention_ms;
+      db_.write([cutoff](storage::Connection& c) {
+        c.query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?", cutoff).run();
+      }, nullptr);
+    }
+    if (rows.empty() || stalled) {
+      if (producer_->outstanding() > 0) {
+        handle(producer_->poll(stalled ? 20 : 5));
+        if (!stalled) {
+          std::unique_lock lock(mutex_);
+          cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return woken_ || !running_; });
+          woken_ = false;
+        }
+      } else {
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return woken_ || !running_; });
+        woken_ = false;
+      }
+    }
+  }
+}
+
+ConsumerLoop::ConsumerLoop(std::string name, std::string bootstrap, std::string group,
+                           std::vector<std::string> topics, storage::Database& db,
+                           const Clock& clock, Apply apply, Metrics* metrics,
+                           kafka::Settings settings)
+    : name_(std::move(name)),
+      bootstrap_(std::move(bootstrap)),
+      group_(std::move(group)),
+      topics_(std::move(topics)),
+      db_(db),
+      clock_(clock),
+      apply_(std::move(apply)),
+      metrics_(metrics),
+      settings_(std::move(settings)) {}
+
+ConsumerLoop::~ConsumerLoop() { stop(); }
+
+void ConsumerLoop::start() {
+  running_ = true;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void ConsumerLoop::stop() {
+  if (!running_.exchange(false)) return;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ConsumerLoop::loop() {
+  std::unique_ptr<kafka::Consumer> consumer;
+  while (running_ && !consumer) {
+    try {
+      consumer = std::make_unique<kafka::Consumer>(bootstrap_, group_, topics_, settings_);
+    } catch (const std::exception& e) {
+      log::error("consumer start failed", {{"consumer", name_}, {"what", e.what()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+  while (running_) {
+    std::vector<kafka::Message> batch;
+    try {
+      while (batch.size() < 500) {
+        auto m = consumer->poll(batch.empty() ? 100 : 0);
+        if (!m) break;
+        batch.push_back(std::move(*m));
+      }
+    } catch (const std::exception& e) {
+      log::error("consumer poll failed", {{"consumer", name_}, {"what", e.what()}});
+      consumer.reset();
+      consumer = std::make_unique<kafka::Consumer>(bootstrap_, group_, topics_, settings_);
+      continue;
+    }
+    if (batch.empty()) continue;
+    // Each event is its own write (so a poison event fails alone); the database groups them
+    // into one commit. Offsets are stored only after every write of the batch has committed.
+    bool all_durable = false;
+    while (running_ && !all_durable) {
+      std::vector<std::future<void>> pending;
+      for (const auto& message : batch) {
+        auto promise = std::make_shared<std::promise<void>>();
+        pending.push_back(promise->get_future());
+        db_.write(
+            [this, &message](storage::Connection& c) {
+              std::string parse_error;
+              auto value = json::parse(message.payload, parse_error);
+              std::optional<CloudEvent> event;
+              if (value) event = CloudEvent::from_json(*value);
+              if (!event) {
+                c.query("INSERT INTO dead_letters(consumer, topic, payload, error, created_at) VALUES (?,?,?,?,?)",
+                        name_, message.topic, message.payload.substr(0, 65536), "not a CloudEvent", clock_.now_ms())
+                    .run();
+                return;
+              }
+              if (!claim_event(c, name_, event->id, clock_.now_ms())) {
+                ++duplicates_;
+                return;
+              }
+              try {
+                c.exec("SAVEPOINT apply");
+                apply_(c, *event);
+                c.exec("RELEASE apply");
+                ++applied_;
+              } catch (const std::exception& e) {
+                c.exec("ROLLBACK TO apply");
+                c.exec("RELEASE apply");
+                c.query("INSERT INTO dead_letters(consumer, topic, payload, error, created_at) VALUES (?,?,?,?,?)",
+                        name_, message.topic, message.payload.substr(0, 65536), std::string(e.what()), clock_.now_ms())
+                    .run();
+                log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id}, {"what", e.what()}});
+              }
+            },
+            [promise](std::exception_ptr error) {
+              if (error) promise->set_exception(error); else promise->set_value();
+            });
+      }
+      all_durable = true;
+      for (auto& f : pending) {
+        try {
+          f.get();
+        } catch (const std::exception& e) {
+          all_durable = false;
+          log::error("consumer write failed, retrying batch", {{"consumer", name_}, {"what", e.what()}});
+        }
+      }
+      if (!all_durable) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (!all_durable) break;
+    for (const auto& message : batch) consumer->store_offset(message);
+    if (metrics_) metrics_->add_counter("consumer_events_total", "Events consumed from Kafka.", static_cast<double>(batch.size()));
+  }
+  if (consumer) consumer->commit();
+}
+
+}  // namespace al::events

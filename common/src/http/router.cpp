@@ -1,0 +1,55 @@
+#include "common/http/router.hpp"
+
+namespace al::http {
+namespace {
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t pos = 0;
+  while (pos <= path.size()) {
+    std::size_t next = path.find('/', pos);
+    if (next == std::string_view::npos) next = path.size();
+    if (next > pos) out.push_back(path.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  return out;
+}
+}  // namespace
+
+void Router::add(bhttp::verb method, std::string pattern, Handler handler) {
+  Route route{method, pattern, {}, std::move(handler)};
+  for (auto segment : split_path(pattern)) route.segments.emplace_back(segment);
+  routes_.push_back(std::move(route));
+}
+
+Router::Match Router::match(bhttp::verb method, std::string_view path) const {
+  Match result;
+  auto segments = split_path(path);
+  for (const auto& route : routes_) {
+    if (route.segments.size() != segments.size()) continue;
+    Pairs params;
+    bool ok = true;
+    for (std::size_t i = 0; i < segments.size() && ok; ++i) {
+      const std::string& pattern = route.segments[i];
+      if (pattern.size() > 2 && pattern.front() == '{' && pattern.back() == '}') {
+        params.emplace_back(pattern.substr(1, pattern.size() - 2), std::string(segments[i]));
+      } else if (pattern != segments[i]) {
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    if (route.method != method) {
+      result.status = 405;
+      if (!result.allow.empty()) result.allow += ", ";
+      result.allow += std::string(bhttp::to_string(route.method));
+      continue;
+    }
+    result.handler = &route.handler;
+    result.status = 200;
+    result.route = route.pattern;
+    result.params = std::move(params);
+    return result;
+  }
+  return result;
+}
+
+}  // namespace al::http

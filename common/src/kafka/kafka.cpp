@@ -1,0 +1,213 @@
+#include "common/kafka/kafka.hpp"
+
+#include <librdkafka/rdkafka_mock.h>
+
+#include <stdexcept>
+
+#include "common/log/log.hpp"
+
+namespace al::kafka {
+namespace {
+rd_kafka_conf_t* make_conf(const Settings& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char error[512];
+  for (const auto& [k, v] : settings) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), error, sizeof error) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::invalid_argument("kafka config " + k + ": " + error);
+    }
+  }
+  return conf;
+}
+void log_callback(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  // librdkafka levels are syslog levels; 3 = error, 4 = warning.
+  if (level <= 4)
+    log::warn("kafka", {{"facility", facility}, {"message", message}});
+}
+}  // namespace
+
+Producer::Producer(const std::string& bootstrap, const Settings& extra) {
+  Settings settings = {
+      {"bootstrap.servers", bootstrap},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", "2"},
+      {"message.timeout.ms", "30000"},
+      {"socket.keepalive.enable", "true"},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [k, v] : extra) settings[k] = v;
+  rd_kafka_conf_t* conf = make_conf(settings);
+  rd_kafka_conf_set_dr_msg_cb(conf, &Producer::on_delivery);
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_log_cb(conf, log_callback);
+  char error[512];
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (!rk_) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("kafka producer: ") + error);
+  }
+}
+
+Producer::~Producer() {
+  rd_kafka_flush(rk_, 5000);
+  rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(rk_, 0);
+  rd_kafka_destroy(rk_);
+}
+
+void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  auto id = reinterpret_cast<std::intptr_t>(message->_private);
+  std::lock_guard lock(self->mutex_);
+  self->deliveries_.push_back({static_cast<long long>(id), message->err});
+}
+
+bool Producer::produce(const std::string& topic, const std::string& key,
+                       const std::string& payload, long long opaque, std::string& error) {
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::intptr_t>(opaque))),
+      RD_KAFKA_V_END);
+  if (err) {
+    error = rd_kafka_err2str(err);
+    return false;
+  }
+  return true;
+}
+
+std::vector<Delivery> Producer::poll(int timeout_ms) {
+  rd_kafka_poll(rk_, timeout_ms);
+  std::lock_guard lock(mutex_);
+  std::vector<Delivery> out;
+  out.swap(deliveries_);
+  return out;
+}
+
+void Producer::flush(int timeout_ms) { rd_kafka_flush(rk_, timeout_ms); }
+
+std::optional<std::string> Producer::fatal_error() {
+  char error[512];
+  if (rd_kafka_fatal_error(rk_, error, sizeof error) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::string(error);
+  return std::nullopt;
+}
+
+bool Producer::reachable(int timeout_ms) {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &metadata, timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+  bool ok = metadata->broker_cnt > 0;
+  rd_kafka_metadata_destroy(metadata);
+  return ok;
+}
+
+Consumer::Consumer(const std::string& bootstrap, const std::string& group_id,
+                   const std::vector<std::string>& topics, const Settings& extra) {
+  Settings settings = {
+      {"bootstrap.servers", bootstrap},
+      {"group.id", group_id},
+      {"enable.auto.commit", "true"},
+      {"auto.commit.interval.ms", "500"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"enable.partition.eof", "false"},
+      {"topic.metadata.refresh.interval.ms", "5000"},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [k, v] : extra) settings[k] = v;
+  rd_kafka_conf_t* conf = make_conf(settings);
+  rd_kafka_conf_set_log_cb(conf, log_callback);
+  char error[512];
+  rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+  if (!rk_) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("kafka consumer: ") + error);
+  }
+  rd_kafka_poll_set_consumer(rk_);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(topics.size()));
+  for (const auto& t : topics) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err) {
+    rd_kafka_destroy(rk_);
+    throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+  }
+}
+
+Consumer::~Consumer() {
+  rd_kafka_consumer_close(rk_);
+  rd_kafka_destroy(rk_);
+}
+
+std::optional<Message> Consumer::poll(int timeout_ms) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout_ms);
+  if (!m) return std::nullopt;
+  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
+  if (m->err) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return std::nullopt;
+    char fatal[512];
+    if (rd_kafka_fatal_error(rk_, fatal, sizeof fatal))
+      throw std::runtime_error(std::string("kafka consumer fatal: ") + fatal);
+    log::warn("kafka consume error", {{"error", rd_kafka_message_errstr(m)}});
+    return std::nullopt;
+  }
+  Message out;
+  out.topic = rd_kafka_topic_name(m->rkt);
+  out.partition = m->partition;
+  out.offset = m->offset;
+  if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) out.payload.assign(static_cast<const char*>(m->payload), m->len);
+  return out;
+}
+
+void Consumer::store_offset(const Message& message) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, message.topic.c_str(), message.partition)->offset =
+      message.offset + 1;
+  rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err && err != RD_KAFKA_RESP_ERR__STATE)
+    log::warn("kafka offset store failed", {{"error", rd_kafka_err2str(err)}});
+}
+
+void Consumer::commit() {
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    log::warn("kafka commit failed", {{"error", rd_kafka_err2str(err)}});
+}
+
+EmbeddedCluster::EmbeddedCluster(int brokers, int partitions) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char error[512];
+  rd_kafka_conf_set_log_cb(conf, log_callback);
+  rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (!rk_) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("embedded kafka: ") + error);
+  }
+  cluster_ = rd_kafka_mock_cluster_new(rk_, brokers);
+  if (!cluster_) {
+    rd_kafka_destroy(rk_);
+    throw std::runtime_error("embedded kafka: cannot create the mock cluster");
+  }
+  bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+  for (const auto& topic : all_topics()) create_topic(topic, partitions);
+}
+
+EmbeddedCluster::~EmbeddedCluster() {
+  rd_kafka_mock_cluster_destroy(cluster_);
+  rd_kafka_destroy(rk_);
+}
+
+void EmbeddedCluster::create_topic(const std::string& topic, int partitions) {
+  rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
+  if (err) throw std::runtime_error("embedded kafka: create topic " + topic + ": " + rd_kafka_err2str(err));
+}
+
+void EmbeddedCluster::set_broker_down(int broker_id) { rd_kafka_mock_broker_set_down(cluster_, broker_id); }
+void EmbeddedCluster::set_broker_up(int broker_id) { rd_kafka_mock_broker_set_up(cluster_, broker_id); }
+
+}  // namespace al::kafka

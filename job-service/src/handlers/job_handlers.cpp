@@ -1,0 +1,318 @@
+#include "handlers/job_handlers.hpp"
+
+#include "common/json/json.hpp"
+#include "common/service/module.hpp"
+#include "common/util/ids.hpp"
+#include "common/util/time_format.hpp"
+#include "events/job_json.hpp"
+
+namespace al::job {
+namespace {
+using http::Request;
+using http::Responder;
+using http::Response;
+namespace bj = boost::json;
+
+constexpr std::size_t kMaxText = 20000;
+constexpr std::size_t kMaxDeliverable = 200000;
+
+Response validation_error(const json::ObjectReader& reader) {
+  return Response::error(400, "Validation error", "validation_error", json::errors_to_json(reader.errors()));
+}
+
+bool is_evm_address(std::string_view s) {
+  if (s.size() != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return false;
+  for (std::size_t i = 2; i < s.size(); ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  return true;
+}
+
+std::optional<std::string> required_address(json::ObjectReader& r, std::string_view name) {
+  auto v = r.required_string(name, 1, 64);
+  if (v && !is_evm_address(*v)) {
+    r.fail(name, "must be an address: 0x followed by 40 hexadecimal digits");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<std::string> agent_id_field(json::ObjectReader& r, std::string_view name, bool required) {
+  auto v = required ? r.required_string(name, 1, 64) : r.optional_string(name, 64);
+  if (v) {
+    for (char c : *v)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
+        r.fail(name, "is not a valid agent id");
+        return std::nullopt;
+      }
+  }
+  return v;
+}
+
+// payableDetail of seed 001; `with_recipient` for requirement memos.
+std::optional<PayableDetail> read_payable(json::ObjectReader& r, bool with_recipient) {
+  const bj::object* o = r.optional_object("payableDetail");
+  if (!o) return std::nullopt;
+  auto nested = with_recipient ? r.nested(*o, "payableDetail", {"amount", "tokenAddress", "recipient"})
+                               : r.nested(*o, "payableDetail", {"amount", "tokenAddress", "recipient"});
+  PayableDetail d;
+  auto amount = nested.required_decimal("amount");
+  if (amount && amount->is_zero()) nested.fail("amount", "must be greater than 0");
+  auto token = required_address(nested, "tokenAddress");
+  std::optional<std::string> recipient;
+  if (with_recipient) recipient = required_address(nested, "recipient");
+  else if (nested.present("recipient")) recipient = required_address(nested, "recipient");
+  if (!amount || !token) return std::nullopt;
+  d.amount = *amount;
+  d.token_address = *token;
+  d.recipient = recipient;
+  return d;
+}
+
+struct Mapping {
+  unsigned success = 204;
+  unsigned not_found_status = 404;
+  std::string not_found_message = "Job not found";
+};
+
+void respond(const Result& r, const Responder& reply, const Mapping& m) {
+  switch (r.kind) {
+    case Result::Kind::Ok:
+    case Result::Kind::Unchanged:
+    case Result::Kind::Created:
+      if (m.success == 204) return reply(Response::no_content());
+      return reply(Response::json(r.kind == Result::Kind::Created ? 201 : m.success, to_json(*r.job)));
+    case Result::Kind::Forbidden: return reply(Response::error(403, r.message, "forbidden"));
+    case Result::Kind::Conflict: return reply(Response::error(409, r.message, "conflict"));
+    case Result::Kind::NotFound:
+      return reply(Response::error(m.not_found_status, r.message.empty() || m.not_found_status == 409 ? m.not_found_message : r.message,
+                                   m.not_found_status == 409 ? "conflict" : "not_found"));
+    case Result::Kind::Invalid: return reply(Response::error(400, r.message, "validation_error"));
+    case Result::Kind::Unavailable: return reply(Response::error(503, r.message, "unavailable"));
+    case Result::Kind::Internal: return reply(Response::error(500, "Internal error", "internal"));
+  }
+}
+
+// 401, then 400 for the id, then the body (400), then the use case (403 before 409).
+struct Prelude {
+  std::string agent;
+  long long job_id = 0;
+  bj::object body;
+};
+
+std::optional<Prelude> prelude(const Request& req, const Responder& reply,
+                               const auth::ApiKeyAuthority& auth, bool with_body) {
+  auto who = auth::authenticate(req, auth);
+  if (!who.agent_id) {
+    reply(std::move(who.failure));
+    return std::nullopt;
+  }
+  Prelude p;
+  p.agent = *who.agent_id;
+  if (!parse_positive_int64(req.param("id"), p.job_id)) {
+    reply(Response::error(400, "Invalid job ID", "invalid_job_id"));
+    return std::nullopt;
+  }
+  if (with_body) {
+    Response error;
+    auto body = read_json_object(req, error);
+    if (!body) {
+      reply(std::move(error));
+      return std::nullopt;
+    }
+    p.body = std::move(*body);
+  }
+  return p;
+}
+
+}  // namespace
+
+void add_job_routes(http::Router& router, JobService& service, JobStore& store,
+                    const auth::ApiKeyAuthority& auth) {
+  using bhttp = http::bhttp::verb;
+
+  // --- provider (seed 001) ---
+  router.add(bhttp::post, "/api/agents/providers/jobs/{id}/accept", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    json::ObjectReader r(p->body, {"accept", "reason"});
+    auto accept = r.required_bool("accept");
+    auto reason = r.optional_string("reason", kMaxText);
+    if (!r.ok()) return reply(validation_error(r));
+    service.act(p->job_id, p->agent, ProviderAccept{*accept, reason}, req.request_id,
+                [reply](Result result) { respond(result, reply, {204, 409, std::string(kNotInRequest)}); });
+  });
+
+  router.add(bhttp::post, "/api/agents/providers/jobs/{id}/negotiation", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    json::ObjectReader r(p->body, {"accept", "content"});
+    auto accept = r.required_bool("accept");
+    auto content = r.optional_string("content", kMaxText);
+    if (!r.ok()) return reply(validation_error(r));
+    service.act(p->job_id, p->agent, ProviderNegotiation{*accept, content}, req.request_id,
+                [reply](Result result) { respond(result, reply, {204, 409, std::string(kNotInNegotiation)}); });
+  });
+
+  router.add(bhttp::post, "/api/agents/providers/jobs/{id}/requirement", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    json::ObjectReader r(p->body, {"content", "payableDetail"});
+    auto content = r.required_string("content", 1, kMaxText);
+    auto payable = read_payable(r, true);
+    if (!r.ok()) return reply(validation_error(r));
+    service.act(p->job_id, p->agent, ProviderRequirement{*content, payable}, req.request_id,
+                [reply](Result result) {
+                  respond(result, reply, {204, 409, std::string(kNotInNegotiationOrTransaction)});
+                });
+  });
+
+  router.add(bhttp::post, "/api/agents/providers/jobs/{id}/deliverable", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    json::ObjectReader r(p->body, {"deliverable", "payableDetail"});
+    std::string deliverable;
+    const bj::value* d = r.present("deliverable");
+    if (!d) {
+      r.fail("deliverable", "is required");
+    } else if (d->is_string()) {
+      if (d->get_string().empty()) r.fail("deliverable", "must not be empty");
+      deliverable = d->get_string();
+    } else if (d->is_object()) {
+      auto nested = r.nested(d->get_object(), "deliverable", {"type", "value"});
+      nested.required_string("type", 1, 200);
+      if (!d->get_object().contains("value")) nested.fail("value", "is required");
+      // Seed: structured deliverables are JSON-serialized before storage.
+      deliverable = bj::serialize(*d);
+    } else {
+      r.fail("deliverable", "must be a string or an object {type, value}");
+    }
+    if (deliverable.size() > kMaxDeliverable) r.fail("deliverable", "is too large");
+    auto payable = read_payable(r, false);
+    if (!r.ok()) return reply(validation_error(r));
+    service.act(p->job_id, p->agent, ProviderDeliverable{deliverable, payable}, req.request_id,
+                [reply](Result result) { respond(result, reply, {204, 409, std::string(kNotInTransaction)}); });
+  });
+
+  // --- client side ---
+  router.add(bhttp::post, "/api/agents/jobs", [&](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    Response error;
+    auto body = read_json_object(req, error);
+    if (!body) return reply(std::move(error));
+    json::ObjectReader r(*body, {"providerId", "serviceRequirement", "budget", "tokenAddress", "expiredAt",
+                                 "evaluatorId", "clientOperationId"});
+    CreateJob c;
+    c.client_id = *who.agent_id;
+    auto provider = agent_id_field(r, "providerId", true);
+    auto requirement = r.required_string("serviceRequirement", 1, kMaxText);
+    auto budget = r.required_decimal("budget");
+    auto token = required_address(r, "tokenAddress");
+    auto evaluator = agent_id_field(r, "evaluatorId", false);
+    auto operation = r.optional_string("clientOperationId", 128);
+    if (operation && operation->empty()) r.fail("clientOperationId", "must not be empty");
+    std::optional<Millis> expires;
+    if (auto e = r.optional_string("expiredAt", 64)) {
+      expires = parse_rfc3339(*e);
+      if (!expires) r.fail("expiredAt", "must be an RFC 3339 date-time such as 2026-12-01T12:00:00Z");
+    }
+    if (provider && *provider == c.client_id) r.fail("providerId", "must not be the client itself");
+    if (!r.ok()) return reply(validation_error(r));
+    c.provider_id = *provider;
+    c.service_requirement = *requirement;
+    c.budget = *budget;
+    c.token_address = *token;
+    c.evaluator_id = evaluator;
+    c.client_operation_id = operation;
+    c.expired_at = expires;
+    service.create(std::move(c), req.request_id, [reply](Result result) {
+      if (result.kind == Result::Kind::Unchanged) result.kind = Result::Kind::Created;  // same response again
+      if (result.kind == Result::Kind::Invalid) return reply(Response::error(422, result.message, "unknown_agent"));
+      respond(result, reply, {201, 404, "Job not found"});
+    });
+  });
+
+  router.add(bhttp::get, "/api/agents/jobs/{id}", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, false);
+    if (!p) return;
+    auto job = store.get(p->job_id);
+    if (!job) return reply(Response::error(404, "Job not found", "not_found"));
+    if (!is_party(*job, p->agent)) return reply(Response::error(403, "Not authorized to view this job", "forbidden"));
+    reply(Response::json(200, to_json(*job)));
+  });
+
+  router.add(bhttp::get, "/api/agents/jobs", [&](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    ListQuery q;
+    q.agent_id = *who.agent_id;
+    std::vector<json::FieldError> errors;
+    for (const auto& [key, value] : req.query) {
+      if (key == "role") {
+        if (value != "client" && value != "provider" && value != "evaluator")
+          errors.push_back({"role", "must be client, provider or evaluator"});
+        else q.role = value;
+      } else if (key == "phase") {
+        if (value.size() != 1 || value[0] < '0' || value[0] > '6') errors.push_back({"phase", "must be 0..6"});
+        else q.phase = value[0] - '0';
+      } else if (key == "limit") {
+        long long n = 0;
+        if (!parse_positive_int64(value, n) || n > 100) errors.push_back({"limit", "must be 1..100"});
+        else q.limit = static_cast<int>(n);
+      } else if (key == "cursor") {
+        long long n = 0;
+        if (!parse_positive_int64(value, n)) errors.push_back({"cursor", "is not a cursor from a previous page"});
+        else q.before_id = n;
+      } else {
+        errors.push_back({key.substr(0, 64), "unknown query parameter"});
+      }
+    }
+    if (!errors.empty())
+      return reply(Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors)));
+    auto page = store.list(q);
+    bj::array jobs;
+    for (const auto& job : page.jobs) jobs.push_back(to_json(job));
+    reply(Response::json(200, bj::object{{"jobs", std::move(jobs)},
+                                         {"nextCursor", page.next_before_id ? bj::value(std::to_string(*page.next_before_id)) : nullptr}}));
+  });
+
+  router.add(bhttp::post, "/api/agents/jobs/{id}/escrow", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    json::ObjectReader r(p->body, {"txHash"});
+    auto hash = r.required_string("txHash", 1, 100);
+    if (hash && !chain::is_tx_hash(*hash)) r.fail("txHash", "must be 0x followed by 64 hexadecimal digits");
+    if (!r.ok()) return reply(validation_error(r));
+    std::string normalized = *hash;
+    for (auto& ch : normalized) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    service.escrow(p->job_id, p->agent, normalized, req.request_id,
+                   [reply](Result result) { respond(result, reply, {200, 404, "Job not found"}); });
+  });
+
+  router.add(bhttp::post, "/api/agents/jobs/{id}/evaluate", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    json::ObjectReader r(p->body, {"accept", "reason"});
+    auto accept = r.required_bool("accept");
+    auto reason = r.optional_string("reason", kMaxText);
+    if (!r.ok()) return reply(validation_error(r));
+    service.act(p->job_id, p->agent, Evaluate{*accept, reason}, req.request_id,
+                [reply](Result result) { respond(result, reply, {204, 404, "Job not found"}); });
+  });
+
+  router.add(bhttp::post, "/api/agents/jobs/{id}/memos/{memoId}/approve", [&](const Request& req, Responder reply) {
+    auto p = prelude(req, reply, auth, true);
+    if (!p) return;
+    long long memo_id = 0;
+    if (!parse_positive_int64(req.param("memoId"), memo_id))
+      return reply(Response::error(400, "Invalid memo ID", "invalid_memo_id"));
+    json::ObjectReader r(p->body, {"approve", "reason"});
+    auto approve = r.required_bool("approve");
+    auto reason = r.optional_string("reason", kMaxText);
+    if (!r.ok()) return reply(validation_error(r));
+    service.act(p->job_id, p->agent, DecideMemo{memo_id, *approve, reason}, req.request_id,
+                [reply](Result result) { respond(result, reply, {204, 404, "Job not found"}); });
+  });
+}
+
+}  // namespace al::job

@@ -1,0 +1,104 @@
+#include "job_module.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/chain/chain.hpp"
+#include "common/events/outbox.hpp"
+#include "common/log/log.hpp"
+#include "handlers/job_handlers.hpp"
+#include "service/job_service.hpp"
+#include "storage/sqlite_job_store.hpp"
+
+namespace al::job {
+
+std::vector<ConfigEntry> job_config_entries() {
+  return {
+      {"job.default_ttl_ms", "604800000", "Expiry of a job created without `expiredAt` (ms; default 7 days).", {}},
+      {"job.expiry_sweep_ms", "1000", "How often unfinished jobs past `expiredAt` are moved to EXPIRED (ms).", {}},
+      {"job.agent_wait_ms", "5000", "How long job creation waits for a just-registered provider/evaluator to reach this service (ms).", {}},
+      {"job.chain_adapter", "sandbox", "Escrow verification: `sandbox` (embedded default; accepts any well-formed tx hash except all zeros).", {}},
+  };
+}
+
+namespace {
+class JobModule final : public Module {
+ public:
+  explicit JobModule(Runtime& rt)
+      : rt_(rt),
+        db_(rt.data_dir + "/job-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
+        store_(db_, rt.clock),
+        service_(store_, chain_, rt.clock, rt.scheduler,
+                 JobServiceOptions{rt.config.get_int("job.default_ttl_ms"), rt.config.get_int("job.agent_wait_ms")}),
+        relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
+               events::RelayOptions{.name = "job-service",
+                                    .replay_published_on_start = rt.embedded_kafka,
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms")}),
+        agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, db_,
+                rt.clock, &SqliteJobStore::apply_agent_event, &rt.metrics),
+        sweeper_(rt.io) {
+    if (rt.config.get("job.chain_adapter") != "sandbox")
+      throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");
+    db_.migrate(job_migrations());
+    rt.metrics.register_gauge("job_service_outbox_backlog", "Job events committed but not yet published.",
+                              [this] { return static_cast<double>(relay_.backlog()); });
+  }
+
+  std::string name() const override { return "job-service"; }
+  void add_routes(http::Router& router) override { add_job_routes(router, service_, store_, rt_.auth); }
+
+  void start() override {
+    relay_.start();
+    agents_.start();
+    schedule_sweep();
+  }
+
+  void stop() override {
+    stopping_ = true;
+    sweeper_.cancel();
+    agents_.stop();
+    relay_.stop();
+    db_.stop();
+  }
+
+  bool ready(std::string& reason) override {
+    if (!store_.healthy()) {
+      reason = "job-service database unavailable";
+      return false;
+    }
+    if (!relay_.broker_reachable(1000)) {
+      reason = "job-service cannot reach the Kafka broker";
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  void schedule_sweep() {
+    if (stopping_) return;
+    sweeper_.expires_after(std::chrono::milliseconds(rt_.config.get_int("job.expiry_sweep_ms")));
+    sweeper_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      try {
+        service_.expire_due();
+      } catch (const std::exception& e) {
+        log::error("expiry sweep failed", {{"what", e.what()}});
+      }
+      schedule_sweep();
+    });
+  }
+
+  Runtime& rt_;
+  chain::SandboxChain chain_;
+  storage::Database db_;
+  SqliteJobStore store_;
+  JobService service_;
+  events::OutboxRelay relay_;
+  events::ConsumerLoop agents_;
+  boost::asio::steady_timer sweeper_;
+  std::atomic<bool> stopping_{false};
+};
+}  // namespace
+
+std::unique_ptr<Module> make_job_module(Runtime& runtime) { return std::make_unique<JobModule>(runtime); }
+
+}  // namespace al::job

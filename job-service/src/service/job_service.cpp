@@ -1,0 +1,219 @@
+#include "service/job_service.hpp"
+
+#include "common/log/log.hpp"
+#include "common/util/ids.hpp"
+#include "events/job_json.hpp"
+
+namespace al::job {
+namespace {
+Result::Kind kind_of(Verdict v) {
+  switch (v) {
+    case Verdict::Applied: return Result::Kind::Ok;
+    case Verdict::Unchanged: return Result::Kind::Unchanged;
+    case Verdict::Forbidden: return Result::Kind::Forbidden;
+    case Verdict::Conflict: return Result::Kind::Conflict;
+    case Verdict::NotFound: return Result::Kind::NotFound;
+    case Verdict::Invalid: return Result::Kind::Invalid;
+  }
+  return Result::Kind::Internal;
+}
+
+// Completes `done` once the transaction is durable (or failed).
+std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, JobService::Callback done) {
+  return [result, done = std::move(done)](std::exception_ptr error) {
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        log::error("job transaction failed", {{"what", e.what()}});
+      }
+      done(Result{Result::Kind::Internal, "Internal error", std::nullopt});
+      return;
+    }
+    done(std::move(*result));
+  };
+}
+}  // namespace
+
+JobService::JobService(JobStore& store, chain::ChainAdapter& chain, const Clock& clock,
+                       Scheduler& scheduler, JobServiceOptions options)
+    : store_(store), chain_(chain), clock_(clock), scheduler_(scheduler), options_(std::move(options)) {}
+
+void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
+                        const std::string& request_id) {
+  if (changes.empty()) return;
+  long long first_seq = job.version + 1;
+  job.version += static_cast<long long>(changes.size());
+  if (job.id == 0) tx.insert(job); else tx.save(job);
+  boost::json::object snapshot = to_json(job);
+  std::vector<std::string> audience = {job.client_id, job.provider_id};
+  if (job.evaluator_id && *job.evaluator_id != job.client_id) audience.push_back(*job.evaluator_id);
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    const Change& c = changes[i];
+    events::CloudEvent e;
+    e.id = new_uuid_v4();
+    e.type = c.event_type;
+    e.source = options_.source;
+    e.subject = std::to_string(job.id);
+    e.time = clock_.now_ms();
+    e.seq = first_seq + static_cast<long long>(i);
+    e.audience = audience;
+    e.request_id = request_id;
+    boost::json::object change{{"action", c.action}};
+    if (c.from) change["from"] = static_cast<int>(*c.from);
+    if (c.to) change["to"] = static_cast<int>(*c.to);
+    if (c.reason) change["reason"] = *c.reason;
+    if (c.memo_index) change["memo"] = to_json(job.memos[*c.memo_index]);
+    e.data = {{"job", snapshot}, {"change", std::move(change)}};
+    tx.publish(e);
+  }
+}
+
+void JobService::create(CreateJob command, std::string request_id, Callback done) {
+  auto shared = std::make_shared<CreateJob>(std::move(command));
+  try_create(shared, std::move(request_id), clock_.now_ms() + options_.agent_wait_ms, std::move(done));
+}
+
+void JobService::try_create(std::shared_ptr<CreateJob> command, std::string request_id,
+                            Millis give_up_at, Callback done) {
+  auto result = std::make_shared<Result>();
+  auto unknown_agent = std::make_shared<std::string>();
+  store_.transact(
+      [this, command, result, unknown_agent, request_id](JobTx& tx) {
+        if (command->client_operation_id) {
+          if (auto existing = tx.find_by_operation(command->client_id, *command->client_operation_id)) {
+            result->kind = Result::Kind::Unchanged;
+            result->job = std::move(existing);
+            return;
+          }
+        }
+        if (!tx.agent_known(command->provider_id)) {
+          *unknown_agent = "providerId";
+          return;
+        }
+        if (command->evaluator_id && *command->evaluator_id != command->client_id &&
+            !tx.agent_known(*command->evaluator_id)) {
+          *unknown_agent = "evaluatorId";
+          return;
+        }
+        Millis now = clock_.now_ms();
+        Job job;
+        job.phase = Phase::Request;
+        job.client_id = command->client_id;
+        job.provider_id = command->provider_id;
+        job.evaluator_id = command->evaluator_id;
+        job.service_requirement = command->service_requirement;
+        job.budget = command->budget;
+        job.token_address = command->token_address;
+        job.client_operation_id = command->client_operation_id;
+        job.contract_id = command->contract_id;
+        job.expired_at = command->expired_at ? *command->expired_at : now + options_.default_ttl_ms;
+        job.created_at = now;
+        job.updated_at = now;
+        record(tx, job, {Change{"job.created", "create", std::nullopt, Phase::Request, std::nullopt, std::nullopt}}, request_id);
+        result->kind = Result::Kind::Created;
+        result->job = std::move(job);
+      },
+      [this, command, result, unknown_agent, request_id, give_up_at, done](std::exception_ptr error) {
+        if (!error && !unknown_agent->empty()) {
+          // The agent may have signed up a moment ago and its event not arrived yet: wait briefly.
+          if (clock_.now_ms() < give_up_at) {
+            scheduler_.after(std::chrono::milliseconds(25), [this, command, request_id, give_up_at, done] {
+              try_create(command, request_id, give_up_at, done);
+            });
+            return;
+          }
+          done(Result{Result::Kind::Invalid,
+                      "Unknown " + *unknown_agent + ": no agent with that id is registered",
+                      std::nullopt});
+          return;
+        }
+        finish(result, done)(error);
+      });
+}
+
+void JobService::act(long long job_id, std::string actor, Action action, std::string request_id,
+                     Callback done) {
+  auto result = std::make_shared<Result>();
+  store_.transact(
+      [this, job_id, actor = std::move(actor), action = std::move(action), result,
+       request_id = std::move(request_id)](JobTx& tx) {
+        auto job = tx.load(job_id);
+        if (!job) {
+          result->kind = Result::Kind::NotFound;
+          return;
+        }
+        Millis now = clock_.now_ms();
+        std::vector<Change> changes = expire_if_due(*job, now).changes;
+        Outcome outcome = std::visit(
+            [&](const auto& a) -> Outcome {
+              using T = std::decay_t<decltype(a)>;
+              if constexpr (std::is_same_v<T, ProviderAccept>) return provider_accept(*job, actor, a.accept, a.reason, now);
+              else if constexpr (std::is_same_v<T, ProviderNegotiation>) return provider_negotiation(*job, actor, a.accept, a.content, now);
+              else if constexpr (std::is_same_v<T, ProviderRequirement>) return provider_requirement(*job, actor, a.content, a.payable, now);
+              else if constexpr (std::is_same_v<T, ProviderDeliverable>) return provider_deliverable(*job, actor, a.deliverable, a.payable, now);
+              else if constexpr (std::is_same_v<T, Evaluate>) return evaluate(*job, actor, a.accept, a.reason, now);
+              else if constexpr (std::is_same_v<T, DecideMemo>) return decide_memo(*job, actor, a.memo_id, a.approve, a.reason, now);
+              else return changes.empty() ? Outcome::unchanged() : Outcome{};
+            },
+            action);
+        result->kind = kind_of(outcome.verdict);
+        result->message = outcome.message;
+        // Expiry is kept even when the action itself is refused: it happened regardless.
+        for (auto& c : outcome.changes) changes.push_back(std::move(c));
+        record(tx, *job, changes, request_id);
+        result->job = std::move(job);
+      },
+      finish(result, std::move(done)));
+}
+
+void JobService::escrow(long long job_id, std::string actor, std::string tx_hash,
+                        std::string request_id, Callback done) {
+  // Check permissions and phase first so the chain is only asked on behalf of the client.
+  auto current = store_.get(job_id);
+  if (!current) return done(Result{Result::Kind::NotFound, "Job not found", std::nullopt});
+  Outcome precheck = check_escrow_allowed(*current, actor, tx_hash);
+  if (precheck.verdict != Verdict::Applied) {
+    return done(Result{kind_of(precheck.verdict), precheck.message, std::move(current)});
+  }
+  chain::PaymentExpectation expectation{tx_hash, current->budget, current->token_address, std::nullopt, ""};
+  chain_.verify(expectation, [this, job_id, actor, tx_hash, request_id, done](chain::PaymentCheck check) {
+    if (!check.verified()) {
+      Result r{Result::Kind::Conflict, "Escrow not verified: " + check.message, std::nullopt};
+      if (check.status == "invalid_hash") r.kind = Result::Kind::Invalid;
+      if (check.status == "unavailable") r.kind = Result::Kind::Unavailable;
+      return done(std::move(r));
+    }
+    auto result = std::make_shared<Result>();
+    store_.transact(
+        [this, job_id, actor, tx_hash, request_id, result, adapter = check.adapter](JobTx& tx) {
+          auto job = tx.load(job_id);
+          if (!job) {
+            result->kind = Result::Kind::NotFound;
+            return;
+          }
+          Millis now = clock_.now_ms();
+          std::vector<Change> changes = expire_if_due(*job, now).changes;
+          Outcome outcome;
+          if (job->escrow == std::nullopt && tx.tx_hash_used(tx_hash)) {
+            outcome = Outcome::fail(Verdict::Conflict, "Transaction hash already used for another escrow");
+          } else {
+            outcome = client_escrow(*job, actor, tx_hash, adapter, now);
+          }
+          result->kind = kind_of(outcome.verdict);
+          result->message = outcome.message;
+          for (auto& c : outcome.changes) changes.push_back(std::move(c));
+          record(tx, *job, changes, request_id);
+          result->job = std::move(job);
+        },
+        finish(result, done));
+  });
+}
+
+int JobService::expire_due(int limit) {
+  auto ids = store_.due_for_expiry(clock_.now_ms(), limit);
+  for (long long id : ids) act(id, "", Expire{}, "expiry-sweeper", [](Result) {});
+  return static_cast<int>(ids.size());
+}
+
+}  // namespace al::job

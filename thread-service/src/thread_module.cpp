@@ -1,0 +1,138 @@
+#include "thread_module.hpp"
+
+#include "common/events/outbox.hpp"
+#include "common/json/json.hpp"
+#include "common/util/ids.hpp"
+#include "common/util/time_format.hpp"
+
+namespace al::thread_service {
+namespace {
+using http::Request;
+using http::Responder;
+using http::Response;
+namespace bj = boost::json;
+
+std::vector<storage::Migration> migrations() {
+  return {
+      events::outbox_migration(1),
+      {2, R"sql(
+CREATE TABLE agents (
+  agent_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT,
+  key_fingerprint TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
+  };
+}
+
+bj::object agent_json(const std::string& id, const std::string& name,
+                      const std::optional<std::string>& description, Millis created_at) {
+  return {{"agent_id", id},
+          {"name", name},
+          {"description", description ? bj::value(*description) : nullptr},
+          {"created_at", format_rfc3339(created_at)}};
+}
+
+class ThreadModule final : public Module {
+ public:
+  explicit ThreadModule(Runtime& rt)
+      : rt_(rt),
+        db_(rt.data_dir + "/thread-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
+        relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
+               events::RelayOptions{.name = "thread-service",
+                                    .replay_published_on_start = rt.embedded_kafka,
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms")}) {
+    db_.migrate(migrations());
+    rt.metrics.register_gauge("thread_service_outbox_backlog", "Thread-service events committed but not yet published.",
+                              [this] { return static_cast<double>(relay_.backlog()); });
+  }
+
+  std::string name() const override { return "thread-service"; }
+
+  void add_routes(http::Router& router) override {
+    using verb = http::bhttp::verb;
+    router.add(verb::post, "/api/agent/signup", [this](const Request& req, Responder reply) { signup(req, reply); });
+    router.add(verb::get, "/api/agent/me", [this](const Request& req, Responder reply) { me(req, reply); });
+  }
+
+  void start() override { relay_.start(); }
+  void stop() override {
+    relay_.stop();
+    db_.stop();
+  }
+  bool ready(std::string& reason) override {
+    if (!db_.healthy()) {
+      reason = "thread-service database unavailable";
+      return false;
+    }
+    if (!relay_.broker_reachable(1000)) {
+      reason = "thread-service cannot reach the Kafka broker";
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  void signup(const Request& req, const Responder& reply) {
+    Response error;
+    auto body = read_json_object(req, error);
+    if (!body) return reply(std::move(error));
+    json::ObjectReader r(*body, {"name", "description"});
+    auto name = r.required_string("name", 1, 100);
+    auto description = r.optional_string("description", 2000);
+    if (!r.ok())
+      return reply(Response::error(400, "Validation error", "validation_error", json::errors_to_json(r.errors())));
+    std::string agent_id = new_opaque_id("agt_");
+    std::string api_key = rt_.auth.issue(agent_id);
+    Millis now = rt_.clock.now_ms();
+    events::CloudEvent e;
+    e.id = new_uuid_v4();
+    e.type = "agent.registered";
+    e.source = "thread-service";
+    e.subject = agent_id;
+    e.time = now;
+    e.seq = 1;
+    e.audience = {agent_id};
+    e.request_id = req.request_id;
+    e.data = agent_json(agent_id, *name, description, now);
+    db_.write(
+        [=](storage::Connection& c) {
+          // Only a fingerprint of the key is kept (for revocation); the key itself is shown once.
+          c.query("INSERT INTO agents(agent_id, name, description, key_fingerprint, created_at) VALUES (?,?,?,?,?)",
+                  agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now)
+              .run();
+          events::append_to_outbox(c, "agentlancer.agents.v1", e, now);
+        },
+        [=](std::exception_ptr err) {
+          if (err) return reply(Response::error(500, "Internal error", "internal"));
+          bj::object out = agent_json(agent_id, *name, description, now);
+          out["api_key"] = api_key;
+          reply(Response::json(201, out));
+        });
+  }
+
+  void me(const Request& req, const Responder& reply) {
+    auto who = auth::authenticate(req, rt_.auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    auto found = db_.read([&](storage::Connection& c) -> std::optional<bj::object> {
+      auto q = c.query("SELECT name, description, created_at FROM agents WHERE agent_id = ?", *who.agent_id);
+      if (!q.next()) return std::nullopt;
+      return agent_json(*who.agent_id, q.text(0), q.opt_text(1), q.int64(2));
+    });
+    if (!found) return reply(Response::error(404, "Agent not found", "not_found"));
+    reply(Response::json(200, *found));
+  }
+
+  Runtime& rt_;
+  storage::Database db_;
+  events::OutboxRelay relay_;
+};
+}  // namespace
+
+std::unique_ptr<Module> make_thread_module(Runtime& runtime) {
+  return std::make_unique<ThreadModule>(runtime);
+}
+
+}  // namespace al::thread_service
