@@ -69,6 +69,10 @@ class JobModule final : public Module {
       reason = "job-service cannot reach the Kafka broker";
       return false;
     }
+    if (!agents_.joined()) {
+      reason = "job-service consumer has not joined its group yet";
+      return false;
+    }
     return true;
   }
 

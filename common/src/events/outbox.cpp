@@ -267,6 +267,7 @@ void ConsumerLoop::loop() {
       consumer = std::make_unique<kafka::Consumer>(bootstrap_, group_, topics_, settings_);
       continue;
     }
+    if (!joined_ && consumer->joined()) joined_ = true;
     if (batch.empty()) continue;
     // Each event is its own write (so a poison event fails alone); the database groups them
     // into one commit. Offsets are stored only after every write of the batch has committed.

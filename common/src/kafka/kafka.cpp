@@ -120,6 +120,8 @@ Consumer::Consumer(const std::string& bootstrap, const std::string& group_id,
   for (const auto& [k, v] : extra) settings[k] = v;
   rd_kafka_conf_t* conf = make_conf(settings);
   rd_kafka_conf_set_log_cb(conf, log_callback);
+  rd_kafka_conf_set_rebalance_cb(conf, &Consumer::on_rebalance);
+  rd_kafka_conf_set_opaque(conf, this);
   char error[512];
   rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
   if (!rk_) {
@@ -134,6 +136,18 @@ Consumer::Consumer(const std::string& bootstrap, const std::string& group_id,
   if (err) {
     rd_kafka_destroy(rk_);
     throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+  }
+}
+
+void Consumer::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    rd_kafka_assign(rk, partitions);
+    self->joined_ = true;
+  } else {
+    // Revoked (or an error): give up the partitions; offsets already stored stay committed.
+    rd_kafka_assign(rk, nullptr);
   }
 }
 

@@ -71,11 +71,12 @@ void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
 
 void JobService::create(CreateJob command, std::string request_id, Callback done) {
   auto shared = std::make_shared<CreateJob>(std::move(command));
-  try_create(shared, std::move(request_id), clock_.now_ms() + options_.agent_wait_ms, std::move(done));
+  try_create(shared, std::move(request_id),
+             std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.agent_wait_ms), std::move(done));
 }
 
 void JobService::try_create(std::shared_ptr<CreateJob> command, std::string request_id,
-                            Millis give_up_at, Callback done) {
+                            std::chrono::steady_clock::time_point give_up_at, Callback done) {
   auto result = std::make_shared<Result>();
   auto unknown_agent = std::make_shared<std::string>();
   store_.transact(
@@ -117,7 +118,7 @@ void JobService::try_create(std::shared_ptr<CreateJob> command, std::string requ
       [this, command, result, unknown_agent, request_id, give_up_at, done](std::exception_ptr error) {
         if (!error && !unknown_agent->empty()) {
           // The agent may have signed up a moment ago and its event not arrived yet: wait briefly.
-          if (clock_.now_ms() < give_up_at) {
+          if (std::chrono::steady_clock::now() < give_up_at) {
             scheduler_.after(std::chrono::milliseconds(25), [this, command, request_id, give_up_at, done] {
               try_create(command, request_id, give_up_at, done);
             });

@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -61,7 +62,9 @@ class JobService {
   int expire_due(int limit = 500);
 
  private:
-  void try_create(std::shared_ptr<CreateJob> command, std::string request_id, Millis give_up_at, Callback done);
+  // The wait for a just-registered agent is bounded in real (steady) time, not domain time.
+  void try_create(std::shared_ptr<CreateJob> command, std::string request_id,
+                  std::chrono::steady_clock::time_point give_up_at, Callback done);
   void record(JobTx& tx, Job& job, const std::vector<Change>& changes, const std::string& request_id);
   JobStore& store_;
   chain::ChainAdapter& chain_;

@@ -94,6 +94,8 @@ class ConsumerLoop {
   void stop();
   long long applied_count() const { return applied_.load(); }
   long long duplicate_count() const { return duplicates_.load(); }
+  // True once the consumer has joined its group (readiness: events will now be applied).
+  bool joined() const { return joined_.load(); }
 
  private:
   void loop();
@@ -108,6 +110,7 @@ class ConsumerLoop {
   std::atomic<bool> running_{false};
   std::atomic<long long> applied_{0};
   std::atomic<long long> duplicates_{0};
+  std::atomic<bool> joined_{false};
 };
 
 }  // namespace al::events

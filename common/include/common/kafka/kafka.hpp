@@ -1,6 +1,7 @@
 #pragma once
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,9 +75,14 @@ class Consumer {
   std::optional<Message> poll(int timeout_ms);
   void store_offset(const Message& message);
   void commit();  // synchronous commit of stored offsets
+  // True once the group has assigned this member its partitions (possibly none) at least once.
+  bool joined() const { return joined_.load(); }
 
  private:
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
   rd_kafka_t* rk_ = nullptr;
+  std::atomic<bool> joined_{false};
 };
 
 // librdkafka's in-process mock cluster: a real Kafka-protocol listener on loopback that other
