@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -37,7 +38,7 @@ TEST(ApiKey, IssueHasDocumentedShape) {
 
 TEST(ApiKey, RoundTrip) {
   auto auth = k1_only();
-  for (std::string agent : {"agt_abc123", "a", std::string(64, 'z'), "A-b_9"}) {
+  for (const std::string& agent : std::vector<std::string>{"agt_abc123", "a", std::string(64, 'z'), "A-b_9"}) {
     auto verified = auth.verify(auth.issue(agent));
     ASSERT_TRUE(verified) << agent;
     EXPECT_EQ(*verified, agent);

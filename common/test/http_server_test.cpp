@@ -1,1 +1,751 @@
+#include "common/http/server.hpp"
+
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http_client.hpp"
+
+namespace {
+
+namespace net = boost::asio;
+namespace bj = boost::json;
+using tcp = net::ip::tcp;
+using verb = boost::beast::http::verb;
+using al::http::Request;
+using al::http::Responder;
+using al::http::Response;
+using al::testing::HttpClient;
+using al::testing::HttpResult;
+using namespace std::chrono_literals;
+
+// Polls `condition` every 10 ms until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 3000ms) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+std::string header(const HttpResult& r, std::string name) {
+  for (const auto& [k, v] : r.headers) {
+    if (boost::beast::iequals(k, name)) return v;
+  }
+  return "<absent>";
+}
+
+bool is_hex(const std::string& s, std::size_t n) {
+  if (s.size() != n) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// A raw TCP connection with bounded, non-blocking reads (never hangs a test).
+class RawConnection {
+ public:
+  explicit RawConnection(unsigned short port) : socket_(io_) {
+    boost::system::error_code ec;
+    socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+    connected_ = !ec;
+    if (connected_) socket_.non_blocking(true);
+  }
+  bool connected() const { return connected_; }
+  // False when the peer has already gone away.
+  bool send(const std::string& data) {
+    if (!connected_) return false;
+    std::size_t sent = 0;
+    auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (sent < data.size() && std::chrono::steady_clock::now() < deadline) {
+      boost::system::error_code ec;
+      sent += socket_.write_some(net::buffer(data.data() + sent, data.size() - sent), ec);
+      if (ec == net::error::would_block) {
+        std::this_thread::sleep_for(10ms);
+      } else if (ec) {
+        return false;
+      }
+    }
+    return sent == data.size();
+  }
+  // Reads until the peer closes (true) or the deadline passes (false); `data` gets what arrived.
+  bool read_until_closed(std::string& data, std::chrono::milliseconds timeout) {
+    if (!connected_) return true;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+      boost::system::error_code ec;
+      std::size_t n = socket_.read_some(net::buffer(buf), ec);
+      if (n > 0) data.append(buf, n);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        std::this_thread::sleep_for(10ms);
+        continue;
+      }
+      if (ec) return true;  // eof, reset: closed
+    }
+    return false;
+  }
+
+ private:
+  net::io_context io_;
+  tcp::socket socket_;
+  bool connected_ = false;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  ServerTest() {
+    router.add(verb::get, "/hello", [this](const Request& r, Responder respond) {
+      ++hello_calls;
+      {
+        std::lock_guard lock(mutex);
+        last_request_id = r.request_id;
+      }
+      respond(Response::json(200, bj::object{{"message", "hi"}, {"request_id", r.request_id}}));
+    });
+    router.add(verb::get, "/items/{id}", [](const Request& r, Responder respond) {
+      bj::object o;
+      o["id"] = r.param("id");
+      o["path"] = r.path;
+      o["target"] = r.target;
+      o["route"] = r.route;
+      o["x"] = r.query_value("x") ? bj::value(*r.query_value("x")) : bj::value(nullptr);
+      o["y"] = r.query_value("y") ? bj::value(*r.query_value("y")) : bj::value(nullptr);
+      o["remote"] = r.remote_address;
+      o["custom"] = r.header("x-custom");
+      respond(Response::json(200, o));
+    });
+    router.add(verb::post, "/echo", [](const Request& r, Responder respond) {
+      respond(Response::json(200, bj::object{{"size", r.body.size()}, {"body", r.body}}));
+    });
+    router.add(verb::get, "/both", [](const Request&, Responder respond) { respond(Response::no_content()); });
+    router.add(verb::post, "/both", [](const Request&, Responder respond) { respond(Response::no_content()); });
+    router.add(verb::get, "/boom", [](const Request&, Responder) -> void {
+      throw std::runtime_error("kaboom");
+    });
+    router.add(verb::get, "/async", [this](const Request& r, Responder respond) {
+      spawn([respond, id = r.request_id] {
+        std::this_thread::sleep_for(20ms);  // simulated work on another thread
+        respond(Response::json(200, bj::object{{"async", true}, {"request_id", id}}));
+      });
+    });
+    router.add(verb::get, "/slow", [this](const Request&, Responder respond) {
+      slow_entered = true;
+      spawn([this, respond] {
+        std::this_thread::sleep_for(300ms);  // the slow request's own work
+        slow_responded = true;
+        respond(Response::json(200, bj::object{{"slow", true}}));
+      });
+    });
+    router.add(verb::get, "/hang", [this](const Request&, Responder respond) {
+      std::lock_guard lock(mutex);
+      hanging = respond;
+    });
+    router.add(verb::get, "/twice", [](const Request&, Responder respond) {
+      respond(Response::json(200, bj::object{{"first", true}}));
+      respond(Response::json(500, bj::object{{"second", true}}));  // ignored
+    });
+  }
+
+  void start(al::http::ServerOptions options = {}) {
+    options.address = "127.0.0.1";
+    options.port = 0;
+    options.access_log = false;
+    server = std::make_unique<al::http::Server>(ioc, router, options, &metrics);
+    server->start();
+    port = server->port();
+    ASSERT_NE(port, 0);
+    for (int i = 0; i < 2; ++i) io_threads.emplace_back([this] { ioc.run(); });
+  }
+
+  void spawn(std::function<void()> f) {
+    std::lock_guard lock(mutex);
+    workers.emplace_back(std::move(f));
+  }
+
+  // Starts the drain and returns a flag set by its done callback.
+  std::shared_ptr<std::atomic<bool>> begin_shutdown(std::chrono::milliseconds deadline,
+                                                    std::function<void()> also = {}) {
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    shut_down = true;
+    server->shutdown(deadline, [done, also] {
+      if (also) also();
+      done->store(true);
+    });
+    return done;
+  }
+
+  void TearDown() override {
+    if (server && !shut_down) {
+      auto done = begin_shutdown(2000ms);
+      eventually([&] { return done->load(); }, 3000ms);
+    }
+    std::vector<std::thread> to_join;
+    {
+      std::lock_guard lock(mutex);
+      to_join.swap(workers);
+    }
+    for (auto& t : to_join) t.join();
+    {
+      std::lock_guard lock(mutex);
+      if (hanging) (*hanging)(Response::no_content());
+      hanging.reset();
+    }
+    work.reset();
+    ioc.stop();
+    for (auto& t : io_threads) t.join();
+    server.reset();
+  }
+
+  al::http::Router router;
+  al::Metrics metrics;
+  net::io_context ioc{2};
+  net::executor_work_guard<net::io_context::executor_type> work = net::make_work_guard(ioc);
+  std::unique_ptr<al::http::Server> server;
+  unsigned short port = 0;
+  std::vector<std::thread> io_threads;
+  std::mutex mutex;
+  std::vector<std::thread> workers;
+  std::optional<Responder> hanging;
+  std::string last_request_id;
+  std::atomic<int> hello_calls{0};
+  std::atomic<bool> slow_entered{false};
+  std::atomic<bool> slow_responded{false};
+  bool shut_down = false;
+};
+
+TEST_F(ServerTest, JsonResponse) {
+  start();
+  HttpClient client(port);
+  auto r = client.get("/hello");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.json().at("message").as_string(), "hi");
+  EXPECT_EQ(header(r, "content-type"), "application/json");
+  EXPECT_EQ(header(r, "server"), "agentlancer");
+  EXPECT_EQ(header(r, "content-length"), std::to_string(r.body.size()));
+  EXPECT_EQ(hello_calls.load(), 1);
+}
+
+TEST_F(ServerTest, PathParamsQueryAndHeadersReachTheHandler) {
+  start();
+  HttpClient client(port);
+  auto r = client.request(verb::get, "/items/it%20em-7?x=1&y=a%20b&x=2", "", {{"x-custom", "yes"}});
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto j = r.json();
+  EXPECT_EQ(j.at("id").as_string(), "it em-7");  // path is percent-decoded before routing
+  EXPECT_EQ(j.at("path").as_string(), "/items/it em-7");
+  EXPECT_EQ(j.at("target").as_string(), "/items/it%20em-7?x=1&y=a%20b&x=2");
+  EXPECT_EQ(j.at("route").as_string(), "/items/{id}");
+  EXPECT_EQ(j.at("x").as_string(), "1");  // first occurrence
+  EXPECT_EQ(j.at("y").as_string(), "a b");
+  EXPECT_EQ(j.at("remote").as_string(), "127.0.0.1");
+  EXPECT_EQ(j.at("custom").as_string(), "yes");
+}
+
+TEST_F(ServerTest, PostBodyReachesTheHandler) {
+  start();
+  HttpClient client(port);
+  auto r = client.post("/echo", std::string(R"({"a":1})"));
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.json().at("size").as_int64(), 7);
+  EXPECT_EQ(r.json().at("body").as_string(), R"({"a":1})");
+}
+
+TEST_F(ServerTest, RequestIdEchoedWhenSane) {
+  start();
+  HttpClient client(port);
+  auto r = client.request(verb::get, "/hello", "", {{"x-request-id", "abc-123_X.9"}});
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(header(r, "x-request-id"), "abc-123_X.9");
+  EXPECT_EQ(r.json().at("request_id").as_string(), "abc-123_X.9");
+}
+
+TEST_F(ServerTest, RequestIdGeneratedWhenMissingOrInsane) {
+  start();
+  HttpClient client(port);
+  auto a = client.get("/hello");
+  std::string id_a = header(a, "x-request-id");
+  EXPECT_TRUE(is_hex(id_a, 16)) << id_a;
+  EXPECT_EQ(a.json().at("request_id").as_string(), id_a);  // the handler saw the same id
+  auto b = client.get("/hello");
+  EXPECT_TRUE(is_hex(header(b, "x-request-id"), 16));
+  EXPECT_NE(header(b, "x-request-id"), id_a);
+
+  for (std::string bad : {std::string(65, 'a'), std::string("has space"), std::string("a/b"),
+                          std::string("<script>"), std::string("é")}) {
+    auto r = client.request(verb::get, "/hello", "", {{"x-request-id", bad}});
+    ASSERT_EQ(r.status, 200u);
+    std::string id = header(r, "x-request-id");
+    EXPECT_NE(id, bad);
+    EXPECT_TRUE(is_hex(id, 16)) << "for " << bad << ": " << id;
+  }
+  // 64 characters is still accepted.
+  auto ok = client.request(verb::get, "/hello", "", {{"x-request-id", std::string(64, 'b')}});
+  EXPECT_EQ(header(ok, "x-request-id"), std::string(64, 'b'));
+}
+
+TEST_F(ServerTest, RequestIdOnErrorResponses) {
+  start();
+  HttpClient client(port);
+  auto r = client.request(verb::get, "/missing", "", {{"x-request-id", "err-1"}});
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_EQ(header(r, "x-request-id"), "err-1");
+}
+
+TEST_F(ServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  start();
+  HttpClient client(port);
+  for (int i = 0; i < 5; ++i) {
+    auto r = client.get("/hello");
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_NE(header(r, "connection"), "close");
+  }
+  auto p = client.post("/echo", std::string("x"));
+  EXPECT_EQ(p.status, 200u);
+  EXPECT_EQ(hello_calls.load(), 5);
+  EXPECT_EQ(server->connections(), 1u);
+  client.close();
+  EXPECT_TRUE(eventually([&] { return server->connections() == 0; }));
+}
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+TEST_F(ServerTest, PipelinedRequestsAnsweredInOrderThenConnectionCloseHonoured) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.connected());
+  ASSERT_TRUE(raw.send(
+      "GET /hello HTTP/1.1\r\nHost: x\r\nx-request-id: p1\r\n\r\n"
+      "GET /nope HTTP/1.1\r\nHost: x\r\nx-request-id: p2\r\n\r\n"
+      "GET /hello HTTP/1.1\r\nHost: x\r\nx-request-id: p3\r\nConnection: close\r\n\r\n"));
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms)) << "Connection: close not honoured";
+  EXPECT_EQ(count_of(data, "HTTP/1.1 "), 3u) << data;
+  auto p1 = data.find("x-request-id: p1");
+  auto p2 = data.find("x-request-id: p2");
+  auto p3 = data.find("x-request-id: p3");
+  ASSERT_NE(p1, std::string::npos) << data;
+  ASSERT_NE(p2, std::string::npos) << data;
+  ASSERT_NE(p3, std::string::npos) << data;
+  EXPECT_LT(p1, p2);
+  EXPECT_LT(p2, p3);
+  EXPECT_NE(data.find("HTTP/1.1 404 "), std::string::npos);
+  EXPECT_EQ(hello_calls.load(), 2);
+}
+
+TEST_F(ServerTest, Http10WithoutKeepAliveIsClosed) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.send("GET /hello HTTP/1.0\r\n\r\n"));
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms));
+  EXPECT_NE(data.find(" 200 "), std::string::npos) << data;
+  EXPECT_NE(data.find(R"("message":"hi")"), std::string::npos) << data;
+}
+
+TEST_F(ServerTest, NotFoundJsonShape) {
+  start();
+  HttpClient client(port);
+  auto r = client.get("/nope");
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_EQ(header(r, "content-type"), "application/json");
+  EXPECT_EQ(r.json(), (bj::value(bj::object{{"error", "Not found"}, {"code", "not_found"}})));
+  // The connection stays usable.
+  EXPECT_EQ(client.get("/hello").status, 200u);
+}
+
+TEST_F(ServerTest, MethodNotAllowedWithAllow) {
+  start();
+  HttpClient client(port);
+  auto r = client.request(verb::delete_, "/both");
+  EXPECT_EQ(r.status, 405u);
+  EXPECT_EQ(header(r, "allow"), "GET, POST");
+  EXPECT_EQ(r.json(), (bj::value(bj::object{{"error", "Method not allowed"}, {"code", "method_not_allowed"}})));
+  auto h = client.request(verb::post, "/hello", "{}");
+  EXPECT_EQ(h.status, 405u);
+  EXPECT_EQ(header(h, "allow"), "GET");
+}
+
+TEST_F(ServerTest, NoContent) {
+  start();
+  HttpClient client(port);
+  auto r = client.get("/both");
+  EXPECT_EQ(r.status, 204u);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(header(r, "content-type"), "<absent>");
+}
+
+TEST_F(ServerTest, BodyOverLimitIs413) {
+  al::http::ServerOptions options;
+  options.body_limit = 1024;
+  start(options);
+  {
+    HttpClient client(port);
+    auto ok = client.post("/echo", std::string(1024, 'a'));  // exactly at the limit
+    EXPECT_EQ(ok.status, 200u);
+    EXPECT_EQ(ok.json().at("size").as_int64(), 1024);
+  }
+  {
+    HttpClient client(port);
+    auto r = client.post("/echo", std::string(1025, 'a'));
+    EXPECT_EQ(r.status, 413u);
+    EXPECT_EQ(r.json(), (bj::value(bj::object{{"error", "Request body too large"}, {"code", "payload_too_large"}})));
+    EXPECT_EQ(header(r, "connection"), "close");
+  }
+  {
+    HttpClient client(port);
+    auto big = client.post("/echo", std::string(8 * 1024, 'a'));
+    EXPECT_EQ(big.status, 413u);
+  }
+  HttpClient after(port);
+  EXPECT_EQ(after.get("/hello").status, 200u);
+}
+
+TEST_F(ServerTest, HeadersOverLimitIs431) {
+  al::http::ServerOptions options;
+  options.header_limit = 1024;
+  start(options);
+  HttpClient client(port);
+  auto r = client.request(verb::get, "/hello", "", {{"x-big", std::string(2000, 'h')}});
+  EXPECT_EQ(r.status, 431u);
+  EXPECT_EQ(r.error(), "Request headers too large");
+}
+
+TEST_F(ServerTest, MalformedHttpGets400AndClose) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.connected());
+  ASSERT_TRUE(raw.send("THIS IS NOT HTTP AT ALL\r\n\r\n"));
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms)) << "connection not closed";
+  EXPECT_EQ(data.rfind("HTTP/1.1 400 ", 0), 0u) << data;
+  EXPECT_NE(data.find(R"({"error":"Malformed HTTP request","code":"bad_request"})"), std::string::npos) << data;
+  // The server keeps serving others.
+  HttpClient client(port);
+  EXPECT_EQ(client.get("/hello").status, 200u);
+}
+
+TEST_F(ServerTest, BinaryGarbageGets400AndClose) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.connected());
+  std::string garbage = "\x01\x02\xff\xfe GET\r\n\r\n";
+  raw.send(garbage);
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms));
+  EXPECT_EQ(data.rfind("HTTP/1.1 400 ", 0), 0u) << data;
+}
+
+TEST_F(ServerTest, MalformedTargetIs400AndConnectionStaysUsable) {
+  start();
+  HttpClient client(port);
+  auto absolute = client.get("http://example.com/hello");
+  EXPECT_EQ(absolute.status, 400u);
+  EXPECT_EQ(absolute.error(), "Malformed request target");
+  auto bad_escape = client.get("/hello%zz");
+  EXPECT_EQ(bad_escape.status, 400u);
+  EXPECT_EQ(bad_escape.error(), "Malformed request target");
+  EXPECT_EQ(client.get("/hello").status, 200u);
+}
+
+TEST_F(ServerTest, ThrowingHandlerGives500AndServerKeepsServing) {
+  start();
+  HttpClient client(port);
+  auto r = client.get("/boom");
+  EXPECT_EQ(r.status, 500u);
+  EXPECT_EQ(r.json(), (bj::value(bj::object{{"error", "Internal server error"}, {"code", "internal"}})));
+  EXPECT_EQ(r.body.find("kaboom"), std::string::npos);  // the exception text is not leaked
+  EXPECT_EQ(client.get("/hello").status, 200u);           // same connection
+  HttpClient other(port);
+  EXPECT_EQ(other.get("/boom").status, 500u);
+  EXPECT_EQ(other.get("/hello").status, 200u);
+}
+
+TEST_F(ServerTest, AsynchronousReplyFromAnotherThread) {
+  start();
+  HttpClient client(port);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.request(verb::get, "/async", "", {{"x-request-id", "async-" + std::to_string(i)}});
+    ASSERT_EQ(r.status, 200u);
+    EXPECT_EQ(r.json().at("async").as_bool(), true);
+    EXPECT_EQ(r.json().at("request_id").as_string(), "async-" + std::to_string(i));
+    EXPECT_EQ(header(r, "x-request-id"), "async-" + std::to_string(i));
+  }
+  EXPECT_EQ(client.get("/hello").status, 200u);  // keep-alive continues after async replies
+}
+
+TEST_F(ServerTest, SecondResponderCallIsIgnored) {
+  start();
+  HttpClient client(port);
+  auto r = client.get("/twice");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.json().at("first").as_bool(), true);
+  auto next = client.get("/hello");  // no stray second response on the connection
+  EXPECT_EQ(next.status, 200u);
+  EXPECT_EQ(next.json().at("message").as_string(), "hi");
+}
+
+TEST_F(ServerTest, ConcurrentClients) {
+  start();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      HttpClient client(port);
+      for (int i = 0; i < 10; ++i)
+        if (client.get("/hello").status == 200) ++ok;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 40);
+  EXPECT_EQ(hello_calls.load(), 40);
+}
+
+TEST_F(ServerTest, ReadTimeoutClosesPartialRequest) {
+  al::http::ServerOptions options;
+  options.read_timeout = 300ms;
+  start(options);
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.connected());
+  auto begin = std::chrono::steady_clock::now();
+  ASSERT_TRUE(raw.send("GET /hello HTTP/1.1\r\nHost: x\r\n"));  // headers never finish
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms)) << "slow request not cut off";
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  EXPECT_TRUE(data.empty()) << data;  // closed without a response
+  EXPECT_GE(elapsed, 250ms);
+  EXPECT_LT(elapsed, 2000ms);
+  EXPECT_TRUE(eventually([&] { return server->connections() == 0; }));
+}
+
+TEST_F(ServerTest, ReadTimeoutClosesIdleConnection) {
+  al::http::ServerOptions options;
+  options.read_timeout = 300ms;
+  start(options);
+  RawConnection idle(port);
+  ASSERT_TRUE(idle.connected());
+  std::string data;
+  EXPECT_TRUE(idle.read_until_closed(data, 2000ms));
+  EXPECT_TRUE(data.empty());
+  // A request that arrives in time is served normally, and a keep-alive connection is closed
+  // once it idles past the timeout.
+  RawConnection prompt(port);
+  ASSERT_TRUE(prompt.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string reply;
+  EXPECT_TRUE(prompt.read_until_closed(reply, 2000ms));
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 ", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"("message":"hi")"), std::string::npos);
+}
+
+TEST_F(ServerTest, SlowDripRequestIsCutOffAtTheDeadline) {
+  // The timeout bounds the whole request, not each read: sending a byte every 50 ms does not
+  // keep a connection alive past read_timeout.
+  al::http::ServerOptions options;
+  options.read_timeout = 300ms;
+  start(options);
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.connected());
+  std::string request = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(100, 'p');
+  auto begin = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (char c : request) {
+    if (!raw.send(std::string(1, c))) {
+      closed = true;
+      break;
+    }
+    std::string data;
+    if (raw.read_until_closed(data, 50ms)) {
+      closed = true;
+      break;
+    }
+    if (std::chrono::steady_clock::now() - begin > 2000ms) break;
+  }
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 2000ms);
+}
+
+TEST_F(ServerTest, MaxConnections) {
+  al::http::ServerOptions options;
+  options.max_connections = 2;
+  start(options);
+  HttpClient a(port), b(port);
+  ASSERT_EQ(a.get("/hello").status, 200u);
+  ASSERT_EQ(b.get("/hello").status, 200u);
+  ASSERT_EQ(server->connections(), 2u);
+
+  RawConnection third(port);
+  third.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string data;
+  EXPECT_TRUE(third.read_until_closed(data, 2000ms)) << "third connection not closed";
+  EXPECT_EQ(data.find("HTTP/1.1 200"), std::string::npos) << data;
+  EXPECT_EQ(server->connections(), 2u);
+  EXPECT_EQ(hello_calls.load(), 2);
+
+  // Existing connections are unaffected; after one closes a new one is accepted.
+  EXPECT_EQ(a.get("/hello").status, 200u);
+  b.close();
+  ASSERT_TRUE(eventually([&] { return server->connections() == 1; }));
+  HttpClient c(port);
+  EXPECT_EQ(c.get("/hello").status, 200u);
+  EXPECT_EQ(server->connections(), 2u);
+}
+
+TEST_F(ServerTest, GracefulShutdownDrainsInFlightRequest) {
+  start();
+  HttpClient idle(port);
+  ASSERT_EQ(idle.get("/hello").status, 200u);
+
+  std::optional<HttpResult> slow_result;
+  std::string slow_error;
+  std::thread slow_client([&] {
+    try {
+      HttpClient client(port);
+      slow_result = client.get("/slow");
+    } catch (const std::exception& e) {
+      slow_error = e.what();
+    }
+  });
+  ASSERT_TRUE(eventually([&] { return slow_entered.load(); }));
+  ASSERT_EQ(server->connections(), 2u);
+
+  std::atomic<bool> responded_before_done{false};
+  auto begin = std::chrono::steady_clock::now();
+  auto done = begin_shutdown(5000ms, [&] { responded_before_done = slow_responded.load(); });
+
+  // New connections are refused (or closed at once) while draining.
+  RawConnection late(port);
+  if (late.connected()) {
+    late.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string data;
+    EXPECT_TRUE(late.read_until_closed(data, 2000ms));
+    EXPECT_EQ(data.find("HTTP/1.1 200"), std::string::npos) << data;
+  }
+
+  slow_client.join();
+  ASSERT_TRUE(slow_result) << slow_error;
+  EXPECT_EQ(slow_result->status, 200u);
+  EXPECT_EQ(slow_result->json().at("slow").as_bool(), true);
+  EXPECT_EQ(header(*slow_result, "connection"), "close");  // no keep-alive while draining
+
+  ASSERT_TRUE(eventually([&] { return done->load(); }, 5000ms));
+  EXPECT_TRUE(responded_before_done.load());
+  EXPECT_GE(std::chrono::steady_clock::now() - begin, 200ms);
+  EXPECT_EQ(server->connections(), 0u);
+  EXPECT_EQ(hello_calls.load(), 1);  // the late connection never reached a handler
+
+  // The idle keep-alive connection was closed by the drain.
+  EXPECT_ANY_THROW(idle.get("/hello"));
+  // And the listener is gone.
+  RawConnection after(port);
+  EXPECT_FALSE(after.connected());
+}
+
+TEST_F(ServerTest, ShutdownWithNoConnectionsCompletesPromptly) {
+  start();
+  auto begin = std::chrono::steady_clock::now();
+  auto done = begin_shutdown(5000ms);
+  ASSERT_TRUE(eventually([&] { return done->load(); }, 2000ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 1000ms);
+  RawConnection after(port);
+  EXPECT_FALSE(after.connected());
+}
+
+TEST_F(ServerTest, ShutdownDeadlinePassesWithStuckRequest) {
+  start();
+  std::optional<HttpResult> result;
+  std::thread client([&] {
+    try {
+      HttpClient c(port);
+      result = c.get("/hang");
+    } catch (const std::exception&) {
+    }
+  });
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return hanging.has_value();
+  }));
+  auto begin = std::chrono::steady_clock::now();
+  auto done = begin_shutdown(300ms);
+  ASSERT_TRUE(eventually([&] { return done->load(); }, 3000ms));
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  EXPECT_GE(elapsed, 250ms);
+  EXPECT_EQ(server->connections(), 1u);  // gave up waiting for it
+  {
+    std::lock_guard lock(mutex);
+    (*hanging)(Response::json(200, bj::object{{"late", true}}));
+    hanging.reset();
+  }
+  client.join();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200u);
+  EXPECT_TRUE(eventually([&] { return server->connections() == 0; }));
+}
+
+TEST_F(ServerTest, MetricsCountRequestsByRouteAndStatus) {
+  start();
+  HttpClient client(port);
+  EXPECT_EQ(client.get("/hello").status, 200u);
+  EXPECT_EQ(client.get("/hello").status, 200u);
+  EXPECT_EQ(client.get("/items/1").status, 200u);
+  EXPECT_EQ(client.get("/nope").status, 404u);
+  EXPECT_EQ(client.get("/boom").status, 500u);
+  EXPECT_EQ(client.request(verb::delete_, "/both").status, 405u);
+  // Metrics are recorded once the response is written, which may be just after the client read it.
+  ASSERT_TRUE(eventually([&] {
+    std::string text = metrics.render();
+    return text.find(R"(http_requests_total{method="DELETE",route="-",status="405"} 1)") != std::string::npos &&
+           text.find(R"(http_requests_total{method="GET",route="/hello",status="200"} 2)") != std::string::npos;
+  })) << metrics.render();
+  std::string text = metrics.render();
+  EXPECT_NE(text.find("# TYPE http_requests_total counter"), std::string::npos);
+  EXPECT_NE(text.find(R"(http_requests_total{method="GET",route="/items/{id}",status="200"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(http_requests_total{method="GET",route="-",status="404"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(http_requests_total{method="GET",route="/boom",status="500"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE http_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find(R"(http_request_duration_seconds_bucket{method="GET",route="/hello",le="+Inf"} 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(http_request_duration_seconds_bucket{method="GET",route="/hello",le="10"} 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(http_request_duration_seconds_count{method="GET",route="/hello"} 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(http_request_duration_seconds_sum{method="GET",route="/hello"} )"), std::string::npos) << text;
+  // No per-path cardinality: the 404 path itself never appears as a label.
+  EXPECT_EQ(text.find("/nope"), std::string::npos);
+}
+
+TEST(Metrics, RenderCountersGaugesAndEscaping) {
+  al::Metrics m;
+  m.observe_request("GET", "/a\"b\\c\nd", 200, 0.003);
+  m.observe_request("GET", "/a\"b\\c\nd", 200, 20.0);
+  m.add_counter("jobs_created_total", "Jobs created.");
+  m.add_counter("jobs_created_total", "Jobs created.", 2);
+  int reads = 0;
+  m.register_gauge("queue_depth", "Items waiting.", [&] {
+    ++reads;
+    return 7.0;
+  });
+  std::string text = m.render();
+  EXPECT_NE(text.find(R"(http_requests_total{method="GET",route="/a\"b\\c\nd",status="200"} 2)"), std::string::npos) << text;
+  // 3 ms falls in buckets from le=0.005 upward; 20 s only in +Inf.
+  EXPECT_NE(text.find(R"(le="0.0025"} 0)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(le="0.005"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(le="10"} 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(le="+Inf"} 2)"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE jobs_created_total counter\njobs_created_total 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# HELP queue_depth Items waiting.\n# TYPE queue_depth gauge\nqueue_depth 7\n"), std::string::npos) << text;
+  EXPECT_EQ(reads, 1);
+}
+
+}  // namespace

@@ -151,6 +151,16 @@ TEST(Router, FirstRegisteredMatchWins) {
   EXPECT_EQ(hit, "by_id");
 }
 
+TEST(Router, AllowListsEachMethodOnce) {
+  Router router;
+  std::string hit;
+  router.add(verb::get, "/items/{id}", named(&hit, "by_id"));
+  router.add(verb::get, "/items/search", named(&hit, "search"));
+  auto m = router.match(verb::post, "/items/search");
+  EXPECT_EQ(m.status, 405u);
+  EXPECT_EQ(m.allow, "GET");
+}
+
 TEST(Router, LaterRouteWithMatchingMethodBeatsEarlier405) {
   Router router;
   std::string hit;

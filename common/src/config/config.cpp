@@ -138,7 +138,11 @@ bool Config::get_bool(const std::string& key) const {
   throw ConfigError(key + " must be true or false, got \"" + v + "\"");
 }
 
-std::string Config::source(const std::string& key) const { return sources_.at(key); }
+std::string Config::source(const std::string& key) const {
+  auto it = sources_.find(key);
+  if (it == sources_.end()) throw ConfigError("unknown key " + key);
+  return it->second;
+}
 
 std::string Config::markdown_table() const {
   std::string out = "| key | flag | environment | default | description |\n|---|---|---|---|---|\n";

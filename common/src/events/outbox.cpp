@@ -63,6 +63,7 @@ OutboxRelay::OutboxRelay(storage::Database& db, std::string bootstrap, const Clo
 OutboxRelay::~OutboxRelay() { stop(); }
 
 void OutboxRelay::start() {
+  if (running_) throw std::logic_error("outbox relay already started");
   producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
   if (options_.replay_published_on_start) {
     replay_upto_ = db_.read([](storage::Connection& c) {
@@ -72,7 +73,7 @@ void OutboxRelay::start() {
   }
   running_ = true;
   thread_ = std::thread([this] { loop(); });
-  db_.add_commit_listener([this] { wake(); });
+  listener_id_ = db_.add_commit_listener([this] { wake(); });
 }
 
 void OutboxRelay::wake() {
@@ -85,6 +86,7 @@ void OutboxRelay::wake() {
 
 void OutboxRelay::stop() {
   if (!running_.exchange(false)) return;
+  db_.remove_commit_listener(listener_id_);
   wake();
   if (thread_.joinable()) thread_.join();
   if (!abandon_) {
@@ -234,7 +236,7 @@ ConsumerLoop::ConsumerLoop(std::string name, std::string bootstrap, std::string 
 ConsumerLoop::~ConsumerLoop() { stop(); }
 
 void ConsumerLoop::start() {
-  running_ = true;
+  if (running_.exchange(true)) throw std::logic_error("consumer loop already started");
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -262,9 +264,16 @@ void ConsumerLoop::loop() {
         batch.push_back(std::move(*m));
       }
     } catch (const std::exception& e) {
-      log::error("consumer poll failed", {{"consumer", name_}, {"what", e.what()}});
+      log::error("consumer poll failed, reconnecting", {{"consumer", name_}, {"what", e.what()}});
       consumer.reset();
-      consumer = std::make_unique<kafka::Consumer>(bootstrap_, group_, topics_, settings_);
+      while (running_ && !consumer) {
+        try {
+          consumer = std::make_unique<kafka::Consumer>(bootstrap_, group_, topics_, settings_);
+        } catch (const std::exception& again) {
+          log::error("consumer restart failed", {{"consumer", name_}, {"what", again.what()}});
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
+      }
       continue;
     }
     if (!joined_ && consumer->joined()) joined_ = true;

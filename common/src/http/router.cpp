@@ -39,8 +39,15 @@ Router::Match Router::match(bhttp::verb method, std::string_view path) const {
     if (!ok) continue;
     if (route.method != method) {
       result.status = 405;
-      if (!result.allow.empty()) result.allow += ", ";
-      result.allow += std::string(bhttp::to_string(route.method));
+      std::string method(bhttp::to_string(route.method));
+      bool listed = false;
+      for (std::size_t start = 0; start < result.allow.size();) {
+        std::size_t end = result.allow.find(", ", start);
+        if (end == std::string::npos) end = result.allow.size();
+        listed = listed || result.allow.compare(start, end - start, method) == 0;
+        start = end + 2;
+      }
+      if (!listed) result.allow += (result.allow.empty() ? "" : ", ") + method;
       continue;
     }
     result.handler = &route.handler;

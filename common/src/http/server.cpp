@@ -153,6 +153,9 @@ class Session : public std::enable_shared_from_this<Session> {
     } catch (const std::exception& e) {
       log::error("handler failed", {{"request_id", request_id_}, {"route", route_}, {"what", e.what()}});
       responder(Response::error(500, "Internal server error", "internal"));
+    } catch (...) {
+      log::error("handler failed", {{"request_id", request_id_}, {"route", route_}, {"what", "unknown exception"}});
+      responder(Response::error(500, "Internal server error", "internal"));
     }
   }
 

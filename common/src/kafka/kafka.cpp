@@ -114,6 +114,9 @@ Consumer::Consumer(const std::string& bootstrap, const std::string& group_id,
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
+      // A member that died (kill -9) is noticed after this, so its partitions move on quickly.
+      {"session.timeout.ms", "10000"},
+      {"heartbeat.interval.ms", "3000"},
       {"topic.metadata.refresh.interval.ms", "5000"},
       {"log.connection.close", "false"},
   };

@@ -209,7 +209,7 @@ void Database::writer_loop() {
     }
     if (!commit_error) {
       std::lock_guard lock(listeners_mutex_);
-      for (auto& listener : listeners_) listener();
+      for (auto& [id, listener] : listeners_) listener();
     }
   }
 }
@@ -231,9 +231,16 @@ void Database::release_reader(std::unique_ptr<Connection> connection) {
   readers_.push_back(std::move(connection));
 }
 
-void Database::add_commit_listener(std::function<void()> listener) {
+int Database::add_commit_listener(std::function<void()> listener) {
   std::lock_guard lock(listeners_mutex_);
-  listeners_.push_back(std::move(listener));
+  int id = next_listener_id_++;
+  listeners_.emplace_back(id, std::move(listener));
+  return id;
+}
+
+void Database::remove_commit_listener(int id) {
+  std::lock_guard lock(listeners_mutex_);
+  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
 }
 
 bool Database::healthy() {

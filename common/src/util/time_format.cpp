@@ -48,6 +48,8 @@ std::optional<Millis> parse_rfc3339(std::string_view s) {
     return std::nullopt;
   static constexpr int kDaysInMonth[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (day > kDaysInMonth[month - 1]) return std::nullopt;
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month == 2 && day == 29 && !leap) return std::nullopt;
   std::size_t pos = 19;
   Millis fraction_ms = 0;
   if (pos < s.size() && s[pos] == '.') {

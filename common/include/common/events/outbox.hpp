@@ -79,6 +79,7 @@ class OutboxRelay {
   std::atomic<long long> published_{0};
   std::atomic<long long> failed_{0};
   Millis last_trim_ = 0;
+  int listener_id_ = 0;
 };
 
 // Reads events from Kafka and applies each in its own transaction together with its

@@ -127,7 +127,10 @@ class Database {
     return f(*connection);
   }
 
-  void add_commit_listener(std::function<void()> listener);
+  // Listeners run on the writer thread after each commit. remove_commit_listener returns only
+  // once the listener can no longer be running, so its owner may then be destroyed.
+  int add_commit_listener(std::function<void()> listener);
+  void remove_commit_listener(int id);
   bool healthy();
   const std::string& path() const { return path_; }
   std::size_t pending_writes();
@@ -153,7 +156,8 @@ class Database {
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<Connection>> readers_;
   std::mutex listeners_mutex_;
-  std::vector<std::function<void()>> listeners_;
+  std::vector<std::pair<int, std::function<void()>>> listeners_;
+  int next_listener_id_ = 1;
 };
 
 }  // namespace al::storage

@@ -1,0 +1,37 @@
+# Front end in the style of userver's service template.
+#   make start   install what is missing, build release, run the embedded stack on 127.0.0.1:$(PORT)
+#   make test    install what is missing, build the sanitizer build, run every test through ctest
+PORT ?= 8080
+DATA_DIR ?= ./data
+JOBS ?= 2
+CTEST_JOBS ?= 2
+
+.PHONY: start test deps deps-test build-release build-debug bench clean
+
+deps:
+	@bash scripts/install-deps.sh build
+
+deps-test:
+	@bash scripts/install-deps.sh test
+	@bash scripts/kafka/kafka.sh fetch >/dev/null
+
+build-release: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-debug: deps-test
+	cmake --preset debug >/dev/null
+	cmake --build --preset debug -j $(JOBS)
+
+start: build-release
+	exec ./build/release/app/agentlancer all --port $(PORT) --data_dir $(DATA_DIR)
+
+test: build-debug
+	ctest --preset debug -j $(CTEST_JOBS)
+
+bench: build-release
+	@bash scripts/install-deps.sh bench
+	bash tests/load/job-service/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build (and optionally the benchmarks) need; only what is missing.
+#   scripts/install-deps.sh [build|test|bench]
+set -euo pipefail
+what="${1:-build}"
+packages=(cmake ninja-build g++ pkg-config libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+          librdkafka-dev libsqlite3-dev libssl-dev)
+case "$what" in
+  build) ;;
+  test) packages+=(libgtest-dev maven default-jre-headless python3) ;;
+  bench) packages+=(nginx-light golang-go curl) ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${packages[@]}"; do
+  # java/mvn/go may come from elsewhere on the machine: accept the command instead of the package.
+  case "$p" in
+    default-jre-headless) command -v java >/dev/null && continue ;;
+    maven) command -v mvn >/dev/null && continue ;;
+    golang-go) command -v go >/dev/null && continue ;;
+    python3) command -v python3 >/dev/null && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # cleanup/on_signal are reached through trap
+# Job-service benchmark driver (open model). Builds tests/load/loadgen,
+# measures the nginx `return 204` baseline at the same request rates, starts
+# agentlancer on a free port with a fresh data dir, runs provider-flow and
+# job-get, and prints the results side by side with the baseline.
+#
+# It reports; it never asserts on timing. Exit status: 0 when every planned
+# measurement ran, 1 when something could not run (build failure, server did
+# not become ready, scenario setup failed), 2 on bad usage.
+#
+# Knobs (environment):
+#   AGENTLANCER_BIN  server binary (default: the first executable of
+#                    <repo>/build/release/agentlancer, <repo>/build/release/app/agentlancer)
+#   SERVER_ARGS      extra server options (default "--http.access_log false",
+#                    like the nginx baseline's access_log off; "" keeps the default)
+#   DATA_DIR_FLAG    option naming the data dir (default --data_dir, the config key)
+#   PF_RATE=400      provider-flow walk-throughs/s (each = 7 durable writes)
+#   PF_DURATION=20s  provider-flow measured duration
+#   JG_RATE=20000    job-get requests/s
+#   JG_DURATION=20s  job-get measured duration
+#   WARMUP=2s        unmeasured warm-up before every measurement, same rate
+#   CONNS=256        max keep-alive connections of the generator
+#   MAX_INFLIGHT=10000  arrivals in flight beyond which arrivals are dropped
+#   JOBS=1000 SETUP_PHASE=negotiated   job-get setup
+#   PAIRS=20         provider-flow client/provider pairs
+#   CLIENT=fast      loadgen HTTP client (fast|std)
+#   BASELINE=1       0: skip the nginx baseline
+#   SERVER=1         0: skip agentlancer (baseline only)
+#   READY_TIMEOUT=60s  how long to wait for GET /readyz == 200
+#   OUT_DIR          where results go (default: a new /tmp/agentlancer-bench.*)
+#   KEEP_WORK=0      1: keep the temp dir with the server data dir and nginx prefix
+#   GO               go binary (default: go on PATH, else /usr/local/go/bin/go)
+set -u -o pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+load_dir=$(cd "$here/.." && pwd)
+repo=$(cd "$here/../../.." && pwd)
+
+if [ -z "${AGENTLANCER_BIN:-}" ]; then
+    AGENTLANCER_BIN=$repo/build/release/agentlancer
+    for candidate in "$repo/build/release/agentlancer" "$repo/build/release/app/agentlancer"; do
+        if [ -f "$candidate" ] && [ -x "$candidate" ]; then
+            AGENTLANCER_BIN=$candidate
+            break
+        fi
+    done
+fi
+SERVER_ARGS=${SERVER_ARGS---http.access_log false}
+DATA_DIR_FLAG=${DATA_DIR_FLAG:---data_dir}
+PF_RATE=${PF_RATE:-400}
+PF_DURATION=${PF_DURATION:-20s}
+JG_RATE=${JG_RATE:-20000}
+JG_DURATION=${JG_DURATION:-20s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-256}
+MAX_INFLIGHT=${MAX_INFLIGHT:-10000}
+JOBS=${JOBS:-1000}
+SETUP_PHASE=${SETUP_PHASE:-negotiated}
+PAIRS=${PAIRS:-20}
+CLIENT=${CLIENT:-fast}
+BASELINE=${BASELINE:-1}
+SERVER=${SERVER:-1}
+READY_TIMEOUT=${READY_TIMEOUT:-60s}
+KEEP_WORK=${KEEP_WORK:-0}
+if [ -z "${GO:-}" ]; then
+    GO=$(command -v go || echo /usr/local/go/bin/go)
+fi
+
+exec 3>&2   # the original stderr, for messages printed inside redirected calls
+log() { printf '\n### %s\n' "$*"; }
+problems=()
+problem() { echo "!!! $*" >&2; problems+=("$*"); }
+
+work=$(mktemp -d /tmp/agentlancer-bench-work.XXXXXX) || exit 1
+OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/agentlancer-bench.XXXXXX)}
+mkdir -p "$OUT_DIR" || exit 1
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+
+server_pid=""
+child=""    # loadgen process currently running (killed on interrupt)
+nginx_dir="$work/nginx"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null
+        for _ in $(seq 1 100); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    if [ -s "$nginx_dir/nginx.pid" ]; then
+        "$load_dir/nginx-baseline.sh" stop "$nginx_dir" >/dev/null 2>&1
+    fi
+    if [ "$KEEP_WORK" = 1 ]; then
+        echo "work dir kept: $work"
+    else
+        rm -rf "$work"
+    fi
+    exit "$rc"
+}
+on_signal() {
+    echo "interrupted; stopping what this script started" >&3
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null   # loadgen stops early and exits
+        wait "$child" 2>/dev/null
+    fi
+    exit 130
+}
+trap cleanup EXIT
+trap on_signal INT TERM
+
+# run_child CMD...: runs CMD in the background and waits for it, so that a
+# signal reaches the trap at once instead of after CMD finishes.
+run_child() {
+    "$@" &
+    child=$!
+    wait "$child"
+    local rc=$?
+    child=""
+    return "$rc"
+}
+
+# ------------------------------------------------------------------ build
+log "building loadgen ($("$GO" version 2>/dev/null || echo "no go at $GO"))"
+lg="$work/loadgen"
+if ! (cd "$load_dir/loadgen" && GOTOOLCHAIN=local CGO_ENABLED=0 "$GO" build -o "$lg" .); then
+    problem "loadgen build failed"
+    exit 1
+fi
+
+steps=$("$lg" steps)
+PF_REQ_RATE=$(awk -v r="$PF_RATE" -v s="$steps" 'BEGIN { printf "%g", r * s }')
+common=(-warmup "$WARMUP" -conns "$CONNS" -max-inflight "$MAX_INFLIGHT" -client "$CLIENT")
+
+cat <<INFO
+results:        $OUT_DIR
+provider-flow:  $PF_RATE walk-throughs/s x $steps writes = $PF_REQ_RATE req/s for $PF_DURATION
+job-get:        $JG_RATE req/s for $JG_DURATION ($JOBS jobs in phase $SETUP_PHASE)
+warm-up:        $WARMUP per measurement (discarded); conns=$CONNS max-inflight=$MAX_INFLIGHT client=$CLIENT
+machine:        $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)
+INFO
+
+# run_lg NAME ARGS... : runs loadgen, tees its output to $OUT_DIR/NAME.txt,
+# writes $OUT_DIR/NAME.json; returns loadgen's exit status.
+run_lg() {
+    local name=$1 rc
+    shift
+    run_child "$lg" "$@" -json "$OUT_DIR/$name.json" >"$OUT_DIR/$name.out" 2>&1
+    rc=$?
+    grep -v '^{' "$OUT_DIR/$name.out" | tee "$OUT_DIR/$name.txt"
+    rm -f "$OUT_DIR/$name.out"
+    return "$rc"
+}
+
+# ------------------------------------------------------------------ nginx baseline
+if [ "$BASELINE" = 1 ]; then
+    log "nginx baseline (return 204)"
+    if nginx_port=$("$load_dir/nginx-baseline.sh" start "$nginx_dir" 3>&-); then
+        echo "nginx on 127.0.0.1:$nginx_port ($nginx_dir)"
+        base_url="http://127.0.0.1:$nginx_port/"
+        run_lg baseline-pf -scenario get204 -label nginx -url "$base_url" -rate "$PF_REQ_RATE" -duration "$PF_DURATION" "${common[@]}" ||
+            problem "baseline at $PF_REQ_RATE req/s did not run"
+        echo
+        run_lg baseline-jg -scenario get204 -label nginx -url "$base_url" -rate "$JG_RATE" -duration "$JG_DURATION" "${common[@]}" ||
+            problem "baseline at $JG_RATE req/s did not run"
+        "$load_dir/nginx-baseline.sh" stop "$nginx_dir"
+    else
+        problem "nginx baseline did not start"
+    fi
+fi
+
+# ------------------------------------------------------------------ agentlancer
+if [ "$SERVER" = 1 ]; then
+    log "agentlancer: $AGENTLANCER_BIN"
+    if [ ! -x "$AGENTLANCER_BIN" ]; then
+        problem "server binary $AGENTLANCER_BIN not found or not executable (build it, or set AGENTLANCER_BIN)"
+    else
+        port=$("$lg" freeport)
+        data="$work/data"
+        mkdir -p "$data"
+        read -r -a extra_args <<<"$SERVER_ARGS"
+        server_cmd=("$AGENTLANCER_BIN" all --port "$port" "$DATA_DIR_FLAG" "$data" "${extra_args[@]}")
+        echo "${server_cmd[*]}"
+        "${server_cmd[@]}" >"$OUT_DIR/server.log" 2>&1 3>&- &
+        server_pid=$!
+        echo "pid $server_pid, log $OUT_DIR/server.log"
+        if ! run_child "$lg" wait -url "http://127.0.0.1:$port/readyz" -timeout "$READY_TIMEOUT" -pid "$server_pid"; then
+            problem "agentlancer did not become ready (GET /readyz != 200)"
+            echo "--- last lines of $OUT_DIR/server.log:"
+            tail -n 30 "$OUT_DIR/server.log"
+        else
+            api="http://127.0.0.1:$port"
+            log "provider-flow: $PF_RATE walk-throughs/s for $PF_DURATION"
+            run_lg server-pf -scenario provider-flow -label agentlancer -url "$api" -rate "$PF_RATE" -duration "$PF_DURATION" -pairs "$PAIRS" "${common[@]}" ||
+                problem "provider-flow did not run (see message above)"
+            log "job-get: $JG_RATE req/s for $JG_DURATION"
+            run_lg server-jg -scenario job-get -label agentlancer -url "$api" -rate "$JG_RATE" -duration "$JG_DURATION" -jobs "$JOBS" -setup-phase "$SETUP_PHASE" "${common[@]}" ||
+                problem "job-get did not run (see message above)"
+            if ! kill -0 "$server_pid" 2>/dev/null; then
+                problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
+            fi
+        fi
+    fi
+fi
+
+# ------------------------------------------------------------------ side by side
+log "summary (ratio = agentlancer / nginx baseline at the same request rate)"
+compared=0
+if [ -s "$OUT_DIR/server-pf.json" ] && [ -s "$OUT_DIR/baseline-pf.json" ]; then
+    "$lg" compare -run "$OUT_DIR/server-pf.json" -base "$OUT_DIR/baseline-pf.json" \
+        -title "provider-flow ($PF_RATE walk-throughs/s = $PF_REQ_RATE req/s) vs nginx get204 @ $PF_REQ_RATE req/s"
+    echo
+    compared=1
+fi
+if [ -s "$OUT_DIR/server-jg.json" ] && [ -s "$OUT_DIR/baseline-jg.json" ]; then
+    "$lg" compare -run "$OUT_DIR/server-jg.json" -base "$OUT_DIR/baseline-jg.json" \
+        -title "job-get @ $JG_RATE req/s vs nginx get204 @ $JG_RATE req/s"
+    echo
+    compared=1
+fi
+if [ "$compared" = 0 ]; then
+    # Nothing to pair up: show what was measured on its own.
+    for f in "$OUT_DIR"/*.json; do
+        [ -s "$f" ] || continue
+        "$lg" compare -run "$f" -title "$(basename "$f" .json) (no counterpart to compare with)"
+        echo
+    done
+fi
+echo "raw results (tables .txt, JSON lines .json): $OUT_DIR"
+if [ ${#problems[@]} -gt 0 ]; then
+    echo
+    echo "NOT everything could be measured:"
+    printf '  - %s\n' "${problems[@]}"
+    exit 1
+fi
+exit 0

@@ -1,0 +1,3 @@
+module agentlancer/loadgen
+
+go 1.22

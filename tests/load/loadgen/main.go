@@ -1,0 +1,259 @@
+// Command loadgen is agentlancer's open-model HTTP load generator.
+//
+//	loadgen -scenario get204|job-get|provider-flow -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
+//	loadgen compare -run run.json -base baseline.json [-title T]
+//	loadgen wait -url http://127.0.0.1:PORT/readyz [-timeout 60s] [-pid N]
+//	loadgen freeport
+//	loadgen steps      # HTTP calls per provider-flow iteration
+//
+// Only loopback targets are accepted. See ../README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Config holds the run flags.
+type Config struct {
+	Scenario    string
+	URL         string
+	Rate        float64
+	Duration    time.Duration
+	Warmup      time.Duration
+	Conns       int
+	MaxInFlight int
+	Timeout     time.Duration
+	Drain       time.Duration
+	Jobs        int
+	Phase       string
+	Pairs       int
+	SetupConc   int
+	JSONPath    string
+	Label       string
+	Client      string
+}
+
+const (
+	exitOK    = 0
+	exitUsage = 2
+	exitSetup = 3
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "compare":
+			os.Exit(cmdCompare(os.Args[2:]))
+		case "wait":
+			os.Exit(cmdWait(os.Args[2:]))
+		case "freeport":
+			os.Exit(cmdFreePort())
+		case "steps":
+			// HTTP calls (= durable writes) per provider-flow iteration.
+			fmt.Println((&ProviderFlow{}).RequestsPerArrival())
+			os.Exit(exitOK)
+		case "run":
+			os.Exit(cmdRun(os.Args[2:]))
+		}
+	}
+	os.Exit(cmdRun(os.Args[1:]))
+}
+
+func cmdRun(args []string) int {
+	var cfg Config
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | provider-flow")
+	fs.StringVar(&cfg.URL, "url", "", "target: full URL for get204, API base URL otherwise (loopback only)")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get, walk-through iterations for provider-flow)")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured schedule")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured schedule at the same rate before the measured one")
+	fs.IntVar(&cfg.Conns, "conns", 256, "max keep-alive connections in the pool")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 10000, "max concurrently running arrivals; beyond it arrivals are dropped (counted), the schedule never waits")
+	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.DurationVar(&cfg.Drain, "drain", 15*time.Second, "after the schedule, wait at most this long for in-flight work, then cancel it")
+	fs.IntVar(&cfg.Jobs, "jobs", 1000, "job-get: number of jobs created in setup")
+	fs.StringVar(&cfg.Phase, "setup-phase", "negotiated", "job-get: phase the jobs are moved to ("+strings.Join(phaseNames, "|")+")")
+	fs.IntVar(&cfg.Pairs, "pairs", 20, "provider-flow: number of pre-signed-up client/provider pairs")
+	fs.IntVar(&cfg.SetupConc, "setup-concurrency", 8, "concurrent requests during (untimed) setup")
+	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
+	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client: fast (built-in lean HTTP/1.1 keep-alive client) or std (net/http: ~1.5x the CPU, ~2x the floor latency)")
+	fs.StringVar(&cfg.Label, "label", "", "free-form label stored in the report (e.g. nginx, agentlancer)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "loadgen: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	if cfg.URL == "" || cfg.Rate <= 0 || cfg.Duration <= 0 {
+		fmt.Fprintln(os.Stderr, "loadgen: -url, -rate > 0 and -duration > 0 are required")
+		return exitUsage
+	}
+	u, err := CheckLoopbackURL(cfg.URL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return exitUsage
+	}
+	doer, err := NewDoer(cfg.Client, u, cfg.Conns, cfg.Timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return exitUsage
+	}
+	api := &API{Client: doer}
+
+	var sc Scenario
+	switch cfg.Scenario {
+	case "get204":
+		sc = &Get204{API: api, Path: u.RequestURI()}
+	case "job-get", "provider-flow":
+		api.Prefix = strings.TrimSuffix(u.EscapedPath(), "/")
+		if cfg.Scenario == "job-get" {
+			ph, err := phaseIndex(cfg.Phase)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				return exitUsage
+			}
+			sc = &JobGet{API: api, Jobs: cfg.Jobs, Phase: ph, Concurrency: cfg.SetupConc}
+		} else {
+			sc = &ProviderFlow{API: api, Pairs: cfg.Pairs}
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "loadgen: unknown scenario %q\n", cfg.Scenario)
+		return exitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	setupCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	err = sc.Setup(setupCtx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "loadgen: %s: SETUP FAILED against %s: %v\n", sc.Name(), cfg.URL, err)
+		return exitSetup
+	}
+
+	r := Execute(ctx, sc, &cfg)
+	PrintTable(os.Stdout, r)
+	WriteJSON(os.Stdout, r)
+	if cfg.JSONPath != "" {
+		f, err := os.Create(cfg.JSONPath)
+		if err == nil {
+			err = WriteJSON(f, r)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: writing -json:", err)
+		}
+	}
+	return exitOK
+}
+
+// Execute runs the (optional) warm-up and the measured schedule.
+func Execute(ctx context.Context, sc Scenario, cfg *Config) Report {
+	if cfg.Warmup > 0 {
+		wm := sc.NewMetrics()
+		ws := &Scheduler{Rate: cfg.Rate, Duration: cfg.Warmup, MaxInFlight: cfg.MaxInFlight, Drain: cfg.Drain}
+		ws.Run(ctx, func(ctx context.Context, intended time.Time) { sc.Arrival(ctx, wm, intended) })
+	}
+	m := sc.NewMetrics()
+	s := &Scheduler{Rate: cfg.Rate, Duration: cfg.Duration, MaxInFlight: cfg.MaxInFlight, Drain: cfg.Drain}
+	env := RunEnv{LoadStart: LoadAvg()}
+	cpu0 := ProcessCPU()
+	res := s.Run(ctx, func(ctx context.Context, intended time.Time) { sc.Arrival(ctx, m, intended) })
+	env.CPU = ProcessCPU() - cpu0
+	env.LoadEnd = LoadAvg()
+	return BuildReport(sc, cfg, m, res, env)
+}
+
+func cmdCompare(args []string) int {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	run := fs.String("run", "", "JSON result of the system under test")
+	base := fs.String("base", "", "JSON result of the baseline (optional)")
+	title := fs.String("title", "", "heading")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *run == "" {
+		fmt.Fprintln(os.Stderr, "compare: -run is required")
+		return exitUsage
+	}
+	rr, err := ReadReport(*run)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		return 1
+	}
+	var br Report // zero: no baseline column
+	if *base != "" {
+		if br, err = ReadReport(*base); err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			return 1
+		}
+	}
+	PrintCompare(os.Stdout, *title, rr, br)
+	return exitOK
+}
+
+// cmdWait polls url until it answers 200 (exit 0), the timeout passes or the
+// process -pid exits (exit 1).
+func cmdWait(args []string) int {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	raw := fs.String("url", "", "URL that answers 200 when ready (loopback only)")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after")
+	pid := fs.Int("pid", 0, "fail fast if this process exits")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if _, err := CheckLoopbackURL(*raw); err != nil {
+		fmt.Fprintln(os.Stderr, "wait:", err)
+		return exitUsage
+	}
+	c := NewClient(1, 2*time.Second)
+	deadline := time.Now().Add(*timeout)
+	last := "no attempt"
+	for time.Now().Before(deadline) {
+		if *pid > 0 {
+			if err := syscall.Kill(*pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+				fmt.Fprintf(os.Stderr, "wait: process %d exited before %s was ready (last: %s)\n", *pid, *raw, last)
+				return 1
+			}
+		}
+		resp, err := c.Get(*raw)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return exitOK
+			}
+			last = "HTTP " + resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "wait: %s not ready after %s (last: %s)\n", *raw, *timeout, last)
+	return 1
+}
+
+// cmdFreePort prints a currently free TCP port on 127.0.0.1.
+func cmdFreePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "freeport:", err)
+		return 1
+	}
+	fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	return exitOK
+}
