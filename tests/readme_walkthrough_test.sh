@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the README's walk-through block verbatim against a freshly started binary, then reads its
+# events back with `agentlancer tail-events`, then stops the server with SIGTERM (clean exit).
+#   readme_walkthrough_test.sh <agentlancer binary> <README.md>
+set -euo pipefail
+bin="$1"
+readme="$2"
+work="$(mktemp -d /tmp/agentlancer-readme-XXXXXX)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$bin" all --port "$port" --data_dir "$work/data" --http.access_log false 2>"$work/server.log" &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "server not ready"; tail -20 "$work/server.log"; exit 1; }
+
+sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' "$readme" | sed '1,2d;$d' | sed '$d' > "$work/walkthrough.sh"
+[ -s "$work/walkthrough.sh" ] || { echo "no walk-through block in $readme"; exit 1; }
+out="$(cd "$work" && BASE="http://127.0.0.1:$port" bash -euo pipefail walkthrough.sh)"
+echo "$out"
+fail=0
+for want in "accept: 204" "negotiation: 204" "requirement: 204" "deliverable: 204" "evaluate: 204" '"phase": 4' '"phaseName": "COMPLETED"' '"escrowVerified": true' '"typeName": "PAYABLE_REQUEST"'; do
+  grep -qF "$want" <<<"$out" || { echo "missing in output: $want"; fail=1; }
+done
+
+# 2 agent.registered + 7 job events (created, accept, escrow, negotiation, memo, deliverable, evaluate).
+events="$(timeout 60 "$bin" tail-events --data-dir "$work/data" --max 9 2>/dev/null || true)"
+count="$(grep -c . <<<"$events" || true)"
+echo "tail-events printed $count events"
+[ "$count" -eq 9 ] || { echo "expected 9 events"; fail=1; }
+[ "$(grep -c $'^agentlancer.jobs.v1\t' <<<"$events")" -eq 7 ] || { echo "expected 7 job events"; fail=1; }
+
+kill -TERM "$server"
+if wait "$server"; then echo "server stopped cleanly"; else echo "server exit code $?"; fail=1; fi
+[ "$fail" -eq 0 ] && echo "README walk-through: ok"
+exit "$fail"
