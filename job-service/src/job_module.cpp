@@ -44,7 +44,7 @@ class JobModule final : public Module {
   }
 
   std::string name() const override { return "job-service"; }
-  void add_routes(http::Router& router) override { add_job_routes(router, service_, store_, rt_.auth); }
+  void add_routes(http::Router& router) override { add_job_routes(router, service_, store_, rt_.auth, rt_.clock); }
 
   void start() override {
     relay_.start();

@@ -511,6 +511,64 @@ TEST_F(JobHttpTest, ExpiryMovesUnfinishedJobsToExpired) {
   EXPECT_EQ(phase(swept), 6);
 }
 
+// --- regressions found by schemathesis and manual probing ---
+
+TEST_F(JobHttpTest, EncodedSlashNeverReachesAnotherRoute) {
+  long long id = create_job();
+  auto r = http.get("/api/agents/jobs/%2F", client_->key);
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.error(), "Invalid job ID");
+  r = http.post("/api/agents/jobs/" + std::to_string(id) + "%2Fescrow", bj::object{{"txHash", tx_hash(77777)}}, client_->key);
+  EXPECT_EQ(r.status, 405u);  // the GET /api/agents/jobs/{id} route, not escrow
+  EXPECT_EQ(job(id).at("escrowVerified").as_bool(), false);
+  r = http.post("/api/agents/providers/jobs/" + std::to_string(id) + "%2F/accept", R"({"accept":true})", provider_->key);
+  EXPECT_EQ(r.status, 400u);  // "7/" is not a job id
+}
+
+TEST_F(JobHttpTest, ExpiredAtMustBeAFutureRfc3339Instant) {
+  auto attempt = [&](const std::string& when) {
+    return http.post("/api/agents/jobs",
+                     bj::object{{"providerId", provider_->id}, {"serviceRequirement", "x"}, {"budget", "1"},
+                                {"tokenAddress", kToken}, {"expiredAt", when}},
+                     client_->key);
+  };
+  EXPECT_EQ(attempt("1970-01-01T00:00:00Z").status, 400u);       // the past (and 0)
+  EXPECT_EQ(attempt("9999-12-31T23:59:59-23:59").status, 400u);  // year 10000 in UTC
+  EXPECT_EQ(attempt("2026-02-29T00:00:00Z").status, 400u);       // no such day
+  auto ok = attempt("9999-12-31T23:59:59Z");
+  ASSERT_EQ(ok.status, 201u) << ok.body;
+  EXPECT_EQ(ok.json().at("expiredAt").as_string(), "9999-12-31T23:59:59.000Z");
+}
+
+TEST_F(JobHttpTest, NumbersAreNeverSilentlyRounded) {
+  auto attempt = [&](const std::string& budget_literal) {
+    return http.post("/api/agents/jobs",
+                     "{\"providerId\":\"" + provider_->id + "\",\"serviceRequirement\":\"x\",\"budget\":" +
+                         budget_literal + ",\"tokenAddress\":\"" + kToken + "\"}",
+                     client_->key);
+  };
+  for (std::string inexact : {"19999999999999999999", "0.10000000000000001", "1.00000000000000001", "1e400"}) {
+    auto r = attempt(inexact);
+    EXPECT_EQ(r.status, 400u) << inexact << " " << r.body;
+    EXPECT_NE(r.error().find("exactly"), std::string::npos) << r.body;
+  }
+  for (auto [literal, stored] : std::vector<std::pair<std::string, std::string>>{
+           {"0.1", "0.1"}, {"12.50", "12.5"}, {"1e2", "100"}, {"9007199254740993", "9007199254740993"}}) {
+    auto r = attempt(literal);
+    ASSERT_EQ(r.status, 201u) << literal << " " << r.body;
+    EXPECT_EQ(r.json().at("budget").as_string(), stored);
+  }
+}
+
+TEST_F(JobHttpTest, EmptyEvaluatorIdIsAValidationError) {
+  auto r = http.post("/api/agents/jobs",
+                     bj::object{{"providerId", provider_->id}, {"serviceRequirement", "x"}, {"budget", "1"},
+                                {"tokenAddress", kToken}, {"evaluatorId", ""}},
+                     client_->key);
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.error(), "Validation error");
+}
+
 // --- bad input never yields a 5xx ---
 
 TEST_F(JobHttpTest, BadInputIs4xxNever5xx) {

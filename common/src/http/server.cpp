@@ -4,6 +4,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -120,7 +121,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto url = boost::urls::parse_origin_form(request.target);
     if (!url) return send(Response::error(400, "Malformed request target", "bad_request"));
     try {
-      request.path = std::string(url->path());
+      // Routing works on the encoded path so an encoded '/' (%2F) can never split a segment;
+      // path parameters are decoded one by one after the match.
+      request.path = std::string(url->encoded_path());
       for (auto param : url->params()) request.query.emplace_back(param.key, param.value);
     } catch (const std::exception&) {
       return send(Response::error(400, "Malformed request target", "bad_request"));
@@ -138,6 +141,11 @@ class Session : public std::enable_shared_from_this<Session> {
     route_ = match.route;
     request.route = match.route;
     request.params = std::move(match.params);
+    for (auto& [name, value] : request.params) {
+      auto decoded = boost::urls::make_pct_string_view(value);
+      if (!decoded) return send(Response::error(400, "Malformed request target", "bad_request"));
+      value = decoded->decode();
+    }
     request.headers = std::move(static_cast<bhttp::fields&>(message.base()));
     request.body = std::move(message.body());
 

@@ -1,8 +1,93 @@
 #include "common/json/json.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <limits>
 
 namespace al::json {
+namespace {
+// A number literal reduced to significant digits and a power of ten: "120.50" -> ("1205", 0)
+// meaning 1205 * 10^(0 - 3 + ...). Here: value = 0.digits * 10^exponent.
+struct Normalized {
+  std::string digits;
+  long long exponent = 0;
+  bool operator==(const Normalized&) const = default;
+};
+
+Normalized normalize(std::string_view text) {
+  Normalized n;
+  std::size_t pos = text.size() && text[0] == '-' ? 1 : 0;
+  long long point = -1, count = 0;
+  std::string digits;
+  for (; pos < text.size(); ++pos) {
+    char c = text[pos];
+    if (c == '.') {
+      point = count;
+    } else if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+      ++count;
+    } else {
+      break;  // exponent
+    }
+  }
+  long long exp10 = 0;
+  if (pos < text.size() && (text[pos] == 'e' || text[pos] == 'E')) {
+    ++pos;
+    std::string exp_text(text.substr(pos));
+    exp10 = std::strtoll(exp_text.c_str(), nullptr, 10);
+    if (exp10 > 100000) exp10 = 100000;
+    if (exp10 < -100000) exp10 = -100000;
+  }
+  if (point < 0) point = count;
+  std::size_t first = digits.find_first_not_of('0');
+  if (first == std::string::npos) return {"0", 0};
+  std::size_t last = digits.find_last_not_of('0');
+  n.digits = digits.substr(first, last - first + 1);
+  n.exponent = point - static_cast<long long>(first) + exp10;
+  return n;
+}
+
+// True when the parsed value carries exactly the number the client wrote.
+bool literal_is_exact(std::string_view literal) {
+  bool integer = literal.find_first_of(".eE") == std::string_view::npos;
+  if (integer) {
+    long long i;
+    unsigned long long u;
+    if (std::from_chars(literal.data(), literal.data() + literal.size(), i).ec == std::errc()) return true;
+    if (std::from_chars(literal.data(), literal.data() + literal.size(), u).ec == std::errc()) return true;
+  }
+  std::string copy(literal);
+  double d = std::strtod(copy.c_str(), nullptr);
+  if (d == std::numeric_limits<double>::infinity() || d == -std::numeric_limits<double>::infinity()) return false;
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  if (ec != std::errc()) return false;
+  return normalize(std::string_view(buf, static_cast<std::size_t>(end - buf))) == normalize(literal);
+}
+
+// Finds the first number literal (outside strings) that a double would silently change.
+std::optional<std::string> first_inexact_number(std::string_view text) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i)
+        if (text[i] == '\\') ++i;
+      continue;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t start = i;
+      while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '-' ||
+                                 text[i] == '+' || text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
+        ++i;
+      std::string_view literal = text.substr(start, i - start);
+      if (!literal_is_exact(literal)) return std::string(literal.substr(0, 40));
+      --i;
+    }
+  }
+  return std::nullopt;
+}
+}  // namespace
 
 std::optional<bj::value> parse(std::string_view text, std::string& error, std::size_t max_depth) {
   bj::parse_options options;
@@ -11,6 +96,12 @@ std::optional<bj::value> parse(std::string_view text, std::string& error, std::s
   bj::value value = bj::parse(text, ec, {}, options);
   if (ec) {
     error = "Malformed JSON: " + ec.message();
+    return std::nullopt;
+  }
+  // Never change a client's number silently: a literal a double cannot carry exactly is refused.
+  if (auto inexact = first_inexact_number(text)) {
+    error = "The number " + *inexact +
+            " cannot be represented exactly as a JSON number; send exact amounts as decimal strings";
     return std::nullopt;
   }
   return value;
@@ -116,7 +207,12 @@ std::optional<Decimal> ObjectReader::decimal_value(std::string_view name, const 
   } else if (v.is_uint64()) {
     d = Decimal::parse(std::to_string(v.get_uint64()));
   } else if (v.is_double()) {
-    d = Decimal::from_double(v.get_double());
+    double x = v.get_double();
+    if (!(x > -1e20 && x < 1e20)) {
+      fail(name, "is out of range");
+      return std::nullopt;
+    }
+    d = Decimal::from_double(x);
     if (!d) {
       fail(name, "has more precision than a JSON number carries exactly; send it as a string");
       return std::nullopt;

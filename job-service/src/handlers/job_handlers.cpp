@@ -38,6 +38,10 @@ std::optional<std::string> required_address(json::ObjectReader& r, std::string_v
 
 std::optional<std::string> agent_id_field(json::ObjectReader& r, std::string_view name, bool required) {
   auto v = required ? r.required_string(name, 1, 64) : r.optional_string(name, 64);
+  if (v && v->empty()) {
+    r.fail(name, "must not be empty");
+    return std::nullopt;
+  }
   if (v) {
     for (char c : *v)
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) {
@@ -127,7 +131,7 @@ std::optional<Prelude> prelude(const Request& req, const Responder& reply,
 }  // namespace
 
 void add_job_routes(http::Router& router, JobService& service, JobStore& store,
-                    const auth::ApiKeyAuthority& auth) {
+                    const auth::ApiKeyAuthority& auth, const Clock& clock) {
   using bhttp = http::bhttp::verb;
 
   // --- provider (seed 001) ---
@@ -214,7 +218,11 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     std::optional<Millis> expires;
     if (auto e = r.optional_string("expiredAt", 64)) {
       expires = parse_rfc3339(*e);
+      // Up to the end of year 9999 UTC, so it always prints back as an RFC 3339 date-time.
+      constexpr Millis kLatest = 253402300799999;
       if (!expires) r.fail("expiredAt", "must be an RFC 3339 date-time such as 2026-12-01T12:00:00Z");
+      else if (*expires <= clock.now_ms()) r.fail("expiredAt", "must be in the future");
+      else if (*expires > kLatest) r.fail("expiredAt", "must be before the year 10000");
     }
     if (provider && *provider == c.client_id) r.fail("providerId", "must not be the client itself");
     if (!r.ok()) return reply(validation_error(r));
