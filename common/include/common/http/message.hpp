@@ -16,9 +16,9 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 struct Request {
   bhttp::verb method = bhttp::verb::get;
   std::string target;      // as received
-  std::string path;        // percent-decoded path without the query
+  std::string path;        // the path as received (still percent-encoded), without the query
   Pairs query;             // decoded query parameters in order
-  Pairs params;            // path parameters from the route pattern
+  Pairs params;            // path parameters from the route pattern, percent-decoded
   bhttp::fields headers;
   std::string body;
   std::string request_id;  // from x-request-id when sane, else generated
