@@ -16,10 +16,14 @@ CREATE TABLE outbox (
   topic TEXT NOT NULL,
   msg_key TEXT NOT NULL,
   payload TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  published_at INTEGER
+  created_at INTEGER NOT NULL
 );
-CREATE INDEX outbox_unpublished ON outbox(seq) WHERE published_at IS NULL;
+-- Per relay: every row with seq <= published_upto has been delivered (publication is in order
+-- and a failed delivery rewinds), so one row replaces a per-message "published" mark.
+CREATE TABLE outbox_watermark (
+  relay TEXT PRIMARY KEY,
+  published_upto INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE processed_events (
   consumer TEXT NOT NULL,
   event_id TEXT NOT NULL,
@@ -65,12 +69,12 @@ OutboxRelay::~OutboxRelay() { stop(); }
 void OutboxRelay::start() {
   if (running_) throw std::logic_error("outbox relay already started");
   producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
-  if (options_.replay_published_on_start) {
-    replay_upto_ = db_.read([](storage::Connection& c) {
-      auto q = c.query("SELECT COALESCE(MAX(seq), 0) FROM outbox");
-      return q.next() ? q.int64(0) : 0LL;
-    });
-  }
+  published_upto_ = persisted_upto_ = db_.read([this](storage::Connection& c) {
+    auto q = c.query("SELECT published_upto FROM outbox_watermark WHERE relay = ?", options_.name);
+    return q.next() ? q.int64(0) : 0LL;
+  });
+  // The embedded broker starts empty: publish every retained row again.
+  cursor_ = options_.replay_published_on_start ? 0 : published_upto_;
   running_ = true;
   thread_ = std::thread([this] { loop(); });
   listener_id_ = db_.add_commit_listener([this] { wake(); });
@@ -92,6 +96,7 @@ void OutboxRelay::stop() {
   if (!abandon_) {
     producer_->flush(5000);
     handle(producer_->poll(0));
+    persist_watermark(true);
   }
   producer_.reset();
 }
@@ -102,10 +107,33 @@ void OutboxRelay::abandon() {
 }
 
 long long OutboxRelay::backlog() {
-  return db_.read([](storage::Connection& c) {
-    auto q = c.query("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL");
+  return db_.read([this](storage::Connection& c) {
+    auto q = c.query(
+        "SELECT COUNT(*) FROM outbox WHERE seq > COALESCE((SELECT published_upto FROM outbox_watermark WHERE relay = ?), 0)",
+        options_.name);
     return q.next() ? q.int64(0) : 0LL;
   });
+}
+
+void OutboxRelay::persist_watermark(bool now) {
+  long long upto = in_flight_.empty() ? cursor_ : *in_flight_.begin() - 1;
+  if (!options_.fault_drop_delivery_reports && upto > published_upto_) published_upto_ = upto;
+  if (published_upto_ <= persisted_upto_) return;
+  auto steady = std::chrono::steady_clock::now();
+  if (!now && steady - last_persist_ < std::chrono::milliseconds(50)) return;
+  last_persist_ = steady;
+  persisted_upto_ = published_upto_;
+  db_.write(
+      [name = options_.name, upto = published_upto_](storage::Connection& c) {
+        c.query("INSERT INTO outbox_watermark(relay, published_upto) VALUES (?, ?) "
+                "ON CONFLICT(relay) DO UPDATE SET published_upto = MAX(published_upto, excluded.published_upto)",
+                name, upto)
+            .run();
+      },
+      [name = options_.name](std::exception_ptr error) {
+        // Not fatal: rows above the stored watermark are published again and consumers dedupe.
+        if (error) log::warn("outbox watermark write failed", {{"relay", name}});
+      });
 }
 
 bool OutboxRelay::broker_reachable(int timeout_ms) {
@@ -114,31 +142,21 @@ bool OutboxRelay::broker_reachable(int timeout_ms) {
 
 void OutboxRelay::handle(const std::vector<kafka::Delivery>& deliveries) {
   if (deliveries.empty()) return;
-  std::vector<long long> ok;
+  long long ok = 0;
   for (const auto& d : deliveries) {
     if (d.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ok.push_back(d.opaque);
+      ++ok;
+      in_flight_.erase(d.opaque);
     } else {
       ++failed_;
       if (metrics_) metrics_->add_counter("outbox_publish_failures_total", "Outbox messages whose delivery failed (they are retried).");
       log::warn("outbox delivery failed", {{"relay", options_.name}, {"seq", d.opaque}, {"error", rd_kafka_err2str(d.error)}});
-      std::lock_guard lock(mutex_);
       if (rewind_to_ < 0 || d.opaque < rewind_to_) rewind_to_ = d.opaque;
     }
   }
-  if (ok.empty() || options_.fault_drop_delivery_reports) return;
-  published_ += static_cast<long long>(ok.size());
-  if (metrics_) metrics_->add_counter("outbox_published_total", "Outbox messages delivered to Kafka.", static_cast<double>(ok.size()));
-  Millis now = clock_.now_ms();
-  db_.write(
-      [ok = std::move(ok), now](storage::Connection& c) {
-        for (long long seq : ok)
-          c.query("UPDATE outbox SET published_at = ? WHERE seq = ? AND published_at IS NULL", now, seq).run();
-      },
-      [name = options_.name](std::exception_ptr error) {
-        // Not fatal: unmarked rows are published again later and consumers dedupe.
-        if (error) log::warn("outbox mark failed", {{"relay", name}});
-      });
+  if (ok == 0 || options_.fault_drop_delivery_reports) return;
+  published_ += ok;
+  if (metrics_) metrics_->add_counter("outbox_published_total", "Outbox messages delivered to Kafka.", static_cast<double>(ok));
 }
 
 void OutboxRelay::loop() {
@@ -147,27 +165,27 @@ void OutboxRelay::loop() {
     std::string topic, key, payload;
   };
   while (running_) {
-    {
-      std::lock_guard lock(mutex_);
-      if (rewind_to_ >= 0) {
-        cursor_ = std::min(cursor_, rewind_to_ - 1);
-        rewind_to_ = -1;
-      }
+    if (rewind_to_ >= 0) {
+      // Everything from the failed row on is produced again (later rows may arrive twice).
+      cursor_ = std::min(cursor_, rewind_to_ - 1);
+      in_flight_.erase(in_flight_.lower_bound(rewind_to_), in_flight_.end());
+      rewind_to_ = -1;
     }
     if (auto fatal = producer_->fatal_error()) {
       // An idempotent producer's fatal error (e.g. sequence gap) needs a fresh producer; rows
       // not yet marked are published again.
       log::error("outbox producer fatal error, recreating", {{"relay", options_.name}, {"error", *fatal}});
       producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
-      cursor_ = 0;
+      cursor_ = published_upto_;
+      in_flight_.clear();
     }
     std::vector<Row> rows;
     try {
       rows = db_.read([&](storage::Connection& c) {
         std::vector<Row> out;
         auto q = c.query(
-            "SELECT seq, topic, msg_key, payload FROM outbox WHERE seq > ? AND (published_at IS NULL OR seq <= ?) ORDER BY seq LIMIT ?",
-            cursor_, replay_upto_, static_cast<long long>(options_.batch));
+            "SELECT seq, topic, msg_key, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            cursor_, static_cast<long long>(options_.batch));
         while (q.next()) out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3)});
         return out;
       });
@@ -182,14 +200,11 @@ void OutboxRelay::loop() {
         break;
       }
       cursor_ = row.seq;
+      in_flight_.insert(row.seq);
     }
     handle(producer_->poll(rows.empty() ? 0 : 1));
-    bool rewinding;
-    {
-      std::lock_guard lock(mutex_);
-      rewinding = rewind_to_ >= 0;
-    }
-    if (rewinding) {
+    if (rewind_to_ < 0) persist_watermark(false);
+    if (rewind_to_ >= 0) {
       std::unique_lock lock(mutex_);
       cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });
       continue;
@@ -198,13 +213,14 @@ void OutboxRelay::loop() {
     if (now - last_trim_ > 60000) {
       last_trim_ = now;
       Millis cutoff = now - options_.retention_ms;
-      db_.write([cutoff](storage::Connection& c) {
-        c.query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < ?", cutoff).run();
+      db_.write([cutoff, upto = persisted_upto_](storage::Connection& c) {
+        c.query("DELETE FROM outbox WHERE seq <= ? AND created_at < ?", upto, cutoff).run();
       }, nullptr);
     }
     if (rows.empty() || stalled) {
       if (producer_->outstanding() > 0) {
         handle(producer_->poll(stalled ? 20 : 5));
+        persist_watermark(false);
         if (!stalled) {
           std::unique_lock lock(mutex_);
           cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return woken_ || !running_; });

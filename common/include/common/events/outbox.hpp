@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,7 +37,7 @@ struct RelayOptions {
   bool replay_published_on_start = false;
   long long retention_ms = 7LL * 24 * 3600 * 1000;
   int retry_backoff_ms = 500;
-  // Fault injection for tests: deliveries are never marked, as if the relay died right after
+  // Fault injection for tests: the watermark never advances, as if the relay died right after
   // the broker acknowledged the messages.
   bool fault_drop_delivery_reports = false;
 };
@@ -60,6 +61,7 @@ class OutboxRelay {
  private:
   void loop();
   void handle(const std::vector<kafka::Delivery>& deliveries);
+  void persist_watermark(bool now);
   storage::Database& db_;
   std::string bootstrap_;
   const Clock& clock_;
@@ -73,8 +75,13 @@ class OutboxRelay {
   bool woken_ = false;
   std::atomic<bool> running_{false};
   std::atomic<bool> abandon_{false};
+  // Relay-thread state: produced up to cursor_; in_flight_ not yet acknowledged; every row
+  // <= published_upto_ is delivered (persisted_upto_ of it is stored).
   long long cursor_ = 0;
-  long long replay_upto_ = 0;
+  std::set<long long> in_flight_;
+  long long published_upto_ = 0;
+  long long persisted_upto_ = 0;
+  std::chrono::steady_clock::time_point last_persist_{};
   long long rewind_to_ = -1;
   std::atomic<long long> published_{0};
   std::atomic<long long> failed_{0};
