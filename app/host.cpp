@@ -148,15 +148,20 @@ void Host::start() {
   options.read_timeout = std::chrono::milliseconds(config_.get_int("http.read_timeout_ms"));
   options.max_connections = static_cast<std::size_t>(config_.get_int("http.max_connections"));
   options.access_log = config_.get_bool("http.access_log");
-  server_ = std::make_unique<http::Server>(io_, router_, options, &metrics_);
+  long long threads = std::max<long long>(1, config_.get_int("http.threads"));
+  std::vector<boost::asio::io_context*> pool{&io_};
+  for (long long i = 1; i < threads; ++i) {
+    extra_io_.push_back(std::make_unique<boost::asio::io_context>(1));
+    pool.push_back(extra_io_.back().get());
+  }
+  server_ = std::make_unique<http::Server>(io_, router_, options, &metrics_, pool);
 
   for (auto& m : modules_) m->start();
   server_->start();
-  long long threads = std::max<long long>(1, config_.get_int("http.threads"));
-  for (long long i = 0; i < threads; ++i) {
-    threads_.emplace_back([this] {
-      auto guard = boost::asio::make_work_guard(io_);
-      io_.run();
+  for (auto* context : pool) {
+    threads_.emplace_back([context] {
+      auto guard = boost::asio::make_work_guard(*context);
+      context->run();
     });
   }
   log::info("serving", {{"address", options.address}, {"port", server_->port()}, {"kafka", bootstrap_}});
@@ -171,6 +176,7 @@ void Host::stop() {
   // Modules stop after the last response: their relays flush what those requests committed.
   for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) (*it)->stop();
   io_.stop();
+  for (auto& context : extra_io_) context->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
   log::info("stopped");

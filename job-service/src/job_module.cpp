@@ -7,6 +7,7 @@
 #include "common/log/log.hpp"
 #include "handlers/job_handlers.hpp"
 #include "service/job_service.hpp"
+#include "storage/caching_job_store.hpp"
 #include "storage/sqlite_job_store.hpp"
 
 namespace al::job {
@@ -26,7 +27,8 @@ class JobModule final : public Module {
   explicit JobModule(Runtime& rt)
       : rt_(rt),
         db_(rt.data_dir + "/job-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
-        store_(db_, rt.clock),
+        sqlite_store_(db_, rt.clock),
+        store_(sqlite_store_),
         service_(store_, chain_, rt.clock, rt.scheduler,
                  JobServiceOptions{rt.config.get_int("job.default_ttl_ms"), rt.config.get_int("job.agent_wait_ms")}),
         relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
@@ -94,7 +96,8 @@ class JobModule final : public Module {
   Runtime& rt_;
   chain::SandboxChain chain_;
   storage::Database db_;
-  SqliteJobStore store_;
+  SqliteJobStore sqlite_store_;
+  CachingJobStore store_;  // reads from memory; writes go through to SQLite
   JobService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop agents_;

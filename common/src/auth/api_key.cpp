@@ -69,6 +69,11 @@ std::string ApiKeyAuthority::issue(std::string_view agent_id) const {
 
 std::optional<std::string> ApiKeyAuthority::verify(std::string_view key) const {
   if (key.size() > 200 || key.substr(0, 4) != "alk.") return std::nullopt;
+  std::string full(key);
+  {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = verified_.find(full); it != verified_.end()) return it->second;
+  }
   key.remove_prefix(4);
   auto dot1 = key.find('.');
   if (dot1 == std::string_view::npos) return std::nullopt;
@@ -83,6 +88,9 @@ std::optional<std::string> ApiKeyAuthority::verify(std::string_view key) const {
   std::string expected = sign(kid, it->second, agent);
   if (expected.size() != mac.size() || CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) != 0)
     return std::nullopt;
+  std::lock_guard lock(cache_mutex_);
+  if (verified_.size() >= 100'000) verified_.clear();  // bounded; only valid keys are cached
+  verified_.emplace(std::move(full), std::string(agent));
   return std::string(agent);
 }
 

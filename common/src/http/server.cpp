@@ -26,13 +26,18 @@ struct Server::State {
   ServerOptions options;
   Metrics* metrics;
   tcp::acceptor acceptor;
+  std::vector<net::io_context*> pool;
+  std::atomic<std::size_t> next{0};
   std::atomic<bool> draining{false};
   std::atomic<std::size_t> live{0};
   std::mutex sessions_mutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 
-  State(net::io_context& io, const Router& r, ServerOptions o, Metrics* m)
-      : ioc(io), router(r), options(std::move(o)), metrics(m), acceptor(net::make_strand(io)) {}
+  State(net::io_context& io, const Router& r, ServerOptions o, Metrics* m, std::vector<net::io_context*> p)
+      : ioc(io), router(r), options(std::move(o)), metrics(m), acceptor(net::make_strand(io)), pool(std::move(p)) {
+    if (pool.empty()) pool.push_back(&ioc);
+  }
+  net::io_context& next_context() { return *pool[next.fetch_add(1, std::memory_order_relaxed) % pool.size()]; }
 };
 
 namespace {
@@ -153,8 +158,10 @@ class Session : public std::enable_shared_from_this<Session> {
     auto once = std::make_shared<std::atomic<bool>>(false);
     Responder responder = [self = shared_from_this(), once](Response response) {
       if (once->exchange(true)) return;
-      net::post(self->stream_.get_executor(),
-                [self, response = std::move(response)]() mutable { self->send(std::move(response)); });
+      // dispatch: a handler that answers synchronously (on this strand) sends at once; one that
+      // answers from another thread (the database writer) is queued onto the strand.
+      net::dispatch(self->stream_.get_executor(),
+                    [self, response = std::move(response)]() mutable { self->send(std::move(response)); });
     };
     try {
       (*match.handler)(request, responder);
@@ -227,7 +234,7 @@ class Session : public std::enable_shared_from_this<Session> {
 namespace {
 void do_accept(std::shared_ptr<Server::State> state) {
   state->acceptor.async_accept(
-      net::make_strand(state->ioc), [state](beast::error_code ec, tcp::socket socket) {
+      net::make_strand(state->next_context()), [state](beast::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !state->acceptor.is_open()) return;
         if (!ec) {
           if (state->draining || state->live.load() >= state->options.max_connections) {
@@ -244,8 +251,9 @@ void do_accept(std::shared_ptr<Server::State> state) {
 }
 }  // namespace
 
-Server::Server(net::io_context& ioc, const Router& router, ServerOptions options, Metrics* metrics)
-    : state_(std::make_shared<State>(ioc, router, std::move(options), metrics)) {}
+Server::Server(net::io_context& ioc, const Router& router, ServerOptions options, Metrics* metrics,
+               std::vector<net::io_context*> pool)
+    : state_(std::make_shared<State>(ioc, router, std::move(options), metrics, std::move(pool))) {}
 
 Server::~Server() = default;
 

@@ -111,7 +111,30 @@ sqlite3_stmt* Connection::prepare(std::string_view sql) {
 Database::Database(std::string path, DatabaseOptions options)
     : path_(std::move(path)), options_(options) {
   writer_ = std::make_unique<Connection>(path_, false, options_.busy_timeout_ms, options_.synchronous);
+  // Checkpoints run beside the writer (PASSIVE never blocks it), not inside a commit.
+  writer_->exec("PRAGMA wal_autocheckpoint=0");
   thread_ = std::thread([this] { writer_loop(); });
+  checkpointer_ = std::thread([this] { checkpoint_loop(); });
+}
+
+void Database::checkpoint_loop() {
+  Connection c(path_, false, options_.busy_timeout_ms, options_.synchronous);
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    cv_checkpoint_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
+    lock.unlock();
+    try {
+      c.exec("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (const std::exception& e) {
+      log::warn("checkpoint failed", {{"path", path_}, {"what", e.what()}});
+    }
+    lock.lock();
+  }
+  lock.unlock();
+  try {
+    c.exec("PRAGMA wal_checkpoint(TRUNCATE)");  // leave a small WAL behind on a clean stop
+  } catch (const std::exception&) {
+  }
 }
 
 Database::~Database() { stop(); }
@@ -123,7 +146,9 @@ void Database::stop() {
     stopping_ = true;
   }
   cv_.notify_all();
+  cv_checkpoint_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (checkpointer_.joinable()) checkpointer_.join();
 }
 
 void Database::migrate(const std::vector<Migration>& migrations) {
@@ -183,19 +208,19 @@ void Database::writer_loop() {
     std::vector<std::exception_ptr> results(batch.size());
     std::exception_ptr commit_error;
     try {
-      writer_->exec("BEGIN IMMEDIATE");
+      writer_->query("BEGIN IMMEDIATE").run();
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        writer_->exec("SAVEPOINT item");
+        writer_->query("SAVEPOINT item").run();
         try {
           batch[i].work(*writer_);
-          writer_->exec("RELEASE item");
+          writer_->query("RELEASE item").run();
         } catch (...) {
           results[i] = std::current_exception();
-          writer_->exec("ROLLBACK TO item");
-          writer_->exec("RELEASE item");
+          writer_->query("ROLLBACK TO item").run();
+          writer_->query("RELEASE item").run();
         }
       }
-      writer_->exec("COMMIT");
+      writer_->query("COMMIT").run();
     } catch (...) {
       commit_error = std::current_exception();
       try {

@@ -243,11 +243,32 @@ void SqliteJobStore::transact(std::function<void(JobTx&)> work,
 }
 
 std::optional<Job> SqliteJobStore::get(long long id) {
-  return db_.read([id](storage::Connection& c) { return load_job(c, id); });
+  return db_.read([id](storage::Connection& c) {
+    // One read transaction: the job and its memos come from the same snapshot.
+    c.query("BEGIN").run();
+    try {
+      auto job = load_job(c, id);
+      c.query("COMMIT").run();
+      return job;
+    } catch (...) {
+      c.query("ROLLBACK").run();
+      throw;
+    }
+  });
 }
 
 ListPage SqliteJobStore::list(const ListQuery& query) {
   return db_.read([&](storage::Connection& c) {
+    c.query("BEGIN").run();
+    struct End {
+      storage::Connection& c;
+      ~End() {
+        try {
+          c.query("COMMIT").run();
+        } catch (...) {
+        }
+      }
+    } end{c};
     std::string where;
     if (!query.role) where = "(client_id = ?1 OR provider_id = ?1 OR evaluator_id = ?1)";
     else if (*query.role == "client") where = "client_id = ?1";

@@ -1,5 +1,7 @@
 #pragma once
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +26,9 @@ class ApiKeyAuthority {
   std::string sign(std::string_view kid, std::string_view secret, std::string_view agent_id) const;
   std::map<std::string, std::string> secrets_;
   std::string signing_kid_;
+  // Keys already verified (verification is a pure function of the key): saves an HMAC per request.
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::string> verified_;
 };
 
 // Outcome of authenticating a request: the agent id, or the 401 to send.

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/http/router.hpp"
 #include "common/metrics/metrics.hpp"
@@ -27,8 +28,10 @@ struct ServerOptions {
 // with a body limit per request, keep-alive, and a graceful drain.
 class Server {
  public:
+  // Connections are spread round-robin over `pool` (one io_context per thread, so a connection's
+  // work never wakes another thread); `ioc` runs the acceptor and the drain timer.
   Server(boost::asio::io_context& ioc, const Router& router, ServerOptions options,
-         Metrics* metrics);
+         Metrics* metrics, std::vector<boost::asio::io_context*> pool = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -142,6 +142,7 @@ class Database {
     Done done;
   };
   void writer_loop();
+  void checkpoint_loop();
   std::unique_ptr<Connection> acquire_reader();
   void release_reader(std::unique_ptr<Connection> connection);
 
@@ -153,6 +154,8 @@ class Database {
   std::deque<Item> queue_;
   bool stopping_ = false;
   std::thread thread_;
+  std::condition_variable cv_checkpoint_;
+  std::thread checkpointer_;
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<Connection>> readers_;
   std::mutex listeners_mutex_;
