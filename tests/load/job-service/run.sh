@@ -15,7 +15,7 @@
 #   SERVER_ARGS      extra server options (default "--http.access_log false",
 #                    like the nginx baseline's access_log off; "" keeps the default)
 #   DATA_DIR_FLAG    option naming the data dir (default --data_dir, the config key)
-#   PF_RATE=400      provider-flow walk-throughs/s (each = 7 durable writes)
+#   PF_RATE=450      provider-flow walk-throughs/s (each = 7 durable writes: 3,150 writes/s)
 #   PF_DURATION=20s  provider-flow measured duration
 #   JG_RATE=20000    job-get requests/s
 #   JG_DURATION=20s  job-get measured duration
@@ -48,7 +48,7 @@ if [ -z "${AGENTLANCER_BIN:-}" ]; then
 fi
 SERVER_ARGS=${SERVER_ARGS---http.access_log false}
 DATA_DIR_FLAG=${DATA_DIR_FLAG:---data_dir}
-PF_RATE=${PF_RATE:-400}
+PF_RATE=${PF_RATE:-450}
 PF_DURATION=${PF_DURATION:-20s}
 JG_RATE=${JG_RATE:-20000}
 JG_DURATION=${JG_DURATION:-20s}
