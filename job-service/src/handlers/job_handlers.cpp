@@ -128,6 +128,24 @@ std::optional<Prelude> prelude(const Request& req, const Responder& reply,
   return p;
 }
 
+// Routes whose body is {<flag>: bool, <text>?: string} and that run one action: accept,
+// negotiation, evaluate.
+void add_decision_route(http::Router& router, std::string pattern, std::string_view flag,
+                        std::string_view text, JobService& service, const auth::ApiKeyAuthority& auth,
+                        Mapping mapping, std::function<Action(bool, std::optional<std::string>)> make) {
+  router.add(http::bhttp::verb::post, std::move(pattern),
+             [&service, &auth, flag, text, mapping, make](const Request& req, Responder reply) {
+               auto p = prelude(req, reply, auth, true);
+               if (!p) return;
+               json::ObjectReader r(p->body, {flag, text});
+               auto decision = r.required_bool(flag);
+               auto message = r.optional_string(text, kMaxText);
+               if (!r.ok()) return reply(validation_error(r));
+               service.act(p->job_id, p->agent, make(*decision, std::move(message)), req.request_id,
+                           [reply, mapping](Result result) { respond(result, reply, mapping); });
+             });
+}
+
 }  // namespace
 
 void add_job_routes(http::Router& router, JobService& service, JobStore& store,
@@ -135,27 +153,12 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
   using bhttp = http::bhttp::verb;
 
   // --- provider (seed 001) ---
-  router.add(bhttp::post, "/api/agents/providers/jobs/{id}/accept", [&](const Request& req, Responder reply) {
-    auto p = prelude(req, reply, auth, true);
-    if (!p) return;
-    json::ObjectReader r(p->body, {"accept", "reason"});
-    auto accept = r.required_bool("accept");
-    auto reason = r.optional_string("reason", kMaxText);
-    if (!r.ok()) return reply(validation_error(r));
-    service.act(p->job_id, p->agent, ProviderAccept{*accept, reason}, req.request_id,
-                [reply](Result result) { respond(result, reply, {204, 409, std::string(kNotInRequest)}); });
-  });
-
-  router.add(bhttp::post, "/api/agents/providers/jobs/{id}/negotiation", [&](const Request& req, Responder reply) {
-    auto p = prelude(req, reply, auth, true);
-    if (!p) return;
-    json::ObjectReader r(p->body, {"accept", "content"});
-    auto accept = r.required_bool("accept");
-    auto content = r.optional_string("content", kMaxText);
-    if (!r.ok()) return reply(validation_error(r));
-    service.act(p->job_id, p->agent, ProviderNegotiation{*accept, content}, req.request_id,
-                [reply](Result result) { respond(result, reply, {204, 409, std::string(kNotInNegotiation)}); });
-  });
+  add_decision_route(router, "/api/agents/providers/jobs/{id}/accept", "accept", "reason", service, auth,
+                     {204, 409, std::string(kNotInRequest)},
+                     [](bool accept, std::optional<std::string> text) -> Action { return ProviderAccept{accept, std::move(text)}; });
+  add_decision_route(router, "/api/agents/providers/jobs/{id}/negotiation", "accept", "content", service, auth,
+                     {204, 409, std::string(kNotInNegotiation)},
+                     [](bool accept, std::optional<std::string> text) -> Action { return ProviderNegotiation{accept, std::move(text)}; });
 
   router.add(bhttp::post, "/api/agents/providers/jobs/{id}/requirement", [&](const Request& req, Responder reply) {
     auto p = prelude(req, reply, auth, true);
@@ -297,16 +300,9 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
                    [reply](Result result) { respond(result, reply, {200, 404, "Job not found"}); });
   });
 
-  router.add(bhttp::post, "/api/agents/jobs/{id}/evaluate", [&](const Request& req, Responder reply) {
-    auto p = prelude(req, reply, auth, true);
-    if (!p) return;
-    json::ObjectReader r(p->body, {"accept", "reason"});
-    auto accept = r.required_bool("accept");
-    auto reason = r.optional_string("reason", kMaxText);
-    if (!r.ok()) return reply(validation_error(r));
-    service.act(p->job_id, p->agent, Evaluate{*accept, reason}, req.request_id,
-                [reply](Result result) { respond(result, reply, {204, 404, "Job not found"}); });
-  });
+  add_decision_route(router, "/api/agents/jobs/{id}/evaluate", "accept", "reason", service, auth,
+                     {204, 404, "Job not found"},
+                     [](bool accept, std::optional<std::string> text) -> Action { return Evaluate{accept, std::move(text)}; });
 
   router.add(bhttp::post, "/api/agents/jobs/{id}/memos/{memoId}/approve", [&](const Request& req, Responder reply) {
     auto p = prelude(req, reply, auth, true);

@@ -133,19 +133,29 @@ void JobService::try_create(std::shared_ptr<CreateJob> command, std::string requ
       });
 }
 
+// Loads the job an action applies to (NotFound when missing) and applies a due expiry first, so
+// nothing can happen to a job past its expiry.
+std::optional<Job> JobService::load_for_action(JobTx& tx, long long job_id, Millis now, Result& result,
+                                               std::vector<Change>& changes) {
+  auto job = tx.load(job_id);
+  if (!job) {
+    result.kind = Result::Kind::NotFound;
+    return std::nullopt;
+  }
+  changes = expire_if_due(*job, now).changes;
+  return job;
+}
+
 void JobService::act(long long job_id, std::string actor, Action action, std::string request_id,
                      Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
       [this, job_id, actor = std::move(actor), action = std::move(action), result,
        request_id = std::move(request_id)](JobTx& tx) {
-        auto job = tx.load(job_id);
-        if (!job) {
-          result->kind = Result::Kind::NotFound;
-          return;
-        }
+        std::vector<Change> changes;
         Millis now = clock_.now_ms();
-        std::vector<Change> changes = expire_if_due(*job, now).changes;
+        auto job = load_for_action(tx, job_id, now, *result, changes);
+        if (!job) return;
         Outcome outcome = std::visit(
             [&](const auto& a) -> Outcome {
               using T = std::decay_t<decltype(a)>;
@@ -188,13 +198,10 @@ void JobService::escrow(long long job_id, std::string actor, std::string tx_hash
     auto result = std::make_shared<Result>();
     store_.transact(
         [this, job_id, actor, tx_hash, request_id, result, adapter = check.adapter](JobTx& tx) {
-          auto job = tx.load(job_id);
-          if (!job) {
-            result->kind = Result::Kind::NotFound;
-            return;
-          }
+          std::vector<Change> changes;
           Millis now = clock_.now_ms();
-          std::vector<Change> changes = expire_if_due(*job, now).changes;
+          auto job = load_for_action(tx, job_id, now, *result, changes);
+          if (!job) return;
           Outcome outcome;
           if (job->escrow == std::nullopt && tx.tx_hash_used(tx_hash)) {
             outcome = Outcome::fail(Verdict::Conflict, "Transaction hash already used for another escrow");

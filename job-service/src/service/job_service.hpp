@@ -65,6 +65,8 @@ class JobService {
   // The wait for a just-registered agent is bounded in real (steady) time, not domain time.
   void try_create(std::shared_ptr<CreateJob> command, std::string request_id,
                   std::chrono::steady_clock::time_point give_up_at, Callback done);
+  std::optional<Job> load_for_action(JobTx& tx, long long job_id, Millis now, Result& result,
+                                     std::vector<Change>& changes);
   void record(JobTx& tx, Job& job, const std::vector<Change>& changes, const std::string& request_id);
   JobStore& store_;
   chain::ChainAdapter& chain_;
