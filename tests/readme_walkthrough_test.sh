@@ -22,7 +22,7 @@ sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' "$readme" | se
 out="$(cd "$work" && BASE="http://127.0.0.1:$port" bash -euo pipefail walkthrough.sh)"
 echo "$out"
 fail=0
-for want in "accept: 204" "negotiation: 204" "requirement: 204" "deliverable: 204" "evaluate: 204" '"phase": 4' '"phaseName": "COMPLETED"' '"escrowVerified": true' '"typeName": "PAYABLE_REQUEST"'; do
+for want in '"type":"agent.registered"' '"type":"job.escrow_verified"' "accept: 204" "negotiation: 204" "requirement: 204" "deliverable: 204" "evaluate: 204" '"phase": 4' '"phaseName": "COMPLETED"' '"escrowVerified": true' '"typeName": "PAYABLE_REQUEST"'; do
   grep -qF "$want" <<<"$out" || { echo "missing in output: $want"; fail=1; }
 done
 

@@ -21,10 +21,15 @@ struct TestAgent {
 // The embedded stack (or one on a given broker) on a free port with a fresh data directory.
 class TestStack {
  public:
-  explicit TestStack(std::map<std::string, std::string> overrides = {}, const Clock* clock = nullptr)
-      : config_(all_config_entries()) {
-    char tmpl[] = "/tmp/agentlancer-test-XXXXXX";
-    data_dir_ = ::mkdtemp(tmpl);
+  // With `data_dir`, the stack uses (and keeps) that directory: a restart of the same service.
+  explicit TestStack(std::map<std::string, std::string> overrides = {}, const Clock* clock = nullptr,
+                     std::string data_dir = "")
+      : config_(all_config_entries()), keep_data_(!data_dir.empty()) {
+    if (data_dir.empty()) {
+      char tmpl[] = "/tmp/agentlancer-test-XXXXXX";
+      data_dir = ::mkdtemp(tmpl);
+    }
+    data_dir_ = data_dir;
     config_.set("http.port", "0");
     config_.set("data_dir", data_dir_);
     config_.set("http.access_log", "false");
@@ -50,6 +55,7 @@ class TestStack {
   }
   ~TestStack() {
     host_.reset();
+    if (keep_data_) return;
     std::error_code ec;
     std::filesystem::remove_all(data_dir_, ec);
   }
@@ -68,6 +74,7 @@ class TestStack {
 
  private:
   Config config_;
+  bool keep_data_ = false;
   std::string data_dir_;
   std::unique_ptr<Host> host_;
 };
