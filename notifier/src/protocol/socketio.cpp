@@ -1,0 +1,105 @@
+#include "protocol/socketio.hpp"
+
+#include <boost/json.hpp>
+
+namespace al::notifier::sio {
+
+std::variant<EnginePacket, DecodeError> decode_engine(std::string_view frame) {
+  if (frame.empty()) return DecodeError{"empty Engine.IO packet"};
+  if (frame.size() > kMaxPacket) return DecodeError{"Engine.IO packet larger than maxPayload"};
+  char c = frame[0];
+  if (c == 'b') return DecodeError{"binary Engine.IO packets are not supported"};
+  if (c < '0' || c > '6') return DecodeError{"unknown Engine.IO packet type"};
+  return EnginePacket{static_cast<EngineType>(c - '0'), std::string(frame.substr(1))};
+}
+
+std::variant<SocketPacket, DecodeError> decode_socket(std::string_view data) {
+  if (data.empty()) return DecodeError{"empty Socket.IO packet"};
+  if (data.size() > kMaxPacket) return DecodeError{"Socket.IO packet too large"};
+  char c = data[0];
+  if (c < '0' || c > '6') return DecodeError{"unknown Socket.IO packet type"};
+  SocketPacket p;
+  p.type = static_cast<SocketType>(c - '0');
+  if (p.type == SocketType::BinaryEvent || p.type == SocketType::BinaryAck)
+    return DecodeError{"binary Socket.IO packets are not supported"};
+  std::size_t pos = 1;
+  if (pos < data.size() && data[pos] == '/') {
+    std::size_t comma = data.find(',', pos);
+    std::size_t end = comma == std::string_view::npos ? data.size() : comma;
+    if (end - pos > 256) return DecodeError{"namespace too long"};
+    p.nsp = std::string(data.substr(pos, end - pos));
+    pos = comma == std::string_view::npos ? data.size() : comma + 1;
+  }
+  std::size_t digits = pos;
+  while (digits < data.size() && data[digits] >= '0' && data[digits] <= '9') ++digits;
+  if (digits > pos) {
+    if (digits - pos > 15) return DecodeError{"acknowledgement id too large"};
+    p.ack_id = std::stoll(std::string(data.substr(pos, digits - pos)));
+    pos = digits;
+  }
+  if (pos < data.size()) {
+    boost::json::parse_options options;
+    options.max_depth = 32;
+    boost::system::error_code ec;
+    p.payload = boost::json::parse(data.substr(pos), ec, {}, options);
+    if (ec) return DecodeError{"malformed Socket.IO payload: " + ec.message()};
+  }
+  switch (p.type) {
+    case SocketType::Connect:
+      if (!p.payload.is_null() && !p.payload.is_object()) return DecodeError{"CONNECT payload must be an object"};
+      break;
+    case SocketType::Event:
+      if (!p.payload.is_array() || p.payload.as_array().empty() || !p.payload.as_array()[0].is_string())
+        return DecodeError{"EVENT payload must be an array starting with the event name"};
+      break;
+    case SocketType::Ack:
+      if (!p.payload.is_array() || !p.ack_id) return DecodeError{"ACK needs an id and an array payload"};
+      break;
+    default:
+      break;
+  }
+  return p;
+}
+
+std::string encode_engine(EngineType type, std::string_view data) {
+  std::string out(1, static_cast<char>('0' + static_cast<int>(type)));
+  out.append(data);
+  return out;
+}
+
+std::string encode_socket(const SocketPacket& p) {
+  std::string out(1, static_cast<char>('0' + static_cast<int>(p.type)));
+  if (p.nsp != "/") {
+    out += p.nsp;
+    out += ',';
+  }
+  if (p.ack_id) out += std::to_string(*p.ack_id);
+  if (!p.payload.is_null()) out += boost::json::serialize(p.payload);
+  return out;
+}
+
+std::string open_frame(std::string_view sid, long long ping_interval_ms, long long ping_timeout_ms) {
+  boost::json::object o{{"sid", sid},
+                        {"upgrades", boost::json::array{}},
+                        {"pingInterval", ping_interval_ms},
+                        {"pingTimeout", ping_timeout_ms},
+                        {"maxPayload", static_cast<long long>(kMaxPacket)}};
+  return encode_engine(EngineType::Open, boost::json::serialize(o));
+}
+
+std::string connect_ok_frame(std::string_view sid) {
+  return encode_engine(EngineType::Message,
+                       encode_socket({SocketType::Connect, "/", std::nullopt, boost::json::object{{"sid", sid}}}));
+}
+
+std::string connect_error_frame(std::string_view message) {
+  return encode_engine(EngineType::Message,
+                       encode_socket({SocketType::ConnectError, "/", std::nullopt, boost::json::object{{"message", message}}}));
+}
+
+std::string event_frame(std::string_view name, const boost::json::value& argument) {
+  return encode_engine(EngineType::Message,
+                       encode_socket({SocketType::Event, "/", std::nullopt, boost::json::array{name, argument}}));
+}
+
+}  // namespace al::notifier::sio

@@ -1,0 +1,49 @@
+#pragma once
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+// Engine.IO protocol 4 and Socket.IO protocol 5 text packets, as a stock socket.io-client v4
+// speaks them over a WebSocket (one Engine.IO packet per text frame). Pure: no I/O.
+namespace al::notifier::sio {
+
+inline constexpr std::size_t kMaxPacket = 1'000'000;  // the maxPayload announced in OPEN
+
+enum class EngineType { Open = 0, Close = 1, Ping = 2, Pong = 3, Message = 4, Upgrade = 5, Noop = 6 };
+
+struct EnginePacket {
+  EngineType type = EngineType::Noop;
+  std::string data;  // after the type character
+};
+
+enum class SocketType {
+  Connect = 0, Disconnect = 1, Event = 2, Ack = 3, ConnectError = 4, BinaryEvent = 5, BinaryAck = 6
+};
+
+struct SocketPacket {
+  SocketType type = SocketType::Event;
+  std::string nsp = "/";
+  std::optional<long long> ack_id;
+  boost::json::value payload;  // null when absent
+};
+
+struct DecodeError {
+  std::string message;
+};
+
+// Decoding never throws: malformed or oversized input gives a DecodeError (close the socket).
+std::variant<EnginePacket, DecodeError> decode_engine(std::string_view frame);
+std::variant<SocketPacket, DecodeError> decode_socket(std::string_view data);
+
+std::string encode_engine(EngineType type, std::string_view data = {});
+std::string encode_socket(const SocketPacket& packet);  // without the Engine.IO "4" prefix
+
+// The frames this server sends.
+std::string open_frame(std::string_view sid, long long ping_interval_ms, long long ping_timeout_ms);
+std::string connect_ok_frame(std::string_view sid);                 // 40{"sid":…}
+std::string connect_error_frame(std::string_view message);          // 44{"message":…}
+std::string event_frame(std::string_view name, const boost::json::value& argument);  // 42["name",arg]
+
+}  // namespace al::notifier::sio
