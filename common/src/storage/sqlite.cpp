@@ -229,12 +229,14 @@ void Database::writer_loop() {
       }
       log::error("database commit failed", {{"path", path_}});
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].done) batch[i].done(commit_error ? commit_error : results[i]);
-    }
+    // Listeners first (the outbox relay starts publishing at once), then the callers: a caller
+    // that has heard "committed" never sees a listener run for that commit afterwards.
     if (!commit_error) {
       std::lock_guard lock(listeners_mutex_);
       for (auto& [id, listener] : listeners_) listener();
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(commit_error ? commit_error : results[i]);
     }
   }
 }
