@@ -3,6 +3,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 
+#include "delivery/socket_events.hpp"
+#include "ws/agent_socket.hpp"
+
 #include "common/events/outbox.hpp"
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
@@ -38,41 +41,72 @@ CREATE TABLE agent_event_counters (
   };
 }
 
+struct Appended {
+  std::string agent_id;
+  long long event_id;
+};
+
 // Appends the event to the log of every agent in its audience (inside the consumer's
 // transaction, together with the processed-event marker: a redelivery adds nothing).
-void append_to_agent_logs(storage::Connection& c, const events::CloudEvent& event, Millis now) {
-  std::string payload = bj::serialize(event.to_json());
-  std::vector<std::string> seen;
+std::vector<Appended> append_to_agent_logs(storage::Connection& c, const events::CloudEvent& event,
+                                           const std::string& payload, Millis now) {
+  std::vector<Appended> appended;
   for (const auto& agent : event.audience) {
-    if (std::find(seen.begin(), seen.end(), agent) != seen.end()) continue;
-    seen.push_back(agent);
-    c.query("INSERT INTO agent_event_counters(agent_id, last_event_id) VALUES (?, 1) "
-            "ON CONFLICT(agent_id) DO UPDATE SET last_event_id = last_event_id + 1",
-            agent)
-        .run();
+    if (std::any_of(appended.begin(), appended.end(), [&](const Appended& a) { return a.agent_id == agent; })) continue;
     long long id = 0;
     {
-      auto q = c.query("SELECT last_event_id FROM agent_event_counters WHERE agent_id = ?", agent);
+      auto q = c.query("INSERT INTO agent_event_counters(agent_id, last_event_id) VALUES (?, 1) "
+                       "ON CONFLICT(agent_id) DO UPDATE SET last_event_id = last_event_id + 1 "
+                       "RETURNING last_event_id",
+                       agent);
       if (q.next()) id = q.int64(0);
     }
     c.query("INSERT INTO agent_events(agent_id, event_id, cloudevent_id, type, payload, created_at) VALUES (?,?,?,?,?,?)",
             agent, id, event.id, event.type, payload, now)
         .run();
+    appended.push_back({agent, id});
   }
+  return appended;
 }
 
-class NotifierModule final : public Module {
+LiveEvent render(const bj::object& cloud_event, const std::string& agent_id, long long event_id) {
+  LiveEvent live;
+  live.event_id = event_id;
+  for (auto& frame : socket_frames_for(cloud_event, agent_id, event_id)) {
+    live.bytes += frame.size();
+    live.frames.push_back(std::make_shared<const std::string>(std::move(frame)));
+  }
+  return live;
+}
+
+SocketSettings socket_settings(const Config& config) {
+  SocketSettings s;
+  s.ping_interval = std::chrono::milliseconds(config.get_int("notifier.ws.ping_interval_ms"));
+  s.ping_timeout = std::chrono::milliseconds(config.get_int("notifier.ws.ping_timeout_ms"));
+  s.connect_timeout = std::chrono::milliseconds(config.get_int("notifier.ws.connect_timeout_ms"));
+  s.close_timeout = std::chrono::milliseconds(config.get_int("notifier.ws.close_timeout_ms"));
+  s.max_queue_bytes = static_cast<std::size_t>(config.get_int("notifier.ws.send_queue_bytes"));
+  s.backlog_page = static_cast<std::size_t>(config.get_int("notifier.ws.backlog_page"));
+  return s;
+}
+
+class NotifierModule final : public Module, private EventLog {
  public:
   explicit NotifierModule(Runtime& rt)
       : rt_(rt),
         db_(rt.data_dir + "/notifier.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
+        sockets_(std::make_shared<SocketContext>(
+            static_cast<EventLog&>(*this), rt.auth, socket_settings(rt.config),
+            static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections_per_agent")),
+            static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections")))),
         consumer_("notifier", rt.kafka_bootstrap, "notifier", kafka::all_topics(), db_, rt.clock,
-                  [this](storage::Connection& c, const events::CloudEvent& e) {
-                    append_to_agent_logs(c, e, rt_.clock.now_ms());
-                  },
+                  events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
+                    return append(c, e);
+                  }},
                   &rt.metrics),
         trimmer_(rt.io) {
     db_.migrate(migrations());
+    register_metrics();
   }
 
   std::string name() const override { return "notifier"; }
@@ -80,6 +114,15 @@ class NotifierModule final : public Module {
   void add_routes(http::Router& router) override {
     router.add(http::bhttp::verb::get, "/api/agent/events",
                [this](const Request& req, Responder reply) { poll(req, reply); });
+    // socket.io-client asks for "<path>/" (trailing slash); the router ignores it either way.
+    router.add_upgrade("/ws/agent", http::Upgrade{
+                                        [this](const Request& req) { return check_upgrade(req); },
+                                        [this](Request, http::bhttp::request<http::bhttp::string_body> raw,
+                                               boost::asio::ip::tcp::socket socket) {
+                                          start_agent_socket(std::move(socket), std::move(raw), sockets_);
+                                        }});
+    router.add(http::bhttp::verb::get, "/ws/agent",
+               [this](const Request& req, Responder reply) { reply(refuse_plain_get(req)); });
   }
 
   void start() override {
@@ -88,6 +131,11 @@ class NotifierModule final : public Module {
   }
   void stop() override {
     stopping_ = true;
+    // Sockets first, while the io threads still run: each gets a `closing` notice and a close
+    // frame (1001), so clients reconnect elsewhere with `since`.
+    sockets_->hub.close_all(CloseReason::Shutdown);
+    if (!sockets_->hub.wait_empty(sockets_->settings.close_timeout + std::chrono::milliseconds(500)))
+      log::warn("websockets still open after the close timeout", {{"open", static_cast<long long>(sockets_->hub.size())}});
     trimmer_.cancel();
     consumer_.stop();
     db_.stop();
@@ -126,20 +174,108 @@ class NotifierModule final : public Module {
       auto q = c.query("SELECT event_id, payload FROM agent_events WHERE agent_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
                        *who.agent_id, since, limit);
       while (q.next()) {
-        bj::object event = bj::parse(q.text(1)).as_object();
-        bj::object row{{"event_id", q.int64(0)},
-                       {"type", event["type"]},
-                       {"subject", event["subject"]},
-                       {"time", event["time"]},
-                       {"cloudevent_id", event["id"]},
-                       {"data", event["data"]}};
-        out.push_back(std::move(row));
+        out.push_back(log_row(bj::parse(q.text(1)).as_object(), q.int64(0)));
       }
       return out;
     });
     long long next = since;
     if (!page.empty()) next = page.back().at("event_id").as_int64();
     reply(Response::json(200, bj::object{{"events", std::move(page)}, {"next_since_id", next}}));
+  }
+
+  // --- the log -------------------------------------------------------------------------------
+
+  // Runs in the consumer's transaction; what it returns runs after the commit and hands the
+  // new entries to the agents' live sockets (never an entry that was rolled back).
+  std::function<void()> append(storage::Connection& c, const events::CloudEvent& e) {
+    bj::object cloud_event = e.to_json();
+    std::string payload = bj::serialize(cloud_event);
+    auto appended = append_to_agent_logs(c, e, payload, rt_.clock.now_ms());
+    if (appended.empty()) return {};
+    return [this, appended = std::move(appended), cloud_event = std::move(cloud_event)] {
+      for (const auto& a : appended) {
+        if (!sockets_->hub.has_subscribers(a.agent_id)) continue;
+        sockets_->hub.publish(a.agent_id, std::make_shared<const LiveEvent>(render(cloud_event, a.agent_id, a.event_id)));
+      }
+    };
+  }
+
+  Bounds bounds(const std::string& agent_id) override {
+    return db_.read([&](storage::Connection& c) {
+      Bounds b;
+      {
+        auto q = c.query("SELECT last_event_id FROM agent_event_counters WHERE agent_id = ?", agent_id);
+        if (q.next()) b.head = q.int64(0);
+      }
+      auto q = c.query("SELECT MIN(event_id) FROM agent_events WHERE agent_id = ?", agent_id);
+      if (q.next() && !q.is_null(0)) b.oldest = q.int64(0);
+      return b;
+    });
+  }
+
+  std::vector<LiveEvent> after(const std::string& agent_id, long long after_event_id, std::size_t limit) override {
+    return db_.read([&](storage::Connection& c) {
+      std::vector<LiveEvent> page;
+      auto q = c.query("SELECT event_id, payload FROM agent_events WHERE agent_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
+                       agent_id, after_event_id, static_cast<long long>(limit));
+      while (q.next()) page.push_back(render(bj::parse(q.text(1)).as_object(), agent_id, q.int64(0)));
+      return page;
+    });
+  }
+
+  // --- the socket endpoint -------------------------------------------------------------------
+
+  std::optional<Response> check_upgrade(const Request& req) {
+    auto eio = req.query_value("EIO");
+    if (!eio || *eio != "4")
+      return Response::error(400, "Unsupported protocol: this endpoint speaks Engine.IO 4 (socket.io-client v3 or v4)",
+                             "unsupported_protocol");
+    auto transport = req.query_value("transport");
+    if (!transport || *transport != "websocket") return polling_refusal();
+    if (req.query_value("sid"))
+      return Response::error(400, "Session ID unknown: sessions start on the websocket transport", "unknown_session");
+    if (static_cast<std::size_t>(sockets_->stats.connected.load()) >= sockets_->max_total) {
+      Response busy = Response::error(503, "Server is at its WebSocket connection limit; retry later", "server_busy");
+      busy.headers.emplace_back("retry-after", "1");
+      return busy;
+    }
+    return std::nullopt;
+  }
+
+  static Response polling_refusal() {
+    return Response::error(400,
+                           "Only the websocket transport is supported: connect with "
+                           "io(url, { path: \"/ws/agent\", transports: [\"websocket\"] })",
+                           "transport_unsupported");
+  }
+
+  static Response refuse_plain_get(const Request& req) {
+    auto transport = req.query_value("transport");
+    if (transport && *transport != "websocket") return polling_refusal();
+    Response r = Response::error(426, "WebSocket upgrade required", "upgrade_required");
+    r.headers.emplace_back("upgrade", "websocket");
+    return r;
+  }
+
+  void register_metrics() {
+    auto ctx = sockets_;
+    auto& m = rt_.metrics;
+    m.register_gauge("notifier_ws_connections", "Open WebSocket connections (connected or handshaking).",
+                     [ctx] { return static_cast<double>(ctx->stats.connected.load()); });
+    m.register_counter("notifier_ws_accepted_total", "socket.io connections accepted.",
+                       [ctx] { return static_cast<double>(ctx->stats.accepted.load()); });
+    m.register_counter("notifier_ws_refused_total", "socket.io connections refused (bad key, limits, shutdown).",
+                       [ctx] { return static_cast<double>(ctx->stats.refused.load()); });
+    m.register_counter("notifier_ws_messages_sent_total", "WebSocket messages written.",
+                       [ctx] { return static_cast<double>(ctx->stats.messages_sent.load()); });
+    m.register_counter("notifier_ws_bytes_sent_total", "WebSocket bytes written.",
+                       [ctx] { return static_cast<double>(ctx->stats.bytes_sent.load()); });
+    m.register_counter("notifier_ws_backlog_events_total", "Logged events sent from the backlog (since).",
+                       [ctx] { return static_cast<double>(ctx->stats.backlog_events.load()); });
+    m.register_counter("notifier_ws_slow_consumer_closes_total", "Sockets closed because their send queue was full.",
+                       [ctx] { return static_cast<double>(ctx->stats.slow_consumer_closes.load()); });
+    m.register_counter("notifier_ws_ping_timeouts_total", "Sockets closed for want of a pong.",
+                       [ctx] { return static_cast<double>(ctx->stats.ping_timeouts.load()); });
   }
 
   void schedule_trim() {
@@ -158,6 +294,7 @@ class NotifierModule final : public Module {
 
   Runtime& rt_;
   storage::Database db_;
+  std::shared_ptr<SocketContext> sockets_;
   events::ConsumerLoop consumer_;
   boost::asio::steady_timer trimmer_;
   std::atomic<bool> stopping_{false};
@@ -165,7 +302,17 @@ class NotifierModule final : public Module {
 }  // namespace
 
 std::vector<ConfigEntry> notifier_config_entries() {
-  return {{"notifier.retention_ms", "604800000", "How long each agent's event log keeps an event (ms; default 7 days).", {}}};
+  return {
+      {"notifier.retention_ms", "604800000", "How long each agent's event log keeps an event (ms; default 7 days).", {}},
+      {"notifier.ws.max_connections_per_agent", "5", "WebSocket connections one agent may hold open; the next is refused with connect_error.", {}},
+      {"notifier.ws.max_connections", "50000", "WebSocket connections in all (each holds a file descriptor).", {}},
+      {"notifier.ws.ping_interval_ms", "25000", "Engine.IO pingInterval: how often the server pings.", {}},
+      {"notifier.ws.ping_timeout_ms", "20000", "Engine.IO pingTimeout: how long a pong may take before the socket is closed.", {}},
+      {"notifier.ws.connect_timeout_ms", "10000", "How long after the WebSocket opens the socket.io CONNECT (with auth) may take.", {}},
+      {"notifier.ws.close_timeout_ms", "3000", "A graceful close (notice, close frame) may take this long before the TCP connection is cut.", {}},
+      {"notifier.ws.send_queue_bytes", "1048576", "Unsent bytes one socket may queue; a live event beyond it disconnects the socket (slow consumer; it resumes with since).", {}},
+      {"notifier.ws.backlog_page", "256", "Logged events read at a time when a socket catches up from since.", {}},
+  };
 }
 
 std::unique_ptr<Module> make_notifier_module(Runtime& runtime) {

@@ -239,6 +239,17 @@ ConsumerLoop::ConsumerLoop(std::string name, std::string bootstrap, std::string 
                            std::vector<std::string> topics, storage::Database& db,
                            const Clock& clock, Apply apply, Metrics* metrics,
                            kafka::Settings settings)
+    : ConsumerLoop(std::move(name), std::move(bootstrap), std::move(group), std::move(topics), db, clock,
+                   ApplyThen{[apply = std::move(apply)](storage::Connection& c, const CloudEvent& e) {
+                     apply(c, e);
+                     return std::function<void()>{};
+                   }},
+                   metrics, std::move(settings)) {}
+
+ConsumerLoop::ConsumerLoop(std::string name, std::string bootstrap, std::string group,
+                           std::vector<std::string> topics, storage::Database& db,
+                           const Clock& clock, ApplyThen apply, Metrics* metrics,
+                           kafka::Settings settings)
     : name_(std::move(name)),
       bootstrap_(std::move(bootstrap)),
       group_(std::move(group)),
@@ -302,8 +313,10 @@ void ConsumerLoop::loop() {
       for (const auto& message : batch) {
         auto promise = std::make_shared<std::promise<void>>();
         pending.push_back(promise->get_future());
+        auto after_commit = std::make_shared<std::function<void()>>();
         db_.write(
-            [this, &message](storage::Connection& c) {
+            [this, &message, after_commit](storage::Connection& c) {
+              *after_commit = nullptr;  // a retried batch runs this again
               std::string parse_error;
               auto value = json::parse(message.payload, parse_error);
               std::optional<CloudEvent> event;
@@ -320,8 +333,9 @@ void ConsumerLoop::loop() {
               }
               try {
                 c.exec("SAVEPOINT apply");
-                apply_(c, *event);
+                auto then = apply_.apply(c, *event);
                 c.exec("RELEASE apply");
+                *after_commit = std::move(then);
                 ++applied_;
               } catch (const std::exception& e) {
                 c.exec("ROLLBACK TO apply");
@@ -332,7 +346,14 @@ void ConsumerLoop::loop() {
                 log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id}, {"what", e.what()}});
               }
             },
-            [promise](std::exception_ptr error) {
+            [this, promise, after_commit](std::exception_ptr error) {
+              if (!error && *after_commit) {
+                try {
+                  (*after_commit)();
+                } catch (const std::exception& e) {
+                  log::error("after-commit action failed", {{"consumer", name_}, {"what", e.what()}});
+                }
+              }
               if (error) promise->set_exception(error); else promise->set_value();
             });
       }

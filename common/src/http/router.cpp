@@ -21,6 +21,26 @@ void Router::add(bhttp::verb method, std::string pattern, Handler handler) {
   routes_.push_back(std::move(route));
 }
 
+void Router::add_upgrade(std::string pattern, Upgrade upgrade) {
+  std::vector<std::string> segments;
+  for (auto segment : split_path(pattern)) segments.emplace_back(segment);
+  upgrades_.push_back({std::move(pattern), std::move(segments), std::move(upgrade)});
+}
+
+const Upgrade* Router::match_upgrade(std::string_view path, std::string& route) const {
+  auto segments = split_path(path);
+  for (const auto& candidate : upgrades_) {
+    if (candidate.segments.size() != segments.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < segments.size() && same; ++i) same = candidate.segments[i] == segments[i];
+    if (same) {
+      route = candidate.pattern;
+      return &candidate.upgrade;
+    }
+  }
+  return nullptr;
+}
+
 Router::Match Router::match(bhttp::verb method, std::string_view path) const {
   Match result;
   auto segments = split_path(path);

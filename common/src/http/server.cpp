@@ -3,6 +3,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <atomic>
@@ -134,6 +135,24 @@ class Session : public std::enable_shared_from_this<Session> {
       return send(Response::error(400, "Malformed request target", "bad_request"));
     }
 
+    if (request.method == bhttp::verb::get && beast::websocket::is_upgrade(message)) {
+      std::string pattern;
+      if (const Upgrade* upgrade = state_->router.match_upgrade(request.path, pattern)) {
+        route_ = "websocket " + pattern;
+        request.route = route_;
+        request.headers = static_cast<const bhttp::fields&>(message.base());
+        if (auto refusal = upgrade->check(request)) {
+          keep_alive_ = false;
+          return send(std::move(*refusal));
+        }
+        status_ = 101;
+        record();
+        // From here the socket belongs to the upgrade; this session ends when on_read returns.
+        upgrade->take(std::move(request), std::move(message), stream_.release_socket());
+        return;
+      }
+    }
+
     auto match = state_->router.match(request.method, request.path);
     if (match.handler == nullptr) {
       if (match.status == 405) {
@@ -196,6 +215,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_write(beast::error_code ec, bool keep) {
+    record();
+    busy_ = false;
+    if (ec || !keep) return close();
+    do_read();
+  }
+
+  void record() {
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     if (state_->metrics) state_->metrics->observe_request(method_text_, route_, status_, seconds);
@@ -206,9 +232,6 @@ class Session : public std::enable_shared_from_this<Session> {
                             {"status", status_},
                             {"latency_ms", seconds * 1000.0}});
     }
-    busy_ = false;
-    if (ec || !keep) return close();
-    do_read();
   }
 
   void close() {

@@ -54,6 +54,12 @@ void Metrics::register_gauge(const std::string& name, const std::string& help,
   gauges_[name] = Gauge{help, std::move(read)};
 }
 
+void Metrics::register_counter(const std::string& name, const std::string& help,
+                               std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  gauges_[name] = Gauge{help, std::move(read), true};
+}
+
 std::string Metrics::render() const {
   std::ostringstream out;
   std::lock_guard lock(mutex_);
@@ -83,7 +89,7 @@ std::string Metrics::render() const {
         << name << " " << c.value << "\n";
   }
   for (const auto& [name, g] : gauges_) {
-    out << "# HELP " << name << " " << g.help << "\n# TYPE " << name << " gauge\n"
+    out << "# HELP " << name << " " << g.help << "\n# TYPE " << name << (g.counter ? " counter\n" : " gauge\n")
         << name << " " << g.read() << "\n";
   }
   return out.str();

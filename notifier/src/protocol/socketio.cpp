@@ -92,14 +92,16 @@ std::string connect_ok_frame(std::string_view sid) {
                        encode_socket({SocketType::Connect, "/", std::nullopt, boost::json::object{{"sid", sid}}}));
 }
 
-std::string connect_error_frame(std::string_view message) {
+std::string connect_error_frame(std::string_view message, std::string_view code, std::string_view nsp) {
+  boost::json::object body{{"message", message}};
+  if (!code.empty()) body["data"] = boost::json::object{{"code", code}};
   return encode_engine(EngineType::Message,
-                       encode_socket({SocketType::ConnectError, "/", std::nullopt, boost::json::object{{"message", message}}}));
+                       encode_socket({SocketType::ConnectError, std::string(nsp), std::nullopt, std::move(body)}));
 }
 
-std::string event_frame(std::string_view name, const boost::json::value& argument) {
+std::string event_frame(std::string_view name, const boost::json::value& argument, std::optional<long long> ack_id) {
   return encode_engine(EngineType::Message,
-                       encode_socket({SocketType::Event, "/", std::nullopt, boost::json::array{name, argument}}));
+                       encode_socket({SocketType::Event, "/", ack_id, boost::json::array{name, argument}}));
 }
 
 }  // namespace al::notifier::sio

@@ -43,7 +43,12 @@ std::string encode_socket(const SocketPacket& packet);  // without the Engine.IO
 // The frames this server sends.
 std::string open_frame(std::string_view sid, long long ping_interval_ms, long long ping_timeout_ms);
 std::string connect_ok_frame(std::string_view sid);                 // 40{"sid":…}
-std::string connect_error_frame(std::string_view message);          // 44{"message":…}
-std::string event_frame(std::string_view name, const boost::json::value& argument);  // 42["name",arg]
+// 44{"message":…,"data":{"code":…}}: socket.io-client raises connect_error with err.message
+// and err.data.code. A namespace other than "/" is answered on that namespace.
+std::string connect_error_frame(std::string_view message, std::string_view code = {},
+                                std::string_view nsp = "/");
+// 42["name",arg], or 42<ack>["name",arg] asking the client to acknowledge.
+std::string event_frame(std::string_view name, const boost::json::value& argument,
+                        std::optional<long long> ack_id = std::nullopt);
 
 }  // namespace al::notifier::sio

@@ -94,9 +94,17 @@ class OutboxRelay {
 class ConsumerLoop {
  public:
   using Apply = std::function<void(storage::Connection&, const CloudEvent&)>;
+  // An Apply that also returns what to do once its transaction has committed (or an empty
+  // function): e.g. tell live subscribers, who must never hear of an effect that was undone.
+  struct ApplyThen {
+    std::function<std::function<void()>(storage::Connection&, const CloudEvent&)> apply;
+  };
   ConsumerLoop(std::string name, std::string bootstrap, std::string group,
                std::vector<std::string> topics, storage::Database& db, const Clock& clock,
                Apply apply, Metrics* metrics, kafka::Settings settings = {});
+  ConsumerLoop(std::string name, std::string bootstrap, std::string group,
+               std::vector<std::string> topics, storage::Database& db, const Clock& clock,
+               ApplyThen apply, Metrics* metrics, kafka::Settings settings = {});
   ~ConsumerLoop();
   void start();
   void stop();
@@ -111,7 +119,7 @@ class ConsumerLoop {
   std::vector<std::string> topics_;
   storage::Database& db_;
   const Clock& clock_;
-  Apply apply_;
+  ApplyThen apply_;
   Metrics* metrics_;
   kafka::Settings settings_;
   std::thread thread_;

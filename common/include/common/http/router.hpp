@@ -1,4 +1,6 @@
 #pragma once
+#include <boost/asio/ip/tcp.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -6,10 +8,20 @@
 
 namespace al::http {
 
-// Routes by method and path pattern; "{name}" matches one non-empty path segment.
+// A route that takes over the connection of a WebSocket upgrade (a GET with `Upgrade: websocket`).
+// `check` may refuse it with an HTTP response; otherwise `take` owns the socket from then on.
+// A plain GET to the same path goes to the route's ordinary handler, if any.
+struct Upgrade {
+  std::function<std::optional<Response>(const Request&)> check;
+  std::function<void(Request, bhttp::request<bhttp::string_body>, boost::asio::ip::tcp::socket)> take;
+};
+
+// Routes by method and path pattern; "{name}" matches one non-empty path segment (so a
+// trailing slash does not matter).
 class Router {
  public:
   void add(bhttp::verb method, std::string pattern, Handler handler);
+  void add_upgrade(std::string pattern, Upgrade upgrade);
 
   struct Match {
     const Handler* handler = nullptr;  // null: see status
@@ -19,6 +31,8 @@ class Router {
     std::string allow;  // for 405
   };
   Match match(bhttp::verb method, std::string_view path) const;
+  // The upgrade route for `path`, or null; `route` receives its pattern.
+  const Upgrade* match_upgrade(std::string_view path, std::string& route) const;
 
  private:
   struct Route {
@@ -28,6 +42,12 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  struct UpgradeRoute {
+    std::string pattern;
+    std::vector<std::string> segments;
+    Upgrade upgrade;
+  };
+  std::vector<UpgradeRoute> upgrades_;
 };
 
 }  // namespace al::http

@@ -23,6 +23,9 @@ class Metrics {
   void add_counter(const std::string& name, const std::string& help, double delta = 1);
   void register_gauge(const std::string& name, const std::string& help,
                       std::function<double()> read);
+  // A counter kept by its owner (e.g. an atomic on a hot path), read at scrape time.
+  void register_counter(const std::string& name, const std::string& help,
+                        std::function<double()> read);
   std::string render() const;
 
  private:
@@ -34,6 +37,7 @@ class Metrics {
   struct Gauge {
     std::string help;
     std::function<double()> read;
+    bool counter = false;
   };
   struct Counter {
     std::string help;

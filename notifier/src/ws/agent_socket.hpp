@@ -1,0 +1,69 @@
+#pragma once
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/auth/api_key.hpp"
+#include "ws/hub.hpp"
+
+namespace al::notifier {
+
+// The read side of the per-agent log, as the sockets need it.
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+  struct Bounds {
+    long long oldest = 0;  // lowest event_id still retained (0: none)
+    long long head = 0;    // last event_id ever assigned (0: none)
+  };
+  virtual Bounds bounds(const std::string& agent_id) = 0;
+  // At most `limit` events after `after_event_id`, in order, rendered for the agent.
+  virtual std::vector<LiveEvent> after(const std::string& agent_id, long long after_event_id,
+                                       std::size_t limit) = 0;
+};
+
+struct SocketSettings {
+  std::chrono::milliseconds ping_interval{25000};
+  std::chrono::milliseconds ping_timeout{20000};
+  std::chrono::milliseconds connect_timeout{10000};  // OPEN → socket.io CONNECT
+  std::chrono::milliseconds close_timeout{3000};     // a graceful close, then the TCP close
+  std::size_t max_queue_bytes = 1 << 20;             // unsent bytes per socket
+  std::size_t backlog_page = 256;                    // events read from the log at a time
+};
+
+struct SocketStats {
+  std::atomic<long long> connected{0};
+  std::atomic<long long> accepted{0};
+  std::atomic<long long> refused{0};
+  std::atomic<long long> messages_sent{0};
+  std::atomic<long long> bytes_sent{0};
+  std::atomic<long long> backlog_events{0};
+  std::atomic<long long> slow_consumer_closes{0};
+  std::atomic<long long> ping_timeouts{0};
+};
+
+// Shared by every socket (held by each, so a socket never outlives what it uses).
+struct SocketContext {
+  SocketContext(EventLog& log, const auth::ApiKeyAuthority& auth, SocketSettings settings,
+                std::size_t max_per_agent, std::size_t max_total)
+      : hub(max_per_agent, max_total), log(log), auth(auth), settings(settings), max_total(max_total) {}
+  Hub hub;
+  EventLog& log;
+  const auth::ApiKeyAuthority& auth;
+  SocketSettings settings;
+  std::size_t max_total;  // sockets, connected or still handshaking
+  SocketStats stats;
+};
+
+// Starts one Engine.IO 4 / socket.io 5 session over the WebSocket upgrade of `request`:
+// OPEN, then the client's CONNECT with auth {apiKey, since}, `roomJoined`, the logged events
+// after `since`, then live events; heartbeats; a bounded send queue; close with a reason.
+void start_agent_socket(boost::asio::ip::tcp::socket socket,
+                        boost::beast::http::request<boost::beast::http::string_body> request,
+                        std::shared_ptr<SocketContext> context);
+
+}  // namespace al::notifier

@@ -1,0 +1,67 @@
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace al::notifier {
+
+// One logged event of one agent, rendered once and shared by all of that agent's sockets.
+struct LiveEvent {
+  long long event_id = 0;
+  std::vector<std::shared_ptr<const std::string>> frames;
+  std::size_t bytes = 0;
+};
+
+// Why the server ends a socket; each has a close code and text a client can act on.
+enum class CloseReason { Shutdown, SlowConsumer, PingTimeout, ConnectTimeout, Refused, Protocol, ClientLeft };
+
+// What the hub needs of a connected socket. Both calls are thread-safe (they post to the
+// socket's strand) and never block.
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  virtual void deliver(std::shared_ptr<const LiveEvent> event) = 0;
+  virtual void close_for(CloseReason reason) = 0;
+};
+
+// Connected sockets by agent: the per-agent and total connection limits, and live fan-out.
+class Hub {
+ public:
+  Hub(std::size_t max_per_agent, std::size_t max_total);
+
+  enum class Attach { Ok, AgentLimit, TotalLimit, Closed };
+  Attach attach(const std::string& agent_id, const std::shared_ptr<Subscriber>& subscriber);
+  void detach(const std::string& agent_id, const Subscriber* subscriber);
+
+  bool has_subscribers(const std::string& agent_id) const;
+  // Hands the event to every socket of the agent (a copy of the list is taken under the lock).
+  void publish(const std::string& agent_id, const std::shared_ptr<const LiveEvent>& event);
+
+  // Refuses new sockets from now on and asks every socket to close for `reason`.
+  void close_all(CloseReason reason);
+  // Waits until every socket has detached or the timeout passed; true when none is left.
+  bool wait_empty(std::chrono::milliseconds timeout);
+
+  std::size_t size() const;
+  std::size_t max_per_agent() const { return max_per_agent_; }
+
+ private:
+  const std::size_t max_per_agent_;
+  const std::size_t max_total_;
+  mutable std::mutex mutex_;
+  std::condition_variable emptied_;
+  struct Entry {
+    const Subscriber* key;  // identifies the entry even after the subscriber is gone
+    std::weak_ptr<Subscriber> subscriber;
+  };
+  std::unordered_map<std::string, std::vector<Entry>> by_agent_;
+  std::size_t total_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace al::notifier
