@@ -14,6 +14,7 @@ deps:
 deps-test:
 	@bash scripts/install-deps.sh test
 	@bash scripts/kafka/kafka.sh fetch >/dev/null
+	@cd tests/socketio && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
 build-release: deps
 	cmake --preset release >/dev/null

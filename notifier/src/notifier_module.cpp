@@ -86,7 +86,9 @@ SocketSettings socket_settings(const Config& config) {
   s.connect_timeout = std::chrono::milliseconds(config.get_int("notifier.ws.connect_timeout_ms"));
   s.close_timeout = std::chrono::milliseconds(config.get_int("notifier.ws.close_timeout_ms"));
   s.max_queue_bytes = static_cast<std::size_t>(config.get_int("notifier.ws.send_queue_bytes"));
+  s.stall_timeout = std::chrono::milliseconds(config.get_int("notifier.ws.stall_timeout_ms"));
   s.backlog_page = static_cast<std::size_t>(config.get_int("notifier.ws.backlog_page"));
+  s.socket_send_buffer = static_cast<std::size_t>(config.get_int("notifier.ws.socket_send_buffer_bytes"));
   return s;
 }
 
@@ -274,6 +276,8 @@ class NotifierModule final : public Module, private EventLog {
                        [ctx] { return static_cast<double>(ctx->stats.backlog_events.load()); });
     m.register_counter("notifier_ws_slow_consumer_closes_total", "Sockets closed because their send queue was full.",
                        [ctx] { return static_cast<double>(ctx->stats.slow_consumer_closes.load()); });
+    m.register_counter("notifier_ws_queue_overflows_total", "Live events that did not fit a send queue (then read from the log).",
+                       [ctx] { return static_cast<double>(ctx->stats.queue_overflows.load()); });
     m.register_counter("notifier_ws_ping_timeouts_total", "Sockets closed for want of a pong.",
                        [ctx] { return static_cast<double>(ctx->stats.ping_timeouts.load()); });
   }
@@ -310,7 +314,9 @@ std::vector<ConfigEntry> notifier_config_entries() {
       {"notifier.ws.ping_timeout_ms", "20000", "Engine.IO pingTimeout: how long a pong may take before the socket is closed.", {}},
       {"notifier.ws.connect_timeout_ms", "10000", "How long after the WebSocket opens the socket.io CONNECT (with auth) may take.", {}},
       {"notifier.ws.close_timeout_ms", "3000", "A graceful close (notice, close frame) may take this long before the TCP connection is cut.", {}},
-      {"notifier.ws.send_queue_bytes", "1048576", "Unsent bytes one socket may queue; a live event beyond it disconnects the socket (slow consumer; it resumes with since).", {}},
+      {"notifier.ws.send_queue_bytes", "1048576", "Unsent bytes one socket may queue; events beyond it are read from the log as the queue drains (memory stays bounded).", {}},
+      {"notifier.ws.stall_timeout_ms", "10000", "A socket whose pending write makes no progress for this long is closed as a slow consumer (close code 4008; it resumes with since).", {}},
+      {"notifier.ws.socket_send_buffer_bytes", "0", "SO_SNDBUF of each WebSocket (0: the kernel's default); bounds kernel memory per socket with many connections.", {}},
       {"notifier.ws.backlog_page", "256", "Logged events read at a time when a socket catches up from since.", {}},
   };
 }

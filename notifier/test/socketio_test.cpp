@@ -87,6 +87,15 @@ TEST(SocketIo, RejectsMalformed) {
 TEST(SocketIo, EncodesWhatTheServerSends) {
   EXPECT_EQ(connect_ok_frame("s1"), "40{\"sid\":\"s1\"}");
   EXPECT_EQ(connect_error_frame("Invalid API key"), "44{\"message\":\"Invalid API key\"}");
+  EXPECT_EQ(connect_error_frame("Invalid API key", "unauthorized"),
+            "44{\"message\":\"Invalid API key\",\"data\":{\"code\":\"unauthorized\"}}");
+  EXPECT_EQ(connect_error_frame("Invalid namespace", "invalid_namespace", "/admin"),
+            "44/admin,{\"message\":\"Invalid namespace\",\"data\":{\"code\":\"invalid_namespace\"}}");
+  EXPECT_EQ(event_frame("onNewTask", bj::object{{"event_id", 12}}, 12), "4212[\"onNewTask\",{\"event_id\":12}]");
+  EXPECT_EQ(event_frame("roomJoined", bj::object{}, 0), "420[\"roomJoined\",{}]");
+  // What we send, the decoder reads back (ack id included).
+  auto back = ok(decode_socket(event_frame("x", 1, 7).substr(1)));
+  EXPECT_EQ(back.ack_id, 7);
   EXPECT_EQ(event_frame("onNewTask", bj::object{{"event_id", 3}}), "42[\"onNewTask\",{\"event_id\":3}]");
   EXPECT_EQ(encode_socket({SocketType::Event, "/chat", 7, bj::array{"x"}}), "2/chat,7[\"x\"]");
   EXPECT_EQ(encode_engine(EngineType::Ping), "2");

@@ -24,10 +24,11 @@ function freePort() {
   });
 }
 
-// One agentlancer process ("all": every service, embedded broker) on a free port.
+// One agentlancer process on a free port: "all" (every service, embedded broker) or one service.
 class Server {
-  constructor(args = []) {
+  constructor(args = [], mode = "all") {
     this.args = args;
+    this.mode = mode;
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "agentlancer-sio-"));
     this.port = 0;
     this.proc = null;
@@ -38,7 +39,7 @@ class Server {
   }
   async start() {
     if (!this.port) this.port = await freePort();
-    const args = ["all", "--port", String(this.port), "--data_dir", this.dataDir, "--http.access_log", "false", ...this.args];
+    const args = [this.mode, "--port", String(this.port), "--data_dir", this.dataDir, "--http.access_log", "false", ...this.args];
     this.proc = spawn(BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc.stderr.on("data", (d) => {
       this.log = (this.log + d.toString()).slice(-20000);
@@ -66,6 +67,14 @@ class Server {
     const result = await this.exited;
     clearTimeout(timer);
     return result;
+  }
+  // kill -9: no drain, no goodbye.
+  async kill() {
+    if (!this.proc) return null;
+    const proc = this.proc;
+    this.proc = null;
+    proc.kill("SIGKILL");
+    return this.exited;
   }
   async destroy() {
     await this.stop();

@@ -58,6 +58,13 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
         heartbeat_(ws_.get_executor()),
         deadline_(ws_.get_executor()) {
     ++context_->stats.connected;
+    beast::error_code ignored;
+    // Events are small and latency matters: no Nagle delay behind a delayed ACK.
+    beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true), ignored);
+    if (settings_.socket_send_buffer > 0) {  // a hint: the kernel may round it
+      beast::get_lowest_layer(ws_).socket().set_option(
+          net::socket_base::send_buffer_size(static_cast<int>(settings_.socket_send_buffer)), ignored);
+    }
   }
 
   ~AgentSocket() override {
@@ -242,6 +249,23 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     catching_up_ = cursor_ < known_head_;
     pump_backlog();
     do_write();
+    watch_progress();
+  }
+
+  // A write that has not completed for stall_timeout means the peer stopped reading (or reads
+  // slower than the kernel buffers drain): close it, it resumes with `since`.
+  void watch_progress() {
+    arm_deadline(settings_.stall_timeout / 4, [this] {
+      if (closing_ || finished_) return;
+      if (writing_ && std::chrono::steady_clock::now() - write_started_ > settings_.stall_timeout) {
+        ++context_->stats.slow_consumer_closes;
+        log::warn("slow websocket consumer disconnected",
+                  {{"agent_id", agent_id_}, {"queued_bytes", static_cast<long long>(queued_bytes_)},
+                   {"behind_by", known_head_ - written_upto_}, {"resume_since", written_upto_}});
+        return close_gracefully(CloseReason::SlowConsumer);
+      }
+      watch_progress();
+    });
   }
 
   void refuse(const std::string& message, std::string_view code) {
@@ -262,10 +286,10 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       return do_write();
     }
     if (queued_bytes_ + event.bytes > settings_.max_queue_bytes) {
-      ++context_->stats.slow_consumer_closes;
-      log::warn("slow websocket consumer disconnected",
-                {{"agent_id", agent_id_}, {"queued_bytes", static_cast<long long>(queued_bytes_)}, {"resume_since", written_upto_}});
-      return close_gracefully(CloseReason::SlowConsumer);
+      // A burst bigger than the queue: take the rest from the log as the queue drains.
+      ++context_->stats.queue_overflows;
+      catching_up_ = true;
+      return;
     }
     for (const auto& frame : event.frames) enqueue(frame, event.event_id);
     cursor_ = event.event_id;
@@ -310,6 +334,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       return;
     }
     writing_ = true;
+    write_started_ = std::chrono::steady_clock::now();
     current_ = std::move(queue_.front());
     queue_.pop_front();
     if (current_.event_id > written_upto_) written_upto_ = current_.event_id;
@@ -438,6 +463,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   std::deque<Out> queue_;
   Out current_;
   bool writing_ = false;
+  std::chrono::steady_clock::time_point write_started_;
   std::size_t queued_bytes_ = 0;
   long long cursor_ = 0;        // last event_id queued for this socket
   long long known_head_ = 0;    // highest event_id known to exist for the agent

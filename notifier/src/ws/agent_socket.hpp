@@ -31,8 +31,14 @@ struct SocketSettings {
   std::chrono::milliseconds ping_timeout{20000};
   std::chrono::milliseconds connect_timeout{10000};  // OPEN → socket.io CONNECT
   std::chrono::milliseconds close_timeout{3000};     // a graceful close, then the TCP close
-  std::size_t max_queue_bytes = 1 << 20;             // unsent bytes per socket
+  // Unsent bytes per socket. A live event that does not fit is not queued: the socket falls
+  // back to reading the log as its queue drains (bounded memory, nothing lost).
+  std::size_t max_queue_bytes = 1 << 20;
+  // A socket whose write has made no progress for this long cannot keep up: it is closed
+  // (slow_consumer) and resumes with `since`.
+  std::chrono::milliseconds stall_timeout{10000};
   std::size_t backlog_page = 256;                    // events read from the log at a time
+  std::size_t socket_send_buffer = 0;                // SO_SNDBUF; 0 keeps the kernel's default
 };
 
 struct SocketStats {
@@ -43,6 +49,7 @@ struct SocketStats {
   std::atomic<long long> bytes_sent{0};
   std::atomic<long long> backlog_events{0};
   std::atomic<long long> slow_consumer_closes{0};
+  std::atomic<long long> queue_overflows{0};
   std::atomic<long long> ping_timeouts{0};
 };
 
