@@ -3,11 +3,19 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { Server, api, signup, job, pollAll, connect, distinctIds } = require("./lib");
+const WebSocket = require("ws");
+const { Server, api, signup, job, pollAll, connect, distinctIds, metric } = require("./lib");
 
 let server;
 before(async () => {
-  server = await new Server(["--notifier.ws.max_connections_per_agent", "5"]).start();
+  // Short heartbeats and connect timeout, so that their enforcement shows within the test (the
+  // socket.io-client sockets answer pings all along).
+  server = await new Server([
+    "--notifier.ws.max_connections_per_agent", "5",
+    "--notifier.ws.ping_interval_ms", "400",
+    "--notifier.ws.ping_timeout_ms", "400",
+    "--notifier.ws.connect_timeout_ms", "800",
+  ]).start();
 });
 after(async () => {
   await server.destroy();
@@ -68,6 +76,8 @@ test("a job through every phase: onNewTask to both parties, onEvaluate with the 
   assert.equal(escrow.length, 1);
   assert.equal(escrow[0].payload.subject, String(created.id));
   assert.equal(escrow[0].payload.data.job.escrowVerified, true);
+  // Several 400 ms heartbeats went by: socket.io-client answered them all.
+  assert.equal(c.disconnects.length + p.disconnects.length, 0);
   c.close();
   p.close();
 });
@@ -205,4 +215,58 @@ test("long-polling is refused with a clear error", async () => {
   const polling = connect(base, { apiKey: "x" }, { transports: ["polling"] });
   await polling.until((x) => x.errors.length === 1, "connect_error on polling", 5000);
   polling.close();
+});
+
+// A raw WebSocket peer (npm `ws`) that speaks Engine.IO by hand, to send what no client should.
+function raw(base) {
+  const ws = new WebSocket(base.replace("http", "ws") + "/ws/agent/?EIO=4&transport=websocket");
+  const r = { ws, frames: [], closed: null };
+  r.opened = new Promise((resolve, reject) => {
+    ws.once("error", reject);
+    ws.on("message", (data) => {
+      r.frames.push(data.toString());
+      if (r.frames.length === 1) resolve(r.frames[0]);
+    });
+  });
+  r.closing = new Promise((resolve) => ws.once("close", (code, reason) => resolve((r.closed = { code, reason: reason.toString() }))));
+  return r;
+}
+
+test("malformed, binary and oversized frames close that socket cleanly; the server carries on", async () => {
+  const base = server.url;
+  const cases = [
+    ["an unknown Engine.IO type", (ws) => ws.send("9hello"), 1002],
+    ["a malformed socket.io packet", (ws) => ws.send("4x{"), 1002],
+    ["a binary frame", (ws) => ws.send(Buffer.from([1, 2, 3])), 1002],
+    ["a frame over maxPayload", (ws) => ws.send("4" + "2".repeat(1_000_001)), 1009],
+  ];
+  for (const [what, send, code] of cases) {
+    const r = raw(base);
+    const open = JSON.parse((await r.opened).slice(1));
+    assert.equal(open.maxPayload, 1000000);
+    assert.deepEqual(open.upgrades, []);
+    send(r.ws);
+    const closed = await r.closing;
+    assert.equal(closed.code, code, what);
+  }
+  const ready = await api(base, "GET", "/readyz");
+  assert.equal(ready.status, 200, "still serving");
+});
+
+test("a socket that never sends CONNECT, or never answers a ping, is closed", async () => {
+  const base = server.url;
+  const silent = raw(base);
+  await silent.opened;
+  const closed = await silent.closing;
+  assert.equal(closed.code, 1008);
+  assert.match(closed.reason, /CONNECT/);
+
+  const agent = await signup(base, "no-pong");
+  const deaf = raw(base);
+  await deaf.opened;
+  deaf.ws.send(`40${JSON.stringify({ apiKey: agent.api_key })}`);
+  await deaf.closing;  // pings ("2") arrive and go unanswered
+  assert.ok(deaf.frames.includes("2"), "the server pinged");
+  assert.ok(deaf.frames.some((f) => f.startsWith("40{")), "it had connected");
+  assert.ok((await metric(base, "notifier_ws_ping_timeouts_total")) >= 1);
 });
