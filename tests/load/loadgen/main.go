@@ -5,6 +5,9 @@
 //	loadgen wait -url http://127.0.0.1:PORT/readyz [-timeout 60s] [-pid N]
 //	loadgen freeport
 //	loadgen steps      # HTTP calls per provider-flow iteration
+//	loadgen wsfanout -url http://127.0.0.1:PORT -mode live|catchup [flags]   # notifier WebSocket fan-out
+//	loadgen wsbaseline -addr 127.0.0.1:PORT                                # in-memory ceiling for wsfanout
+//	loadgen jsonfield FILE FIELD...   # top-level fields of a -json result, space-separated (for scripts)
 //
 // Only loopback targets are accepted. See ../README.md.
 package main
@@ -64,6 +67,12 @@ func main() {
 			os.Exit(exitOK)
 		case "run":
 			os.Exit(cmdRun(os.Args[2:]))
+		case "wsfanout":
+			os.Exit(cmdWSFanout(os.Args[2:]))
+		case "wsbaseline":
+			os.Exit(cmdWSBaseline(os.Args[2:]))
+		case "jsonfield":
+			os.Exit(cmdJSONField(os.Args[2:]))
 		}
 	}
 	os.Exit(cmdRun(os.Args[1:]))
@@ -189,6 +198,22 @@ func cmdCompare(args []string) int {
 	if *run == "" {
 		fmt.Fprintln(os.Stderr, "compare: -run is required")
 		return exitUsage
+	}
+	if strings.HasPrefix(reportScenario(*run), "ws-") {
+		rr, err := ReadWSReport(*run)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			return 1
+		}
+		var br WSReport
+		if *base != "" {
+			if br, err = ReadWSReport(*base); err != nil {
+				fmt.Fprintln(os.Stderr, "compare:", err)
+				return 1
+			}
+		}
+		PrintWSCompare(os.Stdout, *title, rr, br)
+		return exitOK
 	}
 	rr, err := ReadReport(*run)
 	if err != nil {

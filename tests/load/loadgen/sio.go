@@ -135,6 +135,10 @@ func parseSIOEvent(msg []byte) (sioEvent, error) {
 		return ev, fmt.Errorf("EVENT argument: %v: %q", err, trimForErr(msg))
 	}
 	ev.Payload = msg[i:end]
+	i = skipWS(msg, end)
+	if i >= len(msg) || (msg[i] != ']' && msg[i] != ',') {
+		return ev, fmt.Errorf("EVENT array not closed: %q", trimForErr(msg))
+	}
 	return ev, nil
 }
 
@@ -291,7 +295,12 @@ type eventInfo struct {
 
 // scanEventPayload extracts event_id, the job "id" and "phase" (top level,
 // or inside a top-level "job" object) and head_event_id/resume_since.
-func scanEventPayload(p []byte) (eventInfo, error) {
+func scanEventPayload(p []byte) (eventInfo, error) { return scanEventPayloadUntil(p, false) }
+
+// scanEventPayloadUntil is scanEventPayload; with jobOnly it stops as soon
+// as the job's id and phase are known (they come first in a job object; the
+// event_id is then taken from the ack id).
+func scanEventPayloadUntil(p []byte, jobOnly bool) (eventInfo, error) {
 	info := eventInfo{EventID: -1, JobID: -1, Phase: -1, HeadID: -1, ResumeID: -1}
 	var job []byte
 	err := jsonFields(p, func(k, v []byte) bool {
@@ -321,7 +330,7 @@ func scanEventPayload(p []byte) (eventInfo, error) {
 				job = v
 			}
 		}
-		return true
+		return !jobOnly || info.JobID < 0 || info.Phase < 0
 	})
 	if err != nil {
 		return info, err

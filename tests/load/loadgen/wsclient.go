@@ -19,7 +19,8 @@ import (
 
 // A minimal RFC 6455 WebSocket client: enough to speak Engine.IO text frames
 // to one loopback server. No extensions (permessage-deflate is never
-// offered), no subprotocols, no TLS.
+// offered), no subprotocols, no TLS. The same frame code serves the
+// baseline server (server=true: masked frames in, unmasked frames out).
 
 // WebSocket opcodes (RFC 6455 §5.2).
 const (
@@ -88,11 +89,13 @@ func (e *HandshakeError) Error() string {
 	return "websocket handshake: " + e.Msg
 }
 
-// WSConn is one client WebSocket. ReadMessage must be called from a single
-// goroutine; WriteMessage and Close may be called from any goroutine.
+// WSConn is one WebSocket endpoint (client side unless server is set).
+// ReadMessage must be called from a single goroutine; WriteMessage and Close
+// may be called from any goroutine.
 type WSConn struct {
-	c  net.Conn
-	br *bufio.Reader
+	c      net.Conn
+	br     *bufio.Reader
+	server bool // expects masked frames, sends unmasked ones
 
 	msg []byte // assembled data message (reused)
 	ctl []byte // control frame payload (reused)
@@ -230,14 +233,14 @@ func clientHandshake(c net.Conn, host, path string, deadline time.Time, bufSize 
 	case proto != "":
 		return nil, &HandshakeError{Status: status, Msg: fmt.Sprintf("server chose subprotocol %q that was not offered", proto)}
 	}
-	return newWSConn(c, br), nil
+	return newWSConn(c, br, false), nil
 }
 
-func newWSConn(c net.Conn, br *bufio.Reader) *WSConn {
+func newWSConn(c net.Conn, br *bufio.Reader, server bool) *WSConn {
 	var seed [8]byte
 	rand.Read(seed[:])
 	s := binary.LittleEndian.Uint64(seed[:]) | 1
-	return &WSConn{c: c, br: br, rng: s, WriteTimeout: 10 * time.Second}
+	return &WSConn{c: c, br: br, server: server, rng: s, WriteTimeout: 10 * time.Second}
 }
 
 // NetConn is the underlying connection (for deadlines).
@@ -259,7 +262,11 @@ func (w *WSConn) ReadMessage() (int, []byte, error) {
 			return 0, nil, w.fail(1002, protoErr("reserved bits set (0x%02x) without a negotiated extension", hdr[0]&0x70))
 		}
 		op := int(hdr[0] & 0x0f)
-		if hdr[1]&0x80 != 0 {
+		masked := hdr[1]&0x80 != 0
+		if masked != w.server {
+			if w.server {
+				return 0, nil, w.fail(1002, protoErr("client frame is not masked"))
+			}
 			return 0, nil, w.fail(1002, protoErr("server frame is masked"))
 		}
 		n := uint64(hdr[1] & 0x7f)
@@ -280,6 +287,12 @@ func (w *WSConn) ReadMessage() (int, []byte, error) {
 				return 0, nil, w.fail(1002, protoErr("64-bit length with the high bit set"))
 			}
 		}
+		var mask [4]byte
+		if masked {
+			if _, err := io.ReadFull(w.br, mask[:]); err != nil {
+				return 0, nil, unexpectedEOF(err)
+			}
+		}
 		if op >= 0x8 { // control frame
 			if !fin {
 				return 0, nil, w.fail(1002, protoErr("fragmented control frame (opcode %d)", op))
@@ -293,6 +306,9 @@ func (w *WSConn) ReadMessage() (int, []byte, error) {
 			p := w.ctl[:n]
 			if _, err := io.ReadFull(w.br, p); err != nil {
 				return 0, nil, unexpectedEOF(err)
+			}
+			if masked {
+				unmask(p, mask, 0)
 			}
 			switch op {
 			case opPing:
@@ -352,6 +368,9 @@ func (w *WSConn) ReadMessage() (int, []byte, error) {
 		if _, err := io.ReadFull(w.br, w.msg[start:end]); err != nil {
 			return 0, nil, unexpectedEOF(err)
 		}
+		if masked {
+			unmask(w.msg[start:end], mask, 0)
+		}
 		if fin {
 			return msgOp, w.msg, nil
 		}
@@ -374,6 +393,28 @@ func (w *WSConn) nextMask() [4]byte {
 	w.rng = x
 	v := x * 2685821657736338717
 	return [4]byte{byte(v >> 32), byte(v >> 40), byte(v >> 48), byte(v >> 56)}
+}
+
+func unmask(p []byte, mask [4]byte, pos int) {
+	for i := range p {
+		p[i] ^= mask[(pos+i)&3]
+	}
+}
+
+// appendServerFrame appends one unmasked, final frame to b.
+func appendServerFrame(b []byte, op int, payload []byte) []byte {
+	b = append(b, 0x80|byte(op))
+	n := len(payload)
+	switch {
+	case n <= 125:
+		b = append(b, byte(n))
+	case n <= 0xffff:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
 // appendClientFrame appends one masked, final frame to b.
@@ -400,8 +441,8 @@ func appendClientFrame(b []byte, op int, payload []byte, mask [4]byte) []byte {
 
 var errCloseSent = errors.New("websocket: close already sent")
 
-// WriteMessage sends one masked frame (text, binary, ping, pong) with a
-// single write.
+// WriteMessage sends one frame (text, binary, ping, pong; masked on the
+// client side) with a single write.
 func (w *WSConn) WriteMessage(op int, payload []byte) error {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
@@ -412,7 +453,11 @@ func (w *WSConn) WriteMessage(op int, payload []byte) error {
 }
 
 func (w *WSConn) writeLocked(op int, payload []byte) error {
-	w.wbuf = appendClientFrame(w.wbuf[:0], op, payload, w.nextMask())
+	if w.server {
+		w.wbuf = appendServerFrame(w.wbuf[:0], op, payload)
+	} else {
+		w.wbuf = appendClientFrame(w.wbuf[:0], op, payload, w.nextMask())
+	}
 	if w.WriteTimeout > 0 {
 		w.c.SetWriteDeadline(time.Now().Add(w.WriteTimeout))
 	}
@@ -437,8 +482,32 @@ func (w *WSConn) sendClose(code uint16, reason string) {
 }
 
 // Close sends a close frame (1000, normal closure) and closes the TCP
-// connection without waiting for the server's answer.
-func (w *WSConn) Close() error {
-	w.sendClose(1000, "")
+// connection without waiting for the peer's answer.
+func (w *WSConn) Close() error { return w.CloseWith(1000, "") }
+
+// CloseWith sends a close frame with code and reason, then closes the TCP
+// connection.
+func (w *WSConn) CloseWith(code uint16, reason string) error {
+	w.sendClose(code, reason)
 	return w.c.Close()
+}
+
+// WriteRaw writes already framed bytes (server side: the same unmasked
+// frame can go to many connections) under the write lock.
+func (w *WSConn) WriteRaw(frames ...[]byte) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.closeSent {
+		return errCloseSent
+	}
+	if w.WriteTimeout > 0 {
+		w.c.SetWriteDeadline(time.Now().Add(w.WriteTimeout))
+	}
+	if len(frames) == 1 {
+		_, err := w.c.Write(frames[0])
+		return err
+	}
+	bufs := net.Buffers(frames)
+	_, err := bufs.WriteTo(w.c)
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,7 @@ type FanoutConfig struct {
 	ServerPID        int
 	JSONPath         string
 	Label            string
+	CPUProfile       string
 }
 
 func cmdWSFanout(args []string) int {
@@ -80,6 +82,7 @@ func cmdWSFanout(args []string) int {
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "also report this (local) process's CPU use during the measurement")
 	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
 	fs.StringVar(&cfg.Label, "label", "", "free-form label stored in the report (e.g. baseline, agentlancer)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the generator's CPU profile here (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -91,29 +94,20 @@ func cmdWSFanout(args []string) int {
 		fmt.Fprintln(os.Stderr, "wsfanout:", err)
 		return exitUsage
 	}
-	raw := cfg.URL
-	if strings.HasPrefix(raw, "ws://") {
-		raw = "http://" + strings.TrimPrefix(raw, "ws://")
-	}
-	u, err := CheckLoopbackURL(raw)
+	f, err := newFanoutFor(&cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsfanout:", err)
 		return exitUsage
 	}
-	doer, err := NewDoer("fast", u, cfg.HTTPConns, cfg.Timeout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "wsfanout:", err)
-		return exitUsage
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-	}
-	f := newFanout(&cfg, &API{Client: doer, Prefix: strings.TrimSuffix(u.EscapedPath(), "/")},
-		NewWSDialer(net.JoinHostPort(u.Hostname(), port), u.Host, cfg.HandshakeTimeout))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.CPUProfile != "" {
+		if pf, err := os.Create(cfg.CPUProfile); err == nil {
+			pprof.StartCPUProfile(pf)
+			defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		}
+	}
 	r, err := f.Run(ctx)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "wsfanout: SETUP FAILED against %s: %v\n", cfg.URL, err)
@@ -161,13 +155,46 @@ func (c *FanoutConfig) check() error {
 
 type jobInfo struct {
 	createdNs        int64 // when the 201 was read (ns since fanout.base)
+	intendedNs       int64 // intended start of the creation (open-model schedule)
 	client, provider int32
 	warm             bool
 }
 
 // wsRec is one received event: its event_id, the job id for a phase-0
-// onNewTask (-1 otherwise) and the receipt time (ns since fanout.base).
-type wsRec struct{ ev, job, t int64 }
+// onNewTask (-1 otherwise), the receipt time (ns since fanout.base) and a
+// hash of the event name (one logged event may become several frames with
+// the same event_id, e.g. onNewTask + onEvaluate).
+type wsRec struct {
+	ev, job, t int64
+	name       uint32
+}
+
+// nameHash is FNV-1a over an event name.
+func nameHash(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
+}
+
+// countDuplicates sorts recs by (event_id, name) and counts repeats.
+func countDuplicates(keys []wsRec) int64 {
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].ev != keys[j].ev {
+			return keys[i].ev < keys[j].ev
+		}
+		return keys[i].name < keys[j].name
+	})
+	var n int64
+	for i := 1; i < len(keys); i++ {
+		if keys[i].ev == keys[i-1].ev && keys[i].name == keys[i-1].name {
+			n++
+		}
+	}
+	return n
+}
 
 const (
 	stConnecting int32 = iota
@@ -193,9 +220,11 @@ type fanConn struct {
 	head                             int64
 	recs                             []wsRec
 	lastEv                           int64
+	lastName                         uint32
 	outOfOrder                       int64
 	beforeJoin                       int64
 	otherEvents                      int64
+	otherNames                       map[string]int64
 	parseErrors                      int64
 	firstParseError                  string
 	eioPings                         int64
@@ -206,6 +235,7 @@ type fanConn struct {
 type fanout struct {
 	cfg    *FanoutConfig
 	api    *API
+	newAPI func() *API // a fresh HTTP pool (nil: keep api)
 	dialer *WSDialer
 	path   string
 	base   time.Time
@@ -216,12 +246,12 @@ type fanout struct {
 	open   []atomic.Int32 // joined-and-open connections per agent
 
 	next     atomic.Uint64 // arrival counter (pairing)
-	expected atomic.Int64  // phase-0 onNewTask messages expected so far
-	received atomic.Int64  // phase-0 onNewTask messages received so far
+	expected atomic.Int64  // measured phase-0 onNewTask messages expected so far
+	received atomic.Int64  // measured phase-0 onNewTask messages received so far
 	badIDs   atomic.Int64  // 2xx creations without a numeric id
+	probe    []Agent       // two agents without sockets, for the probe creation
 
-	jobsMu sync.Mutex
-	jobs   map[int64]jobInfo
+	jobs jobTable
 
 	joined   sync.WaitGroup
 	readers  sync.WaitGroup
@@ -236,12 +266,120 @@ type fanout struct {
 	sinceConnect int64
 }
 
+// newFanoutFor checks the target URL and builds the HTTP and WebSocket
+// clients for it.
+func newFanoutFor(cfg *FanoutConfig) (*fanout, error) {
+	raw := cfg.URL
+	if strings.HasPrefix(raw, "ws://") {
+		raw = "http://" + strings.TrimPrefix(raw, "ws://")
+	}
+	u, err := CheckLoopbackURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	newAPI := func() *API {
+		doer, _ := NewDoer("fast", u, cfg.HTTPConns, cfg.Timeout)
+		return &API{Client: doer, Prefix: strings.TrimSuffix(u.EscapedPath(), "/")}
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	f := newFanout(cfg, newAPI(), NewWSDialer(net.JoinHostPort(u.Hostname(), port), u.Host, cfg.HandshakeTimeout))
+	f.newAPI = newAPI
+	return f, nil
+}
+
 func newFanout(cfg *FanoutConfig, api *API, d *WSDialer) *fanout {
-	return &fanout{
+	f := &fanout{
 		cfg: cfg, api: api, dialer: d,
 		path:     cfg.WSPath + "?EIO=4&transport=websocket",
-		jobs:     map[int64]jobInfo{},
 		progress: make(chan struct{}, 1),
+	}
+	f.jobs.init()
+	return f
+}
+
+// jobTable maps job ids to what the generator knows about them. Readers
+// classify each phase-0 onNewTask as it arrives (for the drain); a message
+// may beat the 201 of its creation, so an entry can exist before the job is
+// known: its early receipts are credited when the 201 is recorded.
+type jobTable struct {
+	shards [64]jobShard
+}
+
+type jobShard struct {
+	mu sync.Mutex
+	m  map[int64]*jobEntry
+}
+
+type jobEntry struct {
+	info  jobInfo
+	known bool  // the 201 was recorded
+	early int64 // receipts before that
+}
+
+func (t *jobTable) init() {
+	for i := range t.shards {
+		t.shards[i].m = map[int64]*jobEntry{}
+	}
+}
+
+func (t *jobTable) shard(id int64) *jobShard { return &t.shards[uint64(id)%uint64(len(t.shards))] }
+
+// record stores a created job; it returns how many of its messages had
+// already arrived.
+func (t *jobTable) record(id int64, info jobInfo) int64 {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[id]; ok {
+		e.info, e.known = info, true
+		return e.early
+	}
+	s.m[id] = &jobEntry{info: info, known: true}
+	return 0
+}
+
+// received classifies one receipt: whether the job is known and measured
+// (not warm-up). Unknown jobs are remembered for a later record.
+func (t *jobTable) received(id int64) (measured bool) {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[id]
+	if !ok {
+		s.m[id] = &jobEntry{early: 1}
+		return false
+	}
+	if !e.known {
+		e.early++
+		return false
+	}
+	return !e.info.warm
+}
+
+// get returns a recorded job (after the run, or for catch-up, whose jobs
+// are all recorded before any socket opens).
+func (t *jobTable) get(id int64) (jobInfo, bool) {
+	s := t.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[id]
+	if !ok || !e.known {
+		return jobInfo{}, false
+	}
+	return e.info, true
+}
+
+// each calls fn for every recorded job (no concurrent writers).
+func (t *jobTable) each(fn func(jobInfo)) {
+	for i := range t.shards {
+		for _, e := range t.shards[i].m {
+			if e.known {
+				fn(e.info)
+			}
+		}
 	}
 }
 
@@ -340,7 +478,11 @@ func (f *fanout) setupAgents(ctx context.Context) error {
 // It returns whether a job was created.
 func (f *fanout) createJob(ctx context.Context, st *Step, intended time.Time, i uint64, warm bool) bool {
 	c, p := pairFor(i, len(f.agents))
-	o, rb, _ := f.api.Timed(ctx, st, intended, "POST", "/api/agents/jobs", f.agents[c].Key, f.bodies[p], true)
+	return f.create(ctx, st, intended, c, p, f.agents[c].Key, f.bodies[p], warm)
+}
+
+func (f *fanout) create(ctx context.Context, st *Step, intended time.Time, c, p int, key string, body []byte, warm bool) bool {
+	o, rb, _ := f.api.Timed(ctx, st, intended, "POST", "/api/agents/jobs", key, body, true)
 	if o.Err != nil || !is2xx(o.Status) {
 		return false
 	}
@@ -351,10 +493,14 @@ func (f *fanout) createJob(ctx context.Context, st *Step, intended time.Time, i 
 		f.badIDs.Add(1)
 		return false
 	}
-	f.jobsMu.Lock()
-	f.jobs[id] = jobInfo{createdNs: t, client: int32(c), provider: int32(p), warm: warm}
-	f.jobsMu.Unlock()
-	f.expected.Add(int64(f.open[c].Load() + f.open[p].Load()))
+	if c < 0 { // probe: its agents have no sockets
+		return true
+	}
+	early := f.jobs.record(id, jobInfo{createdNs: t, intendedNs: int64(intended.Sub(f.base)), client: int32(c), provider: int32(p), warm: warm})
+	if !warm {
+		f.expected.Add(int64(f.open[c].Load() + f.open[p].Load()))
+		f.received.Add(early)
+	}
 	return true
 }
 
@@ -641,7 +787,9 @@ func (f *fanout) handle(c *fanConn, ws *WSConn, msg []byte, hb time.Duration) bo
 	}
 	var info eventInfo
 	if ev.Payload != nil && ev.Payload[0] == '{' {
-		if info, err = scanEventPayload(ev.Payload); err != nil {
+		// With an ack id (= event_id) only the job's id and phase are needed.
+		jobOnly := ev.AckID >= 0 && string(ev.Name) == "onNewTask"
+		if info, err = scanEventPayloadUntil(ev.Payload, jobOnly); err != nil {
 			c.parseError(fmt.Sprintf("event %s payload: %v", ev.Name, err))
 			return false
 		}
@@ -668,30 +816,46 @@ func (f *fanout) handle(c *fanConn, ws *WSConn, msg []byte, hb time.Duration) bo
 	if c.status.Load() == stConnecting {
 		c.beforeJoin++
 	}
+	// Order: event_ids never go down on a connection. The same id again
+	// is fine under another name (several frames of one event); under the
+	// same name it is a duplicate (counted after the run).
+	name := nameHash(ev.Name)
 	fresh := true
 	if id >= 0 {
-		if id <= c.lastEv {
+		switch {
+		case id < c.lastEv:
 			c.outOfOrder++
 			fresh = false
-		} else {
+		case id == c.lastEv:
+			fresh = false
+		default:
 			c.lastEv = id
 		}
+		c.lastName = name
 	}
 	job := int64(-1)
 	if string(ev.Name) == "onNewTask" && info.Phase == 0 && info.JobID >= 0 {
 		job = info.JobID
-		f.received.Add(1)
+		if !f.catchup && f.jobs.received(job) {
+			f.received.Add(1)
+		}
 	} else {
 		c.otherEvents++
+		if c.otherNames == nil {
+			c.otherNames = map[string]int64{}
+		}
+		if len(c.otherNames) < 50 {
+			c.otherNames[string(ev.Name)]++
+		}
 	}
-	c.recs = append(c.recs, wsRec{ev: id, job: job, t: t})
+	c.recs = append(c.recs, wsRec{ev: id, job: job, t: t, name: name})
 	if f.cfg.Ack && ev.AckID >= 0 {
 		c.ackBuf = sioAckPacket(c.ackBuf[:0], ev.AckID)
 		ws.WriteMessage(opText, c.ackBuf)
 	}
 	if f.catchup && c.doneNs == 0 {
 		if fresh && job >= 0 {
-			if ji, ok := f.jobs[job]; ok && (int(ji.client) == c.agent || int(ji.provider) == c.agent) {
+			if ji, ok := f.jobs.get(job); ok && (int(ji.client) == c.agent || int(ji.provider) == c.agent) {
 				c.backlogGot++
 			}
 		}
@@ -765,10 +929,14 @@ func (f *fanout) runLive(ctx context.Context) (WSReport, error) {
 	r.MsgsPerCreateTarget = 2 * cfg.ConnsPerAgent
 	r.MsgRateTarget = cfg.Rate * float64(r.MsgsPerCreateTarget)
 
-	// One probe creation before any connection exists: fails early and
-	// clearly when the API is not what we expect (its event reaches nobody).
+	// One probe creation between two agents that never open a socket: fails
+	// early and clearly when the API is not what we expect.
+	pa, err := signupAll(ctx, f.api, 2, 2, "bench-ws-probe-"+runTag())
+	if err != nil {
+		return r, err
+	}
 	probe := NewStep("probe")
-	if !f.createJob(ctx, probe, time.Now(), 0, true) {
+	if !f.create(ctx, probe, time.Now(), -1, -1, pa[0].Key, jobCreateBody(pa[1].ID), true) {
 		if ff := probe.FirstFailure(); ff != "" {
 			return r, fmt.Errorf("probe job creation failed: %s", ff)
 		}
@@ -787,6 +955,12 @@ func (f *fanout) runLive(ctx context.Context) (WSReport, error) {
 		return r, fmt.Errorf("no connection reached roomJoined; first failure: %s", r.FirstConnFailure)
 	}
 	fmt.Fprintf(os.Stderr, "connected: %d of %d in %.1fs (%d failed)\n", r.ConnsEstablished, r.ConnsTarget, r.ConnectPhaseS, r.ConnsFailed)
+	// The HTTP keep-alive connections idled through the connect phase; a
+	// server may have closed them (agentlancer: http.read_timeout_ms), and
+	// a POST is not retried on a stale connection. Start a fresh pool.
+	if f.newAPI != nil {
+		f.api = f.newAPI()
+	}
 
 	if cfg.Warmup > 0 && ctx.Err() == nil {
 		ws := NewStep("create-warmup")
@@ -803,7 +977,6 @@ func (f *fanout) runLive(ctx context.Context) (WSReport, error) {
 	res := s.Run(ctx, func(ctx context.Context, intended time.Time) {
 		f.createJob(ctx, st, intended, f.next.Add(1), false)
 	})
-	schedEnd := time.Now()
 	// Drain: wait for the messages still on their way.
 	drainStart := time.Now()
 	deadline := drainStart.Add(cfg.Drain)
@@ -817,6 +990,7 @@ func (f *fanout) runLive(ctx context.Context) (WSReport, error) {
 	r.LoadAvgEnd = LoadAvg()
 	r.Interrupted = res.Interrupted || ctx.Err() != nil
 	f.closeAll()
+	r.GenMaxRSSMB = maxRSSMB()
 
 	r.GenCPUCores = (cpu1 - cpu0).Seconds() / wall.Seconds()
 	r.genCPU = cpu1 - cpu0
@@ -833,7 +1007,7 @@ func (f *fanout) runLive(ctx context.Context) (WSReport, error) {
 	r.CreateErrors = r.Create.Non2xx + r.Create.Errors
 	r.CreatesPerSec = float64(r.JobsCreated) / cfg.Duration.Seconds()
 	r.BadJobIDs = f.badIDs.Load()
-	f.analyzeLive(&r, res.Start, schedEnd)
+	f.analyzeLive(&r, res.Start)
 	f.fillConnectStats(&r) // again: disconnects during the run
 	return r, nil
 }
@@ -874,25 +1048,25 @@ func (f *fanout) fillConnectStats(r *WSReport) {
 	r.ConnectP50ms, r.ConnectP99ms, r.ConnectMaxms = s.P50ms, s.P99ms, s.Maxms
 }
 
-type jobLat struct{ job, lat int64 }
+type jobLat struct{ job, lat, e2e int64 }
 
 // analyzeLive compares what every connection received with the jobs created.
-func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
+func (f *fanout) analyzeLive(r *WSReport, measStart time.Time) {
 	ms := int64(measStart.Sub(f.base))
 	me := ms + int64(f.cfg.Duration)
 	want := make([]int64, len(f.agents)) // measured jobs per agent
-	for _, ji := range f.jobs {
+	f.jobs.each(func(ji jobInfo) {
 		if !ji.warm {
 			want[ji.client]++
 			want[ji.provider]++
 		}
-	}
-	var lats []int64
-	var last int64
+	})
+	var lats, e2e []int64
+	var first, last int64 = -1, 0
 	nsec := int(f.cfg.Duration/time.Second) + 1
 	series := make([]int64, nsec)
 	var tmp []jobLat
-	var evs []int64
+	var evs []wsRec
 	for _, c := range f.conns {
 		st := c.status.Load()
 		r.ParseErrors += c.parseErrors
@@ -909,7 +1083,7 @@ func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
 			continue
 		}
 		r.OutOfOrder += c.outOfOrder
-		r.OtherEvents += c.otherEvents
+		r.addOther(c)
 		r.BeforeJoin += c.beforeJoin
 		r.FramesReceived += int64(len(c.recs))
 		tmp = tmp[:0]
@@ -922,12 +1096,12 @@ func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
 				}
 			}
 			if rec.ev >= 0 {
-				evs = append(evs, rec.ev)
+				evs = append(evs, rec)
 			}
 			if rec.job < 0 {
 				continue
 			}
-			ji, ok := f.jobs[rec.job]
+			ji, ok := f.jobs.get(rec.job)
 			if !ok {
 				r.UnexpectedMsgs++ // a job this run did not get a 2xx for
 				continue
@@ -939,17 +1113,15 @@ func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
 			if ji.warm {
 				continue
 			}
-			tmp = append(tmp, jobLat{rec.job, rec.t - ji.createdNs})
+			tmp = append(tmp, jobLat{rec.job, rec.t - ji.createdNs, rec.t - ji.intendedNs})
 			if rec.t > last {
 				last = rec.t
 			}
-		}
-		sort.Slice(evs, func(i, j int) bool { return evs[i] < evs[j] })
-		for i := 1; i < len(evs); i++ {
-			if evs[i] == evs[i-1] {
-				r.Duplicates++
+			if first < 0 || rec.t < first {
+				first = rec.t
 			}
 		}
+		r.Duplicates += countDuplicates(evs)
 		sort.SliceStable(tmp, func(i, j int) bool { return tmp[i].job < tmp[j].job })
 		distinct := int64(0)
 		for i, jl := range tmp {
@@ -964,6 +1136,7 @@ func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
 				lat = 0
 			}
 			lats = append(lats, lat)
+			e2e = append(e2e, jl.e2e)
 		}
 		r.Expected += want[c.agent]
 		r.Delivered += distinct
@@ -976,8 +1149,15 @@ func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
 	FillLatency(&r.Latency, lats)
 	r.Latency.Name = "delivery"
 	r.Latency.Count = int64(len(lats))
-	window := time.Duration(last - ms)
-	if window < f.cfg.Duration {
+	FillLatency(&r.LatencyFromRequest, e2e)
+	r.LatencyFromRequest.Name = "create intended start -> delivery"
+	r.LatencyFromRequest.Count = int64(len(e2e))
+	// The messages of a D-second schedule arrive over about D seconds,
+	// shifted by the latency: rate over first -> last measured delivery
+	// (never less than half the schedule, so a handful of messages cannot
+	// make a huge rate).
+	window := time.Duration(last - first)
+	if first < 0 || window < f.cfg.Duration/2 {
 		window = f.cfg.Duration
 	}
 	r.WindowS = window.Seconds()
@@ -993,7 +1173,6 @@ func (f *fanout) analyzeLive(r *WSReport, measStart, schedEnd time.Time) {
 	if r.Delivered > 0 {
 		r.GenUsPerMsg = r.genCPU.Seconds() * 1e6 / float64(r.Delivered)
 	}
-	_ = schedEnd
 }
 
 // ---------------------------------------------------------------- catch-up
@@ -1035,10 +1214,10 @@ func (f *fanout) runCatchup(ctx context.Context) (WSReport, error) {
 		return r, fmt.Errorf("no backlog job could be created: %s", cr.FirstFailure)
 	}
 	f.backlogWant = make([]int, a)
-	for _, ji := range f.jobs {
+	f.jobs.each(func(ji jobInfo) {
 		f.backlogWant[ji.client]++
 		f.backlogWant[ji.provider]++
-	}
+	})
 	fmt.Fprintf(os.Stderr, "setup: %d backlog jobs created in %.1fs (%.0f/s, %d failed); settling %s\n",
 		r.JobsCreated, time.Since(t0).Seconds(), r.CreatesPerSec, r.CreateErrors, cfg.Settle)
 	if cfg.Settle > 0 {
@@ -1073,6 +1252,7 @@ func (f *fanout) runCatchup(ctx context.Context) (WSReport, error) {
 	r.LoadAvgEnd = LoadAvg()
 	r.Interrupted = ctx.Err() != nil
 	f.closeAll()
+	r.GenMaxRSSMB = maxRSSMB()
 	f.fillConnectStats(&r)
 	r.ConnectPhaseS = r.ConnectRampS
 	r.GenCPUCores = (cpu1 - cpu0).Seconds() / wall.Seconds()
@@ -1088,7 +1268,7 @@ func (f *fanout) runCatchup(ctx context.Context) (WSReport, error) {
 func (f *fanout) analyzeCatchup(r *WSReport, startNs int64) {
 	var joinToDone, dialToDone []int64
 	var lastDone, lastJoin int64
-	var evs []int64
+	var evs []wsRec
 	var jobs []int64
 	for _, c := range f.conns {
 		st := c.status.Load()
@@ -1109,19 +1289,19 @@ func (f *fanout) analyzeCatchup(r *WSReport, startNs int64) {
 		}
 		r.FramesReceived += int64(len(c.recs))
 		r.OutOfOrder += c.outOfOrder
-		r.OtherEvents += c.otherEvents
+		r.addOther(c)
 		r.BeforeJoin += c.beforeJoin
 		want := int64(f.backlogWant[c.agent])
 		r.Expected += want
 		evs, jobs = evs[:0], jobs[:0]
 		for _, rec := range c.recs {
 			if rec.ev >= 0 {
-				evs = append(evs, rec.ev)
+				evs = append(evs, rec)
 			}
 			if rec.job < 0 {
 				continue
 			}
-			ji, ok := f.jobs[rec.job]
+			ji, ok := f.jobs.get(rec.job)
 			if !ok {
 				r.UnexpectedMsgs++
 				continue
@@ -1132,12 +1312,7 @@ func (f *fanout) analyzeCatchup(r *WSReport, startNs int64) {
 			}
 			jobs = append(jobs, rec.job)
 		}
-		sort.Slice(evs, func(i, j int) bool { return evs[i] < evs[j] })
-		for i := 1; i < len(evs); i++ {
-			if evs[i] == evs[i-1] {
-				r.Duplicates++
-			}
-		}
+		r.Duplicates += countDuplicates(evs)
 		sort.Slice(jobs, func(i, j int) bool { return jobs[i] < jobs[j] })
 		distinct := int64(0)
 		for i := range jobs {
