@@ -36,7 +36,7 @@ class JobModule final : public Module {
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms")}),
         agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, db_,
-                rt.clock, &SqliteJobStore::apply_agent_event, &rt.metrics),
+                rt.clock, &SqliteJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),
         sweeper_(rt.io) {
     if (rt.config.get("job.chain_adapter") != "sandbox")
       throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");

@@ -105,7 +105,7 @@ class NotifierModule final : public Module, private EventLog {
                   events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
                     return append(c, e);
                   }},
-                  &rt.metrics),
+                  &rt.metrics, rt.consumer_settings),
         trimmer_(rt.io) {
     db_.migrate(migrations());
     register_metrics();

@@ -2,6 +2,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -41,6 +42,8 @@ struct Runtime {
   std::string kafka_bootstrap;
   bool embedded_kafka = false;  // the broker forgets everything on restart: replay the outbox
   std::string data_dir;
+  // librdkafka settings every consumer of this process adds to its own (kafka.* config).
+  std::map<std::string, std::string> consumer_settings;
 };
 
 // A service hosted in a process (alone, or all together in the embedded default).
