@@ -69,7 +69,7 @@ std::vector<Appended> append_to_agent_logs(storage::Connection& c, const events:
   return appended;
 }
 
-LiveEvent render(const bj::object& cloud_event, const std::string& agent_id, long long event_id) {
+LiveEvent render(std::string_view cloud_event, const std::string& agent_id, long long event_id) {
   LiveEvent live;
   live.event_id = event_id;
   for (auto& frame : socket_frames_for(cloud_event, agent_id, event_id)) {
@@ -190,14 +190,13 @@ class NotifierModule final : public Module, private EventLog {
   // Runs in the consumer's transaction; what it returns runs after the commit and hands the
   // new entries to the agents' live sockets (never an entry that was rolled back).
   std::function<void()> append(storage::Connection& c, const events::CloudEvent& e) {
-    bj::object cloud_event = e.to_json();
-    std::string payload = bj::serialize(cloud_event);
+    std::string payload = bj::serialize(e.to_json());
     auto appended = append_to_agent_logs(c, e, payload, rt_.clock.now_ms());
     if (appended.empty()) return {};
-    return [this, appended = std::move(appended), cloud_event = std::move(cloud_event)] {
+    return [this, appended = std::move(appended), payload = std::move(payload)] {
       for (const auto& a : appended) {
         if (!sockets_->hub.has_subscribers(a.agent_id)) continue;
-        sockets_->hub.publish(a.agent_id, std::make_shared<const LiveEvent>(render(cloud_event, a.agent_id, a.event_id)));
+        sockets_->hub.publish(a.agent_id, std::make_shared<const LiveEvent>(render(payload, a.agent_id, a.event_id)));
       }
     };
   }
@@ -220,7 +219,7 @@ class NotifierModule final : public Module, private EventLog {
       std::vector<LiveEvent> page;
       auto q = c.query("SELECT event_id, payload FROM agent_events WHERE agent_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
                        agent_id, after_event_id, static_cast<long long>(limit));
-      while (q.next()) page.push_back(render(bj::parse(q.text(1)).as_object(), agent_id, q.int64(0)));
+      while (q.next()) page.push_back(render(q.text(1), agent_id, q.int64(0)));
       return page;
     });
   }

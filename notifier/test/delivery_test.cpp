@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "delivery/socket_events.hpp"
+#include "protocol/socketio.hpp"
 #include "ws/hub.hpp"
 
 namespace al::notifier {
@@ -75,6 +76,18 @@ TEST(SocketEvents, FramesAskForAnAcknowledgementWithTheEventId) {
   auto frames = socket_frames_for(job_event("job.created", 0), "agt_provider", 42);
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0].rfind("4242[\"onNewTask\",{", 0), 0u) << frames[0];
+}
+
+TEST(SocketEvents, TheFastFramePathSendsExactlyTheMappedEvents) {
+  std::vector<bj::object> events = {job_event("job.created", 0), job_event("job.phase_changed", 3),
+                                    job_event("job.phase_changed", 3, "agt_judge"), job_event("job.memo_created", 1)};
+  for (const auto& event : events) {
+    for (std::string who : {"agt_client", "agt_provider", "agt_judge"}) {
+      std::vector<std::string> expected;
+      for (const auto& e : socket_events_for(event, who, 31)) expected.push_back(sio::event_frame(e.name, e.payload, 31));
+      EXPECT_EQ(socket_frames_for(bj::serialize(event), who, 31), expected) << bj::serialize(event) << " " << who;
+    }
+  }
 }
 
 struct RecordingSubscriber : Subscriber {

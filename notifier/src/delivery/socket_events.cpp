@@ -1,6 +1,6 @@
 #include "delivery/socket_events.hpp"
 
-#include "protocol/socketio.hpp"
+#include <boost/json.hpp>
 
 namespace al::notifier {
 namespace bj = boost::json;
@@ -37,15 +37,22 @@ bj::object log_row(const bj::object& cloud_event, long long event_id) {
           {"time", get("time")},  {"cloudevent_id", get("id")}, {"data", get("data")}};
 }
 
-std::vector<SocketEvent> socket_events_for(const bj::object& cloud_event, std::string_view recipient,
-                                           long long event_id) {
-  std::vector<SocketEvent> out;
+namespace {
+// The socket.io event names one logged event has for one recipient, and whether the payload is
+// the job (else the polling row).
+struct Plan {
+  std::vector<std::string> names;
+  bool job_payload = false;
+};
+
+Plan plan_for(const bj::object& cloud_event, std::string_view recipient) {
+  Plan plan;
   auto type = cloud_event.if_contains("type");
   std::string type_name = type && type->is_string() ? std::string(type->as_string()) : std::string("event");
   const bj::object* job = job_of(cloud_event);
   if (job && (type_name == "job.created" || type_name == "job.phase_changed")) {
     bool party = field_is(*job, "clientId", recipient) || field_is(*job, "providerId", recipient);
-    if (party) out.push_back({"onNewTask", job_payload(cloud_event, *job, event_id)});
+    if (party) plan.names.emplace_back("onNewTask");
     auto phase = job->if_contains("phase");
     bool evaluation = type_name == "job.phase_changed" && phase && phase->is_int64() &&
                       phase->as_int64() == kEvaluationPhase;
@@ -53,20 +60,69 @@ std::vector<SocketEvent> socket_events_for(const bj::object& cloud_event, std::s
       auto evaluator = job->if_contains("evaluatorId");
       bool is_evaluator = evaluator && evaluator->is_string() ? evaluator->as_string() == recipient
                                                               : field_is(*job, "clientId", recipient);
-      if (is_evaluator) out.push_back({"onEvaluate", job_payload(cloud_event, *job, event_id)});
+      if (is_evaluator) plan.names.emplace_back("onEvaluate");
     }
-    if (!out.empty()) return out;
+    if (!plan.names.empty()) {
+      plan.job_payload = true;
+      return plan;
+    }
   }
-  out.push_back({std::move(type_name), log_row(cloud_event, event_id)});
+  plan.names.push_back(std::move(type_name));
+  return plan;
+}
+}  // namespace
+
+std::vector<SocketEvent> socket_events_for(const bj::object& cloud_event, std::string_view recipient,
+                                           long long event_id) {
+  Plan plan = plan_for(cloud_event, recipient);
+  std::vector<SocketEvent> out;
+  for (auto& name : plan.names) {
+    out.push_back({std::move(name), plan.job_payload ? job_payload(cloud_event, *job_of(cloud_event), event_id)
+                                                     : log_row(cloud_event, event_id)});
+  }
   return out;
+}
+
+std::vector<std::string> socket_frames_for(std::string_view cloud_event_json, std::string_view recipient,
+                                           long long event_id) {
+  // Hot path (every backlog event, every live event per agent): parse into a stack arena and
+  // build the payload in place, serialized once however many names it is sent under.
+  unsigned char arena[16384];
+  bj::monotonic_resource resource(arena, sizeof arena);
+  bj::value parsed = bj::parse(cloud_event_json, &resource);
+  if (!parsed.is_object()) return {};
+  bj::object& cloud_event = parsed.as_object();
+  Plan plan = plan_for(cloud_event, recipient);
+  std::string payload_text;
+  if (plan.job_payload) {
+    bj::object& data = cloud_event["data"].as_object();
+    bj::value change = data.contains("change") ? data["change"] : bj::value(nullptr);
+    bj::object& job = data["job"].as_object();
+    job["event_id"] = event_id;
+    if (!change.is_null()) job["change"] = std::move(change);
+    payload_text = bj::serialize(job);
+  } else {
+    payload_text = bj::serialize(log_row(cloud_event, event_id));
+  }
+  std::string prefix = "42" + std::to_string(event_id) + "[";
+  std::vector<std::string> frames;
+  frames.reserve(plan.names.size());
+  for (const auto& name : plan.names) {
+    std::string frame;
+    frame.reserve(prefix.size() + name.size() + payload_text.size() + 8);
+    frame += prefix;
+    frame += bj::serialize(bj::string_view(name));
+    frame += ',';
+    frame += payload_text;
+    frame += ']';
+    frames.push_back(std::move(frame));
+  }
+  return frames;
 }
 
 std::vector<std::string> socket_frames_for(const bj::object& cloud_event, std::string_view recipient,
                                            long long event_id) {
-  std::vector<std::string> frames;
-  for (auto& e : socket_events_for(cloud_event, recipient, event_id))
-    frames.push_back(sio::event_frame(e.name, e.payload, event_id));
-  return frames;
+  return socket_frames_for(bj::serialize(cloud_event), recipient, event_id);
 }
 
 }  // namespace al::notifier

@@ -21,7 +21,10 @@ struct SocketEvent {
 std::vector<SocketEvent> socket_events_for(const boost::json::object& cloud_event,
                                            std::string_view recipient, long long event_id);
 
-// Text frames for the socket, each asking for an acknowledgement with ack id = event_id.
+// Text frames for the socket, each asking for an acknowledgement with ack id = event_id; the
+// same events as socket_events_for. From the logged JSON text (the fast path) or an object.
+std::vector<std::string> socket_frames_for(std::string_view cloud_event_json, std::string_view recipient,
+                                           long long event_id);
 std::vector<std::string> socket_frames_for(const boost::json::object& cloud_event,
                                            std::string_view recipient, long long event_id);
 
