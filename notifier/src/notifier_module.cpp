@@ -283,7 +283,7 @@ class NotifierModule final : public Module, private EventLog {
 
   void schedule_trim() {
     if (stopping_) return;
-    trimmer_.expires_after(std::chrono::seconds(60));
+    trimmer_.expires_after(std::chrono::milliseconds(rt_.config.get_int("notifier.trim_interval_ms")));
     trimmer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
       Millis cutoff = rt_.clock.now_ms() - rt_.config.get_int("notifier.retention_ms");
@@ -307,6 +307,7 @@ class NotifierModule final : public Module, private EventLog {
 std::vector<ConfigEntry> notifier_config_entries() {
   return {
       {"notifier.retention_ms", "604800000", "How long each agent's event log keeps an event (ms; default 7 days).", {}},
+      {"notifier.trim_interval_ms", "60000", "How often the log is trimmed of events older than the retention.", {}},
       {"notifier.ws.max_connections_per_agent", "5", "WebSocket connections one agent may hold open; the next is refused with connect_error.", {}},
       {"notifier.ws.max_connections", "50000", "WebSocket connections in all (each holds a file descriptor).", {}},
       {"notifier.ws.ping_interval_ms", "25000", "Engine.IO pingInterval: how often the server pings.", {}},

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "support/test_stack.hpp"
+#include "test_clock.hpp"
 
 namespace al::testing {
 namespace {
@@ -130,6 +131,37 @@ TEST(NotifierPoll, RestartNeitherLosesNorRepeats) {
     EXPECT_EQ(count_type(events, "agent.registered"), 1);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST(NotifierPoll, RetentionTrimsOldEventsButIdsNeverRestart) {
+  TestClock clock;
+  TestStack stack({{"notifier.retention_ms", "60000"}, {"notifier.trim_interval_ms", "50"}}, &clock);
+  auto client = stack.signup("retention-client");
+  auto provider = stack.signup("retention-provider");
+  HttpClient c(stack.port());
+  auto create = [&] {
+    auto r = c.post("/api/agents/jobs",
+                    bj::object{{"providerId", provider.id}, {"serviceRequirement", "x"}, {"budget", "0"}, {"tokenAddress", kToken}},
+                    client.key);
+    ASSERT_EQ(r.status, 201u) << r.body;
+  };
+  create();
+  ASSERT_EQ(poll_until(c, client, 0, 2).size(), 2u);  // agent.registered, job.created
+
+  clock.advance(61'000);  // both are now older than the retention
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  bj::array events;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    events = c.get("/api/agent/events?since_id=0", client.key).json().at("events").as_array();
+  } while (!events.empty() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_TRUE(events.empty()) << "trimmed after the retention";
+
+  create();
+  events = poll_until(c, client, 0, 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("event_id").as_int64(), 3) << "ids continue after a trim; a client's since stays valid";
+  EXPECT_EQ(events[0].at("type").as_string(), "job.created");
 }
 
 TEST(NotifierPoll, BadRequests) {
