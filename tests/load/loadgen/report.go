@@ -165,8 +165,8 @@ func PrintTable(w io.Writer, r Report) {
 	}
 }
 
-// WriteJSON writes r as a single JSON line.
-func WriteJSON(w io.Writer, r Report) error {
+// WriteJSON writes a report (Report or WSReport) as a single JSON line.
+func WriteJSON(w io.Writer, r any) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -175,9 +175,9 @@ func WriteJSON(w io.Writer, r Report) error {
 	return err
 }
 
-// ReadReport reads the last JSON line of a file written with -json.
-func ReadReport(path string) (Report, error) {
-	var r Report
+// readLastJSONLine decodes the last JSON line of a file written with -json.
+func readLastJSONLine[T any](path string) (T, error) {
+	var r T
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return r, err
@@ -188,6 +188,9 @@ func ReadReport(path string) (Report, error) {
 	}
 	return r, nil
 }
+
+// ReadReport reads the last JSON line of a file written with -json.
+func ReadReport(path string) (Report, error) { return readLastJSONLine[Report](path) }
 
 // PrintCompare prints run next to baseline with ratios (run / baseline).
 func PrintCompare(w io.Writer, title string, run, base Report) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -111,44 +110,21 @@ func (j *JobGet) Arrival(ctx context.Context, m *Metrics, intended time.Time) {
 // createJobs creates n jobs round-robin over pairs, each advanced through the
 // first `phase` transitions, with `conc` workers. Untimed (setup).
 func createJobs(ctx context.Context, api *API, tx *TxGen, pairs []*Pair, n, phase, conc int) ([]string, error) {
-	if conc < 1 {
-		conc = 1
-	}
 	ids := make([]string, n)
-	var next atomic.Int64
-	var once sync.Once
-	var firstErr error
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				steps := make([]*Step, 1+len(transitions))
-				for k := range steps {
-					steps[k] = NewStep("setup")
-				}
-				id, fail, _ := api.Walk(ctx, tx, pairs[i%len(pairs)], time.Now(), phase, steps)
-				if fail != nil {
-					once.Do(func() {
-						firstErr = fmt.Errorf("creating job %d of %d: %s", i+1, n, describeFailure(fail))
-						cancel()
-					})
-					return
-				}
-				ids[i] = id
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
+	err := forEachIndex(ctx, n, conc, func(ctx context.Context, i int) error {
+		steps := make([]*Step, 1+len(transitions))
+		for k := range steps {
+			steps[k] = NewStep("setup")
+		}
+		id, fail, _ := api.Walk(ctx, tx, pairs[i%len(pairs)], time.Now(), phase, steps)
+		if fail != nil {
+			return fmt.Errorf("creating job %d of %d: %s", i+1, n, describeFailure(fail))
+		}
+		ids[i] = id
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ids, nil
 }

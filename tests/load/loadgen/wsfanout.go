@@ -114,11 +114,11 @@ func cmdWSFanout(args []string) int {
 		return exitSetup
 	}
 	PrintWSTable(os.Stdout, r)
-	WriteWSJSON(os.Stdout, r)
+	WriteJSON(os.Stdout, r)
 	if cfg.JSONPath != "" {
 		fh, err := os.Create(cfg.JSONPath)
 		if err == nil {
-			err = WriteWSJSON(fh, r)
+			err = WriteJSON(fh, r)
 			if cerr := fh.Close(); err == nil {
 				err = cerr
 			}
@@ -407,39 +407,16 @@ func (f *fanout) poke() {
 
 // signupAll signs up n agents with conc concurrent requests.
 func signupAll(ctx context.Context, api *API, n, conc int, prefix string) ([]Agent, error) {
-	if conc < 1 {
-		conc = 1
-	}
 	agents := make([]Agent, n)
-	var next atomic.Int64
-	var once sync.Once
-	var firstErr error
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				a, err := api.Signup(ctx, fmt.Sprintf("%s-%d", prefix, i))
-				if err != nil {
-					once.Do(func() { firstErr = fmt.Errorf("signup %d of %d: %v", i+1, n, err); cancel() })
-					return
-				}
-				agents[i] = a
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
-	}
-	return agents, firstErr
+	err := forEachIndex(ctx, n, conc, func(ctx context.Context, i int) error {
+		a, err := api.Signup(ctx, fmt.Sprintf("%s-%d", prefix, i))
+		if err != nil {
+			return fmt.Errorf("signup %d of %d: %v", i+1, n, err)
+		}
+		agents[i] = a
+		return nil
+	})
+	return agents, err
 }
 
 func jobCreateBody(providerID string) []byte {

@@ -201,7 +201,7 @@ func TestCompareDetectsWSReports(t *testing.T) {
 	write := func(name string, rep WSReport) string {
 		p := dir + "/" + name
 		f, _ := os.Create(p)
-		WriteWSJSON(f, rep)
+		WriteJSON(f, rep)
 		f.Close()
 		return p
 	}

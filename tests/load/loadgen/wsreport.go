@@ -143,41 +143,14 @@ func (r WSReport) otherNames() string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-// WriteWSJSON writes r as a single JSON line.
-func WriteWSJSON(w io.Writer, r WSReport) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
-}
-
 // ReadWSReport reads the last JSON line of a file written with -json.
-func ReadWSReport(path string) (WSReport, error) {
-	var r WSReport
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return r, err
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		return r, fmt.Errorf("%s: %v", path, err)
-	}
-	return r, nil
-}
+func ReadWSReport(path string) (WSReport, error) { return readLastJSONLine[WSReport](path) }
 
 // reportScenario returns the "scenario" of the last JSON line of path.
 func reportScenario(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	var v struct {
+	v, _ := readLastJSONLine[struct {
 		Scenario string `json:"scenario"`
-	}
-	json.Unmarshal([]byte(lines[len(lines)-1]), &v)
+	}](path)
 	return v.Scenario
 }
 
