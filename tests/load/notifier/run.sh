@@ -46,18 +46,10 @@
 set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-load_dir=$(cd "$here/.." && pwd)
 repo=$(cd "$here/../../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$here/../lib.sh"
 
-if [ -z "${AGENTLANCER_BIN:-}" ]; then
-    AGENTLANCER_BIN=$repo/build/release/agentlancer
-    for candidate in "$repo/build/release/agentlancer" "$repo/build/release/app/agentlancer"; do
-        if [ -f "$candidate" ] && [ -x "$candidate" ]; then
-            AGENTLANCER_BIN=$candidate
-            break
-        fi
-    done
-fi
 SERVER_ARGS=${SERVER_ARGS---http.access_log false}
 DATA_DIR_FLAG=${DATA_DIR_FLAG:---data_dir}
 SCENARIOS=${SCENARIOS:-live throughput catchup}
@@ -82,10 +74,6 @@ HTTP_CONNS=${HTTP_CONNS:-64}
 BASELINE=${BASELINE:-1}
 SERVER=${SERVER:-1}
 READY_TIMEOUT=${READY_TIMEOUT:-60s}
-KEEP_WORK=${KEEP_WORK:-0}
-if [ -z "${GO:-}" ]; then
-    GO=$(command -v go || echo /usr/local/go/bin/go)
-fi
 
 for sc in $SCENARIOS; do
     case $sc in
@@ -105,69 +93,10 @@ has throughput && [ "$TP_CONNS_PER_AGENT" -gt "$max_cpa" ] && max_cpa=$TP_CONNS_
 has catchup && [ "$CU_CONNS_PER_AGENT" -gt "$max_cpa" ] && max_cpa=$CU_CONNS_PER_AGENT
 WS_MAX_PER_AGENT=${WS_MAX_PER_AGENT:-$max_cpa}
 
-exec 3>&2   # the original stderr, for messages printed inside redirected calls
-log() { printf '\n### %s\n' "$*"; }
-problems=()
-problem() { echo "!!! $*" >&2; problems+=("$*"); }
-
-work=$(mktemp -d /tmp/agentlancer-ws-bench-work.XXXXXX) || exit 1
-OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/agentlancer-ws-bench.XXXXXX)}
-mkdir -p "$OUT_DIR" || exit 1
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
-
-server_pid=""
-child=""    # loadgen process currently running (killed on interrupt)
-
-stop_server() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null
-        for _ in $(seq 1 150); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
-    server_pid=""
-}
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_server
-    if [ "$KEEP_WORK" = 1 ]; then
-        echo "work dir kept: $work"
-    else
-        rm -rf "$work"
-    fi
-    exit "$rc"
-}
-on_signal() {
-    echo "interrupted; stopping what this script started" >&3
-    if [ -n "$child" ]; then
-        kill -TERM "$child" 2>/dev/null   # loadgen stops early and exits
-        wait "$child" 2>/dev/null
-    fi
-    exit 130
-}
-trap cleanup EXIT
-trap on_signal INT TERM
-
-run_child() {
-    "$@" &
-    child=$!
-    wait "$child"
-    local rc=$?
-    child=""
-    return "$rc"
-}
+bench_init agentlancer-ws-bench
 
 # ------------------------------------------------------------------ build, limits
-log "building loadgen ($("$GO" version 2>/dev/null || echo "no go at $GO"))"
-lg="$work/loadgen"
-if ! (cd "$load_dir/loadgen" && GOTOOLCHAIN=local CGO_ENABLED=0 "$GO" build -o "$lg" .); then
-    problem "loadgen build failed"
-    exit 1
-fi
+build_loadgen
 
 # Every socket is a file descriptor on both sides (generator and server are
 # children of this shell and inherit the limit).

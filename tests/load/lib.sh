@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2154,SC2317  # variables are the drivers'; functions are reached through traps
+# Shared plumbing of the benchmark drivers (job-service/run.sh, notifier/run.sh): the binary and Go
+# to use, the work and output directories, messages, a server stopped on exit, loadgen children
+# that an interrupt stops at once, and the loadgen build. Source it after `set -u -o pipefail`,
+# with $repo set; then call bench_init <name>.
+
+# AGENTLANCER_BIN: the first executable of the release build's known places.
+if [ -z "${AGENTLANCER_BIN:-}" ]; then
+    AGENTLANCER_BIN=$repo/build/release/agentlancer
+    for candidate in "$repo/build/release/agentlancer" "$repo/build/release/app/agentlancer"; do
+        if [ -f "$candidate" ] && [ -x "$candidate" ]; then
+            AGENTLANCER_BIN=$candidate
+            break
+        fi
+    done
+fi
+if [ -z "${GO:-}" ]; then
+    GO=$(command -v go || echo /usr/local/go/bin/go)
+fi
+KEEP_WORK=${KEEP_WORK:-0}
+load_dir=$(cd "$repo/tests/load" && pwd)
+
+log() { printf '\n### %s\n' "$*"; }
+problems=()
+problem() { echo "!!! $*" >&2; problems+=("$*"); }
+
+server_pid=""
+child=""        # loadgen process currently running (stopped on interrupt)
+bench_cleanup_hook() { :; }   # a driver redefines it to stop what else it started
+
+# stop_server: SIGTERM the server in $server_pid, SIGKILL after 15 s.
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null
+        for _ in $(seq 1 150); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$server_pid" 2>/dev/null && kill -KILL "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    server_pid=""
+}
+bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_server
+    bench_cleanup_hook
+    if [ "$KEEP_WORK" = 1 ]; then
+        echo "work dir kept: $work"
+    else
+        rm -rf "$work"
+    fi
+    exit "$rc"
+}
+bench_on_signal() {
+    echo "interrupted; stopping what this script started" >&3
+    if [ -n "$child" ]; then
+        kill -TERM "$child" 2>/dev/null   # loadgen stops early and exits
+        wait "$child" 2>/dev/null
+    fi
+    exit 130
+}
+
+# run_child CMD...: runs CMD in the background and waits for it, so that a signal reaches the
+# trap at once instead of after CMD finishes.
+run_child() {
+    "$@" &
+    child=$!
+    wait "$child"
+    local rc=$?
+    child=""
+    return "$rc"
+}
+
+# bench_init NAME: work dir /tmp/NAME-work.*, OUT_DIR (default /tmp/NAME.*), traps.
+bench_init() {
+    exec 3>&2   # the original stderr, for messages printed inside redirected calls
+    work=$(mktemp -d "/tmp/$1-work.XXXXXX") || exit 1
+    OUT_DIR=${OUT_DIR:-$(mktemp -d "/tmp/$1.XXXXXX")}
+    mkdir -p "$OUT_DIR" || exit 1
+    OUT_DIR=$(cd "$OUT_DIR" && pwd)
+    trap bench_cleanup EXIT
+    trap bench_on_signal INT TERM
+}
+
+# build_loadgen: builds tests/load/loadgen into $work/loadgen and sets $lg (exits on failure).
+build_loadgen() {
+    log "building loadgen ($("$GO" version 2>/dev/null || echo "no go at $GO"))"
+    lg="$work/loadgen"
+    if ! (cd "$load_dir/loadgen" && GOTOOLCHAIN=local CGO_ENABLED=0 "$GO" build -o "$lg" .); then
+        problem "loadgen build failed"
+        exit 1
+    fi
+}
