@@ -6,7 +6,10 @@
 
 namespace {
 
+using al::http::Request;
+using al::http::Response;
 using al::http::Router;
+using al::http::Upgrade;
 using verb = boost::beast::http::verb;
 
 // Each handler writes its name so a test can tell which route's handler it got.
@@ -196,6 +199,20 @@ TEST(Router, EmptyRouter) {
   auto m = router.match(verb::get, "/anything");
   EXPECT_EQ(m.status, 404u);
   EXPECT_EQ(m.handler, nullptr);
+}
+
+TEST(Router, UpgradeRoutesMatchTheirPathWithOrWithoutTrailingSlash) {
+  Router router;
+  Upgrade ws{[](const Request&) { return std::optional<Response>{}; }, nullptr};
+  router.add_upgrade("/ws/agent", ws);
+  std::string route;
+  EXPECT_NE(router.match_upgrade("/ws/agent", route), nullptr);
+  EXPECT_EQ(route, "/ws/agent");
+  EXPECT_NE(router.match_upgrade("/ws/agent/", route), nullptr);
+  EXPECT_EQ(router.match_upgrade("/ws/agents", route), nullptr);
+  EXPECT_EQ(router.match_upgrade("/ws/agent/x", route), nullptr);
+  // Upgrade routes are apart from ordinary ones: a plain GET does not see them.
+  EXPECT_EQ(router.match(verb::get, "/ws/agent").status, 404u);
 }
 
 }  // namespace
