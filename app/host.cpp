@@ -26,6 +26,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"http.read_timeout_ms", "15000", "A whole request must arrive within this time (slowloris guard, idle keep-alive limit).", {}},
       {"http.max_connections", "20000", "Open connections at most; more are closed on accept.", {}},
       {"http.access_log", "true", "One JSON log line per request.", {}},
+      {"http.public_base_url", "", "Base URL agents reach the API at (e.g. `https://agentlancer.example`), used in the absolute `copy_paste_curl`/`monitor_curl` of responses. Empty: `http://<http.address>:<port>` of this process.", {"PUBLIC_BASE_URL"}},
       {"data_dir", "./data", "Directory of the SQLite databases (one per service) and the generated auth secret.", {"DATA_DIR"}},
       {"kafka.bootstrap", "", "Kafka bootstrap servers. Empty: start the embedded in-process broker (librdkafka mock cluster).", {"KAFKA_BOOTSTRAP"}},
       {"kafka.embedded_partitions", "3", "Partitions per topic on the embedded broker.", {}},
@@ -38,6 +39,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"log.level", "info", "debug, info, warn or error.", {}},
       {"shutdown.drain_ms", "10000", "On SIGTERM: how long in-flight requests may take to finish.", {}},
   };
+  for (auto& e : thread_service::thread_config_entries()) entries.push_back(std::move(e));
   for (auto& e : job::job_config_entries()) entries.push_back(std::move(e));
   for (auto& e : notifier::notifier_config_entries()) entries.push_back(std::move(e));
   return entries;
@@ -114,12 +116,26 @@ void Host::start() {
     log::info("embedded Kafka broker started", {{"bootstrap", bootstrap_}});
   }
   scheduler_ = std::make_unique<AsioScheduler>(io_);
-  runtime_ = std::make_unique<Runtime>(Runtime{config_, clock_, metrics_, *auth_, io_, *scheduler_, bootstrap_, embedded, data_dir, {}});
+  runtime_ = std::make_unique<Runtime>(Runtime{config_, clock_, metrics_, *auth_, io_, *scheduler_, bootstrap_, embedded, data_dir, {}, {}});
   // The embedded broker answers a fetch only after fetch.wait.max.ms even when data arrives
   // meanwhile (a real broker answers at once), so its consumers ask often.
   std::string fetch_wait = config_.get("kafka.fetch_wait_max_ms");
   if (fetch_wait.empty()) fetch_wait = embedded ? "10" : "500";
   runtime_->consumer_settings["fetch.wait.max.ms"] = fetch_wait;
+  std::string public_base = config_.get("http.public_base_url");
+  while (!public_base.empty() && public_base.back() == '/') public_base.pop_back();
+  if (!public_base.empty() && public_base.rfind("http://", 0) != 0 && public_base.rfind("https://", 0) != 0)
+    throw ConfigError("http.public_base_url must start with http:// or https://");
+  for (char c : public_base)
+    if (std::isspace(static_cast<unsigned char>(c)) || c == '\'' || c == '"' || c == '\\')
+      throw ConfigError("http.public_base_url must not contain spaces or quotes (it goes into shell commands)");
+  runtime_->public_base_url = [this, public_base] {
+    if (!public_base.empty()) return public_base;
+    std::string address = config_.get("http.address");
+    if (address == "0.0.0.0" || address.empty()) address = "127.0.0.1";
+    if (address.find(':') != std::string::npos) address = "[" + address + "]";
+    return "http://" + address + ":" + std::to_string(server_ ? server_->port() : config_.get_int("http.port"));
+  };
 
   auto wants = [&](const std::string& name) {
     for (const auto& s : services_)

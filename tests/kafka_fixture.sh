@@ -8,7 +8,7 @@ case "${1:-}" in
   start)
     bash "$kafka" start "$2"
     pids=()
-    for topic in agentlancer.agents.v1 agentlancer.threads.v1 agentlancer.offers.v1 agentlancer.contracts.v1 agentlancer.jobs.v1; do
+    for topic in agentlancer.agents.v1 agentlancer.services.v1 agentlancer.threads.v1 agentlancer.offers.v1 agentlancer.contracts.v1 agentlancer.jobs.v1; do
       bash "$kafka" create-topic "$2" "$topic" 3 >/dev/null & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p"; done

@@ -2,30 +2,26 @@
 
 #include "common/events/outbox.hpp"
 #include "common/json/json.hpp"
+#include "common/log/log.hpp"
 #include "common/util/ids.hpp"
 #include "common/util/time_format.hpp"
+#include "handlers/thread_handlers.hpp"
+#include "service/thread_service.hpp"
+#include "storage/sqlite_thread_store.hpp"
 
 namespace al::thread_service {
+
+std::vector<ConfigEntry> thread_config_entries() {
+  return {
+      {"threads.max_messages", "1000", "Messages one negotiation thread may hold (more: 409).", {}},
+  };
+}
+
 namespace {
 using http::Request;
 using http::Responder;
 using http::Response;
 namespace bj = boost::json;
-
-std::vector<storage::Migration> migrations() {
-  return {
-      events::outbox_migration(1),
-      {2, R"sql(
-CREATE TABLE agents (
-  agent_id TEXT PRIMARY KEY,
-  name TEXT NOT NULL,
-  description TEXT,
-  key_fingerprint TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-) WITHOUT ROWID;
-)sql"},
-  };
-}
 
 bj::object agent_json(const std::string& id, const std::string& name,
                       const std::optional<std::string>& description, Millis created_at) {
@@ -40,11 +36,22 @@ class ThreadModule final : public Module {
   explicit ThreadModule(Runtime& rt)
       : rt_(rt),
         db_(rt.data_dir + "/thread-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
+        store_(db_, rt.clock),
+        service_(store_, rt.clock, thread::ThreadServiceOptions{rt.config.get_int("threads.max_messages")}),
         relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "thread-service",
                                     .replay_published_on_start = rt.embedded_kafka,
-                                    .retention_ms = rt.config.get_int("outbox.retention_ms")}) {
-    db_.migrate(migrations());
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms")}),
+        // The thread follows its offer and contract (offer-service) through this idempotent consumer.
+        offers_("thread-service.offers", rt.kafka_bootstrap, "thread-service",
+                {"agentlancer.offers.v1", "agentlancer.contracts.v1"}, db_, rt.clock,
+                [this](storage::Connection& c, const events::CloudEvent& e) {
+                  auto tx = thread::SqliteThreadStore::tx_on(c, rt_.clock);
+                  service_.follow(*tx, e);
+                },
+                &rt.metrics, rt.consumer_settings) {
+    if (rt.config.get_int("threads.max_messages") < 1) throw ConfigError("threads.max_messages must be at least 1");
+    db_.migrate(thread::thread_migrations());
     rt.metrics.register_gauge("thread_service_outbox_backlog", "Thread-service events committed but not yet published.",
                               [this] { return static_cast<double>(relay_.backlog()); });
   }
@@ -55,10 +62,16 @@ class ThreadModule final : public Module {
     using verb = http::bhttp::verb;
     router.add(verb::post, "/api/agent/signup", [this](const Request& req, Responder reply) { signup(req, reply); });
     router.add(verb::get, "/api/agent/me", [this](const Request& req, Responder reply) { me(req, reply); });
+    thread::add_service_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
+    thread::add_thread_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
   }
 
-  void start() override { relay_.start(); }
+  void start() override {
+    relay_.start();
+    offers_.start();
+  }
   void stop() override {
+    offers_.stop();
     relay_.stop();
     db_.stop();
   }
@@ -69,6 +82,10 @@ class ThreadModule final : public Module {
     }
     if (!relay_.broker_reachable(1000)) {
       reason = "thread-service cannot reach the Kafka broker";
+      return false;
+    }
+    if (!offers_.joined()) {
+      reason = "thread-service consumer has not joined its group yet";
       return false;
     }
     return true;
@@ -127,7 +144,10 @@ class ThreadModule final : public Module {
 
   Runtime& rt_;
   storage::Database db_;
+  thread::SqliteThreadStore store_;
+  thread::ThreadService service_;
   events::OutboxRelay relay_;
+  events::ConsumerLoop offers_;
 };
 }  // namespace
 

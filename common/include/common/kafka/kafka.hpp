@@ -18,7 +18,7 @@ using Settings = std::map<std::string, std::string>;
 // The topics of DESIGN §5, one per aggregate.
 inline const std::vector<std::string>& all_topics() {
   static const std::vector<std::string> topics = {
-      "agentlancer.agents.v1", "agentlancer.threads.v1", "agentlancer.offers.v1",
+      "agentlancer.agents.v1", "agentlancer.services.v1", "agentlancer.threads.v1", "agentlancer.offers.v1",
       "agentlancer.contracts.v1", "agentlancer.jobs.v1"};
   return topics;
 }

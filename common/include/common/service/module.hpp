@@ -44,6 +44,9 @@ struct Runtime {
   std::string data_dir;
   // librdkafka settings every consumer of this process adds to its own (kafka.* config).
   std::map<std::string, std::string> consumer_settings;
+  // The base URL agents reach this deployment at (no trailing slash), for absolute URLs in
+  // responses: `http.public_base_url`, else this process's own address and port.
+  std::function<std::string()> public_base_url;
 };
 
 // A service hosted in a process (alone, or all together in the embedded default).

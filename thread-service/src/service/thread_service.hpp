@@ -1,0 +1,70 @@
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock/clock.hpp"
+#include "domain/thread.hpp"
+#include "storage/thread_store.hpp"
+
+namespace al::thread {
+
+// The fields of a service; on update, absent ones are left as they are.
+struct ServiceFields {
+  std::optional<std::string> title, description, deliverable, timeline;
+  std::optional<Decimal> amount;
+  std::optional<std::string> token, network;
+  std::optional<std::vector<std::string>> tags;
+  std::optional<bool> active;
+};
+
+struct Result {
+  enum class Kind { Ok, Created, Unchanged, Forbidden, Conflict, NotFound, Unprocessable, Internal };
+  Kind kind = Kind::Ok;
+  std::string message;
+  std::vector<std::string> missing;  // Unprocessable lock: the missing terms
+  std::optional<Service> service;
+  std::optional<Thread> thread;
+  std::optional<Message> posted;
+};
+
+struct ThreadServiceOptions {
+  long long max_messages = 1000;  // per thread
+  std::string source = "thread-service";
+};
+
+// The listing and negotiation use cases. Each runs in one transaction: state change and its events.
+class ThreadService {
+ public:
+  using Callback = std::function<void(Result)>;
+  ThreadService(ThreadStore& store, const Clock& clock, ThreadServiceOptions options = {});
+
+  void publish_service(std::string provider, ServiceFields fields, std::string request_id, Callback done);
+  // Updates (or, with fields.active == false, deactivates) the owner's service.
+  void update_service(std::string service_id, std::string actor, ServiceFields fields, std::string request_id,
+                      Callback done);
+  void open_thread(std::string requester, std::string service_id, std::string message, std::string request_id,
+                   Callback done);
+  void post_message(std::string thread_id, std::string actor, MessageType type, std::string body,
+                    std::optional<Terms> terms, std::string request_id, Callback done);
+  void lock_quote(std::string thread_id, std::string actor, std::string request_id, Callback done);
+  void close(std::string thread_id, std::string actor, std::optional<std::string> reason, std::string request_id,
+             Callback done);
+
+  // Applies an offer-service event inside the consumer's transaction; returns the thread when it changed.
+  std::optional<Thread> follow(ThreadTx& tx, const events::CloudEvent& event);
+
+ private:
+  using ThreadAction = std::function<Outcome(Thread&, Millis now, Result&)>;
+  void act_on_thread(std::string thread_id, ThreadAction action, std::string request_id, Callback done);
+  void record(ThreadTx& tx, Thread& thread, const std::vector<Change>& changes, const std::string& request_id,
+              const Message* message);
+  void record_service(ThreadTx& tx, Service& service, const std::string& type, const std::string& request_id);
+
+  ThreadStore& store_;
+  const Clock& clock_;
+  ThreadServiceOptions options_;
+};
+
+}  // namespace al::thread

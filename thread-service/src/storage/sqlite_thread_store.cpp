@@ -1,0 +1,368 @@
+#include "storage/sqlite_thread_store.hpp"
+
+#include <boost/json.hpp>
+
+#include "common/events/outbox.hpp"
+#include "events/thread_json.hpp"
+
+namespace al::thread {
+
+std::vector<storage::Migration> thread_migrations() {
+  return {
+      events::outbox_migration(1),
+      {2, R"sql(
+CREATE TABLE agents (
+  agent_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT,
+  key_fingerprint TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
+      {3, R"sql(
+CREATE TABLE services (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  provider_id TEXT NOT NULL,
+  title TEXT NOT NULL,
+  description TEXT NOT NULL,
+  deliverable TEXT NOT NULL,
+  price_amount TEXT NOT NULL,
+  price_token TEXT NOT NULL,
+  price_network TEXT NOT NULL,
+  timeline TEXT NOT NULL,
+  tags TEXT NOT NULL,
+  search_text TEXT NOT NULL,
+  active INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version INTEGER NOT NULL
+);
+CREATE INDEX services_active ON services(active, pos);
+CREATE INDEX services_by_provider ON services(provider_id, pos);
+CREATE TABLE service_tags (
+  tag TEXT NOT NULL,
+  service_pos INTEGER NOT NULL,
+  PRIMARY KEY (tag, service_pos)
+) WITHOUT ROWID;
+CREATE TABLE threads (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  service_id TEXT NOT NULL,
+  service_title TEXT NOT NULL,
+  service_terms TEXT NOT NULL,
+  requester_id TEXT NOT NULL,
+  provider_id TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  status TEXT NOT NULL,
+  message_count INTEGER NOT NULL,
+  latest_quote_message_id TEXT,
+  latest_quote_terms TEXT,
+  locked_quote_message_id TEXT,
+  locked_terms TEXT,
+  quote_locked_at INTEGER,
+  offer_id TEXT,
+  offer_status TEXT,
+  offer_seq INTEGER,
+  contract_id TEXT,
+  contract_status TEXT,
+  contract_seq INTEGER,
+  closed_reason TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version INTEGER NOT NULL
+);
+CREATE INDEX threads_by_requester ON threads(requester_id, pos);
+CREATE INDEX threads_by_provider ON threads(provider_id, pos);
+CREATE TABLE messages (
+  thread_pos INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  id TEXT NOT NULL,
+  sender_id TEXT NOT NULL,
+  sender_role TEXT NOT NULL,
+  type TEXT NOT NULL,
+  body TEXT NOT NULL,
+  terms TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (thread_pos, seq)
+) WITHOUT ROWID;
+)sql"},
+  };
+}
+
+namespace {
+namespace bj = boost::json;
+
+std::optional<std::string> terms_text(const std::optional<Terms>& t) {
+  if (!t) return std::nullopt;
+  return bj::serialize(terms_to_json(*t));
+}
+
+std::optional<Terms> terms_of(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  return terms_from_json(bj::parse(*text));
+}
+
+std::string search_text(const Service& s) {
+  std::string text = s.title + "\n" + s.description + "\n" + s.deliverable;
+  for (const auto& tag : s.tags) text += "\n" + tag;
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+constexpr const char* kServiceColumns =
+    "pos, id, provider_id, title, description, deliverable, price_amount, price_token, price_network, "
+    "timeline, tags, active, created_at, updated_at, version";
+
+Service read_service(const storage::Query& q) {
+  Service s;
+  s.row = q.int64(0);
+  s.id = q.text(1);
+  s.provider_id = q.text(2);
+  s.title = q.text(3);
+  s.description = q.text(4);
+  s.deliverable = q.text(5);
+  s.price_amount = *Decimal::parse(q.text(6));
+  s.price_token = q.text(7);
+  s.price_network = q.text(8);
+  s.timeline = q.text(9);
+  bj::value tags = bj::parse(q.text(10));
+  for (const auto& tag : tags.as_array()) s.tags.emplace_back(tag.as_string());
+  s.active = q.int64(11) != 0;
+  s.created_at = q.int64(12);
+  s.updated_at = q.int64(13);
+  s.version = q.int64(14);
+  return s;
+}
+
+constexpr const char* kThreadColumns =
+    "pos, id, service_id, service_title, service_terms, requester_id, provider_id, mode, status, "
+    "message_count, latest_quote_message_id, latest_quote_terms, locked_quote_message_id, locked_terms, "
+    "quote_locked_at, offer_id, offer_status, offer_seq, contract_id, contract_status, contract_seq, "
+    "closed_reason, created_at, updated_at, version";
+
+Thread read_thread(const storage::Query& q) {
+  Thread t;
+  t.row = q.int64(0);
+  t.id = q.text(1);
+  t.service_id = q.text(2);
+  t.service_title = q.text(3);
+  t.service_terms = terms_of(q.text(4)).value_or(Terms{});
+  t.requester_id = q.text(5);
+  t.provider_id = q.text(6);
+  t.mode = q.text(7);
+  t.status = parse_status(q.text(8)).value_or(Status::Negotiating);
+  t.message_count = q.int64(9);
+  t.latest_quote_message_id = q.opt_text(10);
+  t.latest_quote_terms = terms_of(q.opt_text(11));
+  t.locked_quote_message_id = q.opt_text(12);
+  t.locked_terms = terms_of(q.opt_text(13));
+  t.quote_locked_at = q.opt_int64(14);
+  if (auto id = q.opt_text(15)) t.offer = Linked{*id, q.text(16), q.int64(17)};
+  if (auto id = q.opt_text(18)) t.contract = Linked{*id, q.text(19), q.int64(20)};
+  t.closed_reason = q.opt_text(21);
+  t.created_at = q.int64(22);
+  t.updated_at = q.int64(23);
+  t.version = q.int64(24);
+  return t;
+}
+
+std::string tags_text(const Service& s) {
+  bj::array tags;
+  for (const auto& tag : s.tags) tags.emplace_back(tag);
+  return bj::serialize(tags);
+}
+
+class SqliteThreadTx final : public ThreadTx {
+ public:
+  SqliteThreadTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
+
+  std::optional<Service> load_service(const std::string& id) override {
+    auto q = c_.query(std::string("SELECT ") + kServiceColumns + " FROM services WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_service(q);
+  }
+
+  void insert_service(Service& s) override {
+    c_.query(
+        "INSERT INTO services(id, provider_id, title, description, deliverable, price_amount, price_token, "
+        "price_network, timeline, tags, search_text, active, created_at, updated_at, version) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        s.id, s.provider_id, s.title, s.description, s.deliverable, s.price_amount.to_string(), s.price_token,
+        s.price_network, s.timeline, tags_text(s), search_text(s), s.active, s.created_at, s.updated_at, s.version)
+        .run();
+    s.row = c_.last_insert_rowid();
+    save_tags(s);
+  }
+
+  void save_service(const Service& s) override {
+    c_.query(
+        "UPDATE services SET title=?, description=?, deliverable=?, price_amount=?, price_token=?, "
+        "price_network=?, timeline=?, tags=?, search_text=?, active=?, updated_at=?, version=? WHERE pos=?",
+        s.title, s.description, s.deliverable, s.price_amount.to_string(), s.price_token, s.price_network,
+        s.timeline, tags_text(s), search_text(s), s.active, s.updated_at, s.version, s.row)
+        .run();
+    c_.query("DELETE FROM service_tags WHERE service_pos = ?", s.row).run();
+    save_tags(s);
+  }
+
+  std::optional<Thread> load_thread(const std::string& id) override {
+    auto q = c_.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_thread(q);
+  }
+
+  void insert_thread(Thread& t) override {
+    c_.query(
+        "INSERT INTO threads(id, service_id, service_title, service_terms, requester_id, provider_id, mode, "
+        "status, message_count, created_at, updated_at, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        t.id, t.service_id, t.service_title, *terms_text(t.service_terms), t.requester_id, t.provider_id, t.mode,
+        status_name(t.status), t.message_count, t.created_at, t.updated_at, t.version)
+        .run();
+    t.row = c_.last_insert_rowid();
+    if (t.status != Status::Negotiating || t.latest_quote_message_id) save_thread(t);
+  }
+
+  void save_thread(const Thread& t) override {
+    std::optional<std::string> offer_id, offer_status, contract_id, contract_status;
+    std::optional<long long> offer_seq, contract_seq;
+    if (t.offer) offer_id = t.offer->id, offer_status = t.offer->status, offer_seq = t.offer->seq;
+    if (t.contract) contract_id = t.contract->id, contract_status = t.contract->status, contract_seq = t.contract->seq;
+    c_.query(
+        "UPDATE threads SET status=?, message_count=?, latest_quote_message_id=?, latest_quote_terms=?, "
+        "locked_quote_message_id=?, locked_terms=?, quote_locked_at=?, offer_id=?, offer_status=?, offer_seq=?, "
+        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=? WHERE pos=?",
+        status_name(t.status), t.message_count, t.latest_quote_message_id, terms_text(t.latest_quote_terms),
+        t.locked_quote_message_id, terms_text(t.locked_terms), t.quote_locked_at, offer_id, offer_status, offer_seq,
+        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.row)
+        .run();
+  }
+
+  void insert_message(const Thread& t, const Message& m) override {
+    c_.query(
+        "INSERT INTO messages(thread_pos, seq, id, sender_id, sender_role, type, body, terms, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        t.row, m.seq, m.id, m.sender_id, role_name(m.sender_role), message_type_name(m.type), m.body,
+        terms_text(m.terms), m.created_at)
+        .run();
+  }
+
+  void publish(const std::string& topic, const events::CloudEvent& event) override {
+    events::append_to_outbox(c_, topic, event, clock_.now_ms());
+  }
+
+ private:
+  void save_tags(const Service& s) {
+    for (const auto& tag : s.tags)
+      c_.query("INSERT OR IGNORE INTO service_tags(tag, service_pos) VALUES (?,?)", tag, s.row).run();
+  }
+
+  storage::Connection& c_;
+  const Clock& clock_;
+};
+
+}  // namespace
+
+std::unique_ptr<ThreadTx> SqliteThreadStore::tx_on(storage::Connection& connection, const Clock& clock) {
+  return std::make_unique<SqliteThreadTx>(connection, clock);
+}
+
+void SqliteThreadStore::transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) {
+  db_.write(
+      [this, work = std::move(work)](storage::Connection& c) {
+        SqliteThreadTx tx(c, clock_);
+        work(tx);
+      },
+      std::move(done));
+}
+
+std::optional<Service> SqliteThreadStore::get_service(const std::string& id) {
+  return db_.read([&](storage::Connection& c) -> std::optional<Service> {
+    auto q = c.query(std::string("SELECT ") + kServiceColumns + " FROM services WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_service(q);
+  });
+}
+
+ServicePage SqliteThreadStore::list_services(const ServiceQuery& query) {
+  return db_.read([&](storage::Connection& c) {
+    std::string sql = std::string("SELECT ") + kServiceColumns + " FROM services WHERE " +
+                      (query.provider_id ? "provider_id = ?1" : "active = 1 AND ?1 IS NULL") +
+                      " AND (?2 IS NULL OR pos < ?2)"
+                      " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM service_tags t WHERE t.tag = ?3 AND t.service_pos = services.pos))"
+                      " AND (?4 IS NULL OR instr(search_text, ?4) > 0)"
+                      " ORDER BY pos DESC LIMIT ?5";
+    ServicePage page;
+    auto q = c.query(sql, query.provider_id, query.before_row, query.tag, query.text,
+                     static_cast<long long>(query.limit + 1));
+    while (q.next()) page.services.push_back(read_service(q));
+    if (static_cast<int>(page.services.size()) > query.limit) {
+      page.services.pop_back();
+      page.next_before_row = page.services.back().row;
+    }
+    return page;
+  });
+}
+
+std::optional<Thread> SqliteThreadStore::get_thread(const std::string& id) {
+  return db_.read([&](storage::Connection& c) -> std::optional<Thread> {
+    auto q = c.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_thread(q);
+  });
+}
+
+ThreadPage SqliteThreadStore::list_threads(const ThreadQuery& query) {
+  return db_.read([&](storage::Connection& c) {
+    std::string who = !query.as                       ? "(requester_id = ?1 OR provider_id = ?1)"
+                      : *query.as == Role::Requester ? "requester_id = ?1"
+                                                      : "provider_id = ?1";
+    std::optional<std::string> statuses;
+    if (!query.statuses.empty()) {
+      statuses = ",";
+      for (Status s : query.statuses) *statuses += std::string(status_name(s)) + ",";
+    }
+    std::string sql = std::string("SELECT ") + kThreadColumns + " FROM threads WHERE " + who +
+                      " AND (?2 IS NULL OR instr(?2, ',' || status || ',') > 0) AND (?3 IS NULL OR pos < ?3)"
+                      " ORDER BY pos DESC LIMIT ?4";
+    ThreadPage page;
+    auto q = c.query(sql, query.agent_id, statuses, query.before_row, static_cast<long long>(query.limit + 1));
+    while (q.next()) page.threads.push_back(read_thread(q));
+    if (static_cast<int>(page.threads.size()) > query.limit) {
+      page.threads.pop_back();
+      page.next_before_row = page.threads.back().row;
+    }
+    return page;
+  });
+}
+
+MessagePage SqliteThreadStore::list_messages(const Thread& thread, long long after_seq, int limit) {
+  return db_.read([&](storage::Connection& c) {
+    MessagePage page;
+    auto q = c.query(
+        "SELECT id, seq, sender_id, sender_role, type, body, terms, created_at FROM messages "
+        "WHERE thread_pos = ? AND seq > ? ORDER BY seq LIMIT ?",
+        thread.row, after_seq, static_cast<long long>(limit + 1));
+    while (q.next()) {
+      Message m;
+      m.id = q.text(0);
+      m.seq = q.int64(1);
+      m.sender_id = q.text(2);
+      m.sender_role = q.text(3) == "provider" ? Role::Provider : Role::Requester;
+      m.type = parse_message_type(q.text(4)).value_or(MessageType::Text);
+      m.body = q.text(5);
+      m.terms = terms_of(q.opt_text(6));
+      m.created_at = q.int64(7);
+      page.messages.push_back(std::move(m));
+    }
+    if (static_cast<int>(page.messages.size()) > limit) {
+      page.messages.pop_back();
+      page.next_after_seq = page.messages.back().seq;
+    }
+    return page;
+  });
+}
+
+bool SqliteThreadStore::healthy() { return db_.healthy(); }
+
+}  // namespace al::thread
