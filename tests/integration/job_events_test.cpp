@@ -10,7 +10,7 @@
 #include <set>
 
 #include "common/kafka/kafka.hpp"
-#include "json_schema.hpp"
+#include "support/event_stream.hpp"
 #include "support/test_stack.hpp"
 
 namespace al::testing {
@@ -91,50 +91,7 @@ Walkthrough run_walkthrough(unsigned short port, const std::string& tag) {
   return run_job_walkthrough(port, client, provider, tag);
 }
 
-// Reads the topic from the beginning with a fresh group until `want` events for `subjects` have
-// been seen (bounded).
-// Job ids are per job-service database, so tests sharing a broker also match on an agent of the
-// audience.
-std::vector<bj::object> consume(const std::string& bootstrap, const std::string& topic,
-                                const std::set<std::string>& subjects, std::size_t want,
-                                const std::string& audience_member = "",
-                                std::chrono::seconds limit = std::chrono::seconds(60)) {
-  static int group = 0;
-  kafka::Consumer consumer(bootstrap, "events-test-" + std::to_string(::getpid()) + "-" + std::to_string(++group), {topic});
-  std::vector<bj::object> out;
-  std::set<std::string> ids;
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (ids.size() < want && std::chrono::steady_clock::now() < deadline) {
-    auto m = consumer.poll(200);
-    if (!m) continue;
-    auto v = bj::parse(m->payload).as_object();
-    if (!subjects.count(std::string(v.at("subject").as_string()))) continue;
-    if (!audience_member.empty()) {
-      bool member = false;
-      for (const auto& a : v.at("audience").as_array()) member = member || a.as_string() == audience_member;
-      if (!member) continue;
-    }
-    EXPECT_EQ(m->key, v.at("subject").as_string());  // keyed by aggregate id
-    ids.insert(std::string(v.at("id").as_string()));
-    out.push_back(std::move(v));
-  }
-  return out;
-}
-
-std::vector<bj::object> dedupe(const std::vector<bj::object>& events) {
-  std::set<std::string> seen;
-  std::vector<bj::object> out;
-  for (const auto& e : events)
-    if (seen.insert(std::string(e.at("id").as_string())).second) out.push_back(e);
-  return out;
-}
-
-void expect_schema_valid(const bj::object& event) {
-  std::string type(event.at("type").as_string());
-  auto schema = JsonSchema::load(std::string(AGENTLANCER_SOURCE_DIR) + "/docs/events/" + type + ".schema.json");
-  auto errors = schema.validate(event);
-  for (const auto& e : errors) ADD_FAILURE() << type << ": " << e;
-}
+void expect_schema_valid(const bj::object& event) { testing::expect_schema_valid(AGENTLANCER_SOURCE_DIR, event); }
 
 void check_walkthrough_events(const std::string& bootstrap, const Walkthrough& w) {
   std::string subject = std::to_string(w.job_id);
