@@ -7,6 +7,7 @@
 #include "common/util/time_format.hpp"
 #include "handlers/thread_handlers.hpp"
 #include "service/thread_service.hpp"
+#include "storage/caching_thread_store.hpp"
 #include "storage/sqlite_thread_store.hpp"
 
 namespace al::thread_service {
@@ -36,7 +37,9 @@ class ThreadModule final : public Module {
   explicit ThreadModule(Runtime& rt)
       : rt_(rt),
         db_(rt.data_dir + "/thread-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
-        store_(db_, rt.clock),
+        sqlite_store_(db_, rt.clock),
+        store_(sqlite_store_),
+        rows_(rt.public_base_url),
         service_(store_, rt.clock, thread::ThreadServiceOptions{rt.config.get_int("threads.max_messages")}),
         relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "thread-service",
@@ -45,10 +48,11 @@ class ThreadModule final : public Module {
         // The thread follows its offer and contract (offer-service) through this idempotent consumer.
         offers_("thread-service.offers", rt.kafka_bootstrap, "thread-service",
                 {"agentlancer.offers.v1", "agentlancer.contracts.v1"}, db_, rt.clock,
-                [this](storage::Connection& c, const events::CloudEvent& e) {
+                events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
                   auto tx = thread::SqliteThreadStore::tx_on(c, rt_.clock);
-                  service_.follow(*tx, e);
-                },
+                  // The cache learns of the change only once it has committed.
+                  return store_.recording(*tx, [&](thread::ThreadTx& t) { service_.follow(t, e); });
+                }},
                 &rt.metrics, rt.consumer_settings) {
     if (rt.config.get_int("threads.max_messages") < 1) throw ConfigError("threads.max_messages must be at least 1");
     db_.migrate(thread::thread_migrations());
@@ -63,7 +67,7 @@ class ThreadModule final : public Module {
     router.add(verb::post, "/api/agent/signup", [this](const Request& req, Responder reply) { signup(req, reply); });
     router.add(verb::get, "/api/agent/me", [this](const Request& req, Responder reply) { me(req, reply); });
     thread::add_service_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
-    thread::add_thread_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
+    thread::add_thread_routes(router, service_, store_, rt_.auth, rows_);
   }
 
   void start() override {
@@ -144,7 +148,9 @@ class ThreadModule final : public Module {
 
   Runtime& rt_;
   storage::Database db_;
-  thread::SqliteThreadStore store_;
+  thread::SqliteThreadStore sqlite_store_;
+  thread::CachingThreadStore store_;  // thread reads from memory; writes go through to SQLite
+  thread::RowCache rows_;
   thread::ThreadService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop offers_;

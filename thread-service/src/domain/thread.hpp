@@ -103,7 +103,8 @@ struct Thread {
   std::optional<std::string> closed_reason;
   Millis created_at = 0;
   Millis updated_at = 0;
-  long long version = 0;  // one per event; the CloudEvent seq
+  long long version = 0;   // one per event; the CloudEvent seq
+  long long revision = 0;  // one per stored change (some changes have no event); caches compare it
 };
 
 Role role_of(const Thread& thread, std::string_view agent);

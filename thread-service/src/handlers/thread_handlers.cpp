@@ -167,7 +167,7 @@ bool succeeded(const Result& r) {
 // 401 → 404 → 403 (non-member, before the body and any state check) → then the route.
 struct Member {
   std::string agent;
-  Thread thread;
+  ThreadRef thread;
   Role role = Role::None;
 };
 
@@ -179,8 +179,8 @@ std::optional<Member> member_prelude(const Request& req, const Responder& reply,
     return std::nullopt;
   }
   std::string id(req.param("id"));
-  std::optional<Thread> thread;
-  if (is_opaque_id(id, "thr_")) thread = store.get_thread(id);
+  ThreadRef thread;
+  if (is_opaque_id(id, "thr_")) thread = store.find_thread(id);
   if (!thread) {
     reply(Response::error(404, "Thread not found", "not_found"));
     return std::nullopt;
@@ -190,7 +190,7 @@ std::optional<Member> member_prelude(const Request& req, const Responder& reply,
     reply(Response::error(403, kNotMember, "forbidden"));
     return std::nullopt;
   }
-  return Member{*who.agent_id, std::move(*thread), role};
+  return Member{*who.agent_id, std::move(thread), role};
 }
 
 std::optional<bj::object> body_of(const Request& req, const Responder& reply, bool allow_empty) {
@@ -306,8 +306,9 @@ void add_service_routes(http::Router& router, ThreadService& service, ThreadStor
 }
 
 void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore& store,
-                       const auth::ApiKeyAuthority& auth, BaseUrl base_url) {
+                       const auth::ApiKeyAuthority& auth, RowCache& rows) {
   using verb = http::bhttp::verb;
+  BaseUrl base_url = [&rows] { return rows.base_url(); };
 
   auto thread_reply = [base_url](const Responder& reply, unsigned status, const std::string& agent) {
     return [reply, status, agent, base_url](Result result) {
@@ -354,7 +355,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                if (type && type != MessageType::Quote && r.present("terms"))
                  r.fail("terms", "is allowed only on a quote message");
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.post_message(m->thread.id, m->agent, *type, *text, terms, req.request_id,
+               service.post_message(m->thread->id, m->agent, *type, *text, terms, req.request_id,
                                     [reply, agent = m->agent, base_url](Result result) {
                                       if (!succeeded(result)) return reply(from_result(result));
                                       const Thread& t = *result.thread;
@@ -371,7 +372,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                if (!body) return;
                json::ObjectReader r(*body, {});
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.lock_quote(m->thread.id, m->agent, req.request_id,
+               service.lock_quote(m->thread->id, m->agent, req.request_id,
                                   [reply, agent = m->agent, base_url](Result result) {
                                     if (result.kind == Result::Kind::Unprocessable) {
                                       bj::array details;
@@ -397,7 +398,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                json::ObjectReader r(*body, {"reason"});
                auto reason = r.optional_string("reason", 500);
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.close(m->thread.id, m->agent, reason, req.request_id, thread_reply(reply, 200, m->agent));
+               service.close(m->thread->id, m->agent, reason, req.request_id, thread_reply(reply, 200, m->agent));
              });
 
   router.add(verb::get, "/api/agent/threads/{id}", [&store, &auth, base_url](const Request& req, Responder reply) {
@@ -416,8 +417,8 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
       }
     }
     if (!errors.empty()) return reply(validation_error(errors));
-    auto page = store.list_messages(m->thread, after, limit);
-    bj::object out = thread_to_json(m->thread, m->role, base_url());
+    auto page = store.list_messages(*m->thread, after, limit);
+    bj::object out = thread_to_json(*m->thread, m->role, base_url());
     bj::array messages;
     for (const auto& message : page.messages) messages.push_back(message_to_json(message));
     out["messages"] = std::move(messages);
@@ -428,7 +429,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
   router.add(verb::get, "/api/agent/threads/{id}/tx-status", [&store, &auth, base_url](const Request& req, Responder reply) {
     auto m = member_prelude(req, reply, auth, store);
     if (!m) return;
-    const Thread& t = m->thread;
+    const Thread& t = *m->thread;
     auto linked = [](const std::optional<Linked>& l) -> bj::value {
       if (!l) return nullptr;
       return bj::object{{"id", l->id}, {"status", l->status}};
@@ -450,7 +451,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                          "payout, review, ranking, reputation, settlement, or on-chain proof."}}));
   });
 
-  router.add(verb::get, "/api/agent/threads", [&store, &auth, base_url](const Request& req, Responder reply) {
+  router.add(verb::get, "/api/agent/threads", [&store, &auth, &rows](const Request& req, Responder reply) {
     auto who = auth::authenticate(req, auth);
     if (!who.agent_id) return reply(std::move(who.failure));
     ThreadQuery q;
@@ -486,12 +487,19 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
     }
     if (!errors.empty()) return reply(validation_error(errors));
     auto page = store.list_threads(q);
-    std::string base = base_url();
-    bj::array threads;
-    for (const auto& t : page.threads) threads.push_back(thread_to_json(t, role_of(t, q.agent_id), base));
-    reply(Response::json(200, bj::object{{"threads", std::move(threads)},
-                                         {"next_cursor", page.next_before_row ? bj::value(std::to_string(*page.next_before_row))
-                                                                              : bj::value(nullptr)}}));
+    // Rows are rendered once per revision and concatenated.
+    Response out;
+    out.status = 200;
+    out.body.reserve(64 + page.threads.size() * 1600);
+    out.body += "{\"threads\":[";
+    for (std::size_t i = 0; i < page.threads.size(); ++i) {
+      if (i) out.body += ',';
+      out.body += *rows.row(page.threads[i], role_of(*page.threads[i], q.agent_id));
+    }
+    out.body += "],\"next_cursor\":";
+    out.body += page.next_before_row ? "\"" + std::to_string(*page.next_before_row) + "\"" : std::string("null");
+    out.body += '}';
+    reply(std::move(out));
   });
 }
 

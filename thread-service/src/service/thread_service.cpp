@@ -75,6 +75,7 @@ void ThreadService::record(ThreadTx& tx, Thread& thread, const std::vector<Chang
                            const std::string& request_id, const Message* message) {
   long long first_seq = thread.version + 1;
   thread.version += static_cast<long long>(changes.size());
+  thread.revision += 1;
   if (thread.row == 0) tx.insert_thread(thread); else tx.save_thread(thread);
   if (message) tx.insert_message(thread, *message);
   if (changes.empty()) return;

@@ -70,7 +70,8 @@ CREATE TABLE threads (
   closed_reason TEXT,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  version INTEGER NOT NULL
+  version INTEGER NOT NULL,
+  revision INTEGER NOT NULL
 );
 CREATE INDEX threads_by_requester ON threads(requester_id, pos);
 CREATE INDEX threads_by_provider ON threads(provider_id, pos);
@@ -139,7 +140,7 @@ constexpr const char* kThreadColumns =
     "pos, id, service_id, service_title, service_terms, requester_id, provider_id, mode, status, "
     "message_count, latest_quote_message_id, latest_quote_terms, locked_quote_message_id, locked_terms, "
     "quote_locked_at, offer_id, offer_status, offer_seq, contract_id, contract_status, contract_seq, "
-    "closed_reason, created_at, updated_at, version";
+    "closed_reason, created_at, updated_at, version, revision";
 
 Thread read_thread(const storage::Query& q) {
   Thread t;
@@ -164,6 +165,7 @@ Thread read_thread(const storage::Query& q) {
   t.created_at = q.int64(22);
   t.updated_at = q.int64(23);
   t.version = q.int64(24);
+  t.revision = q.int64(25);
   return t;
 }
 
@@ -215,9 +217,9 @@ class SqliteThreadTx final : public ThreadTx {
   void insert_thread(Thread& t) override {
     c_.query(
         "INSERT INTO threads(id, service_id, service_title, service_terms, requester_id, provider_id, mode, "
-        "status, message_count, created_at, updated_at, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        "status, message_count, created_at, updated_at, version, revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         t.id, t.service_id, t.service_title, *terms_text(t.service_terms), t.requester_id, t.provider_id, t.mode,
-        status_name(t.status), t.message_count, t.created_at, t.updated_at, t.version)
+        status_name(t.status), t.message_count, t.created_at, t.updated_at, t.version, t.revision)
         .run();
     t.row = c_.last_insert_rowid();
     if (t.status != Status::Negotiating || t.latest_quote_message_id) save_thread(t);
@@ -231,10 +233,10 @@ class SqliteThreadTx final : public ThreadTx {
     c_.query(
         "UPDATE threads SET status=?, message_count=?, latest_quote_message_id=?, latest_quote_terms=?, "
         "locked_quote_message_id=?, locked_terms=?, quote_locked_at=?, offer_id=?, offer_status=?, offer_seq=?, "
-        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=? WHERE pos=?",
+        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=?, revision=? WHERE pos=?",
         status_name(t.status), t.message_count, t.latest_quote_message_id, terms_text(t.latest_quote_terms),
         t.locked_quote_message_id, terms_text(t.locked_terms), t.quote_locked_at, offer_id, offer_status, offer_seq,
-        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.row)
+        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.revision, t.row)
         .run();
   }
 
@@ -304,11 +306,21 @@ ServicePage SqliteThreadStore::list_services(const ServiceQuery& query) {
   });
 }
 
-std::optional<Thread> SqliteThreadStore::get_thread(const std::string& id) {
-  return db_.read([&](storage::Connection& c) -> std::optional<Thread> {
+ThreadRef SqliteThreadStore::find_thread(const std::string& id) {
+  return db_.read([&](storage::Connection& c) -> ThreadRef {
     auto q = c.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?", id);
-    if (!q.next()) return std::nullopt;
-    return read_thread(q);
+    if (!q.next()) return nullptr;
+    return std::make_shared<const Thread>(read_thread(q));
+  });
+}
+
+std::vector<ThreadIndexEntry> SqliteThreadStore::thread_index(const std::string& agent_id) {
+  return db_.read([&](storage::Connection& c) {
+    std::vector<ThreadIndexEntry> out;
+    auto q = c.query("SELECT pos, id, requester_id = ?1 FROM threads WHERE requester_id = ?1 OR provider_id = ?1 ORDER BY pos",
+                     agent_id);
+    while (q.next()) out.push_back(ThreadIndexEntry{q.int64(0), q.text(1), q.int64(2) != 0});
+    return out;
   });
 }
 
@@ -327,10 +339,10 @@ ThreadPage SqliteThreadStore::list_threads(const ThreadQuery& query) {
                       " ORDER BY pos DESC LIMIT ?4";
     ThreadPage page;
     auto q = c.query(sql, query.agent_id, statuses, query.before_row, static_cast<long long>(query.limit + 1));
-    while (q.next()) page.threads.push_back(read_thread(q));
+    while (q.next()) page.threads.push_back(std::make_shared<const Thread>(read_thread(q)));
     if (static_cast<int>(page.threads.size()) > query.limit) {
       page.threads.pop_back();
-      page.next_before_row = page.threads.back().row;
+      page.next_before_row = page.threads.back()->row;
     }
     return page;
   });

@@ -16,8 +16,9 @@ class SqliteThreadStore final : public ThreadStore {
   void transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<Service> get_service(const std::string& id) override;
   ServicePage list_services(const ServiceQuery& query) override;
-  std::optional<Thread> get_thread(const std::string& id) override;
+  ThreadRef find_thread(const std::string& id) override;
   ThreadPage list_threads(const ThreadQuery& query) override;
+  std::vector<ThreadIndexEntry> thread_index(const std::string& agent_id) override;
   MessagePage list_messages(const Thread& thread, long long after_seq, int limit) override;
   bool healthy() override;
 

@@ -1,6 +1,7 @@
 #pragma once
 #include <exception>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,9 +49,18 @@ struct ThreadQuery {
   std::optional<long long> before_row;
 };
 
+using ThreadRef = std::shared_ptr<const Thread>;  // an immutable committed snapshot
+
 struct ThreadPage {
-  std::vector<Thread> threads;
+  std::vector<ThreadRef> threads;
   std::optional<long long> next_before_row;
+};
+
+// Where an agent takes part: every thread, oldest first (by storage order).
+struct ThreadIndexEntry {
+  long long row = 0;
+  std::string id;
+  bool as_requester = false;  // else as provider
 };
 
 struct MessagePage {
@@ -67,8 +77,9 @@ class ThreadStore {
   virtual void transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) = 0;
   virtual std::optional<Service> get_service(const std::string& id) = 0;
   virtual ServicePage list_services(const ServiceQuery& query) = 0;
-  virtual std::optional<Thread> get_thread(const std::string& id) = 0;
+  virtual ThreadRef find_thread(const std::string& id) = 0;  // null when there is none
   virtual ThreadPage list_threads(const ThreadQuery& query) = 0;
+  virtual std::vector<ThreadIndexEntry> thread_index(const std::string& agent_id) = 0;
   virtual MessagePage list_messages(const Thread& thread, long long after_seq, int limit) = 0;
   virtual bool healthy() = 0;
 };
