@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-notifier clean
+.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-notifier clean
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -30,11 +30,15 @@ start: build-release
 test: build-debug
 	ctest --preset debug -j $(CTEST_JOBS)
 
-bench: bench-job-service bench-notifier
+bench: bench-job-service bench-thread-service bench-notifier
 
 bench-job-service: build-release
 	@bash scripts/install-deps.sh bench
 	bash tests/load/job-service/run.sh
+
+bench-thread-service: build-release
+	@bash scripts/install-deps.sh bench
+	bash tests/load/thread-service/run.sh
 
 bench-notifier: build-release
 	@bash scripts/install-deps.sh bench

@@ -143,25 +143,50 @@ func jsonScalar(raw json.RawMessage) (string, bool) {
 	return n.String(), true
 }
 
+// SetupCall performs one untimed (setup) request and returns the body of its
+// 2xx answer; a transport error or any other status is an error naming the
+// call, with the status and the response body.
+func (a *API) SetupCall(ctx context.Context, method, path, key string, body []byte) ([]byte, error) {
+	status, rb, err := a.call(ctx, method, path, key, body, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: transport error: %v", method, path, err)
+	}
+	if !is2xx(status) {
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, status, excerpt(rb))
+	}
+	return rb, nil
+}
+
+// SetupCreate is SetupCall for a call that creates a resource: it returns the
+// "id" of the answer.
+func (a *API) SetupCreate(ctx context.Context, method, path, key string, body []byte) (string, error) {
+	rb, err := a.SetupCall(ctx, method, path, key, body)
+	if err != nil {
+		return "", err
+	}
+	id, ok := parseID(rb)
+	if !ok {
+		return "", fmt.Errorf("%s %s: 2xx but no \"id\" in: %s", method, path, excerpt(rb))
+	}
+	return id, nil
+}
+
 // Signup registers one agent (untimed; setup only).
 func (a *API) Signup(ctx context.Context, name string) (Agent, error) {
 	body, _ := json.Marshal(map[string]string{"name": name})
 	const path = "/api/agent/signup"
-	status, rb, err := a.call(ctx, "POST", path, "", body, true)
+	rb, err := a.SetupCall(ctx, "POST", path, "", body)
 	if err != nil {
-		return Agent{}, fmt.Errorf("POST %s: transport error: %v", path, err)
-	}
-	if !is2xx(status) {
-		return Agent{}, fmt.Errorf("POST %s: HTTP %d: %s", path, status, excerpt(rb))
+		return Agent{}, err
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(rb, &m); err != nil {
-		return Agent{}, fmt.Errorf("POST %s: HTTP %d but body is not a JSON object: %s", path, status, excerpt(rb))
+		return Agent{}, fmt.Errorf("POST %s: 2xx but body is not a JSON object: %s", path, excerpt(rb))
 	}
 	id, ok1 := jsonScalar(m["agent_id"])
 	key, ok2 := jsonScalar(m["api_key"])
 	if !ok1 || !ok2 {
-		return Agent{}, fmt.Errorf("POST %s: HTTP %d but no agent_id/api_key in: %s", path, status, excerpt(rb))
+		return Agent{}, fmt.Errorf("POST %s: 2xx but no agent_id/api_key in: %s", path, excerpt(rb))
 	}
 	return Agent{ID: id, Key: key}, nil
 }
@@ -185,9 +210,9 @@ func (a *API) SignupPair(ctx context.Context, i int) (Pair, error) {
 	return Pair{Client: c, Provider: p, createBody: body}, nil
 }
 
-// parseJobID extracts the "id" of a created job (number or string); it also
-// accepts a {"job":{"id":...}} wrapper.
-func parseJobID(b []byte) (string, bool) {
+// parseID extracts the "id" of a created resource (a job, a service, a
+// thread; number or string); it also accepts a {"job":{"id":...}} wrapper.
+func parseID(b []byte) (string, bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(b, &m) != nil {
 		return "", false
@@ -196,7 +221,7 @@ func parseJobID(b []byte) (string, bool) {
 		return id, true
 	}
 	if inner, ok := m["job"]; ok {
-		return parseJobID(inner)
+		return parseID(inner)
 	}
 	return "", false
 }
@@ -283,7 +308,7 @@ func (a *API) Walk(ctx context.Context, tx *TxGen, p *Pair, from time.Time, upto
 		o.Detail = "create: " + o.Detail
 		return "", &o, end
 	}
-	id, ok := parseJobID(rb)
+	id, ok := parseID(rb)
 	if !ok {
 		f := Outcome{Err: errNoJobID, Detail: "create: HTTP " + fmt.Sprint(o.Status) + ": " + excerpt(rb)}
 		return "", &f, end

@@ -1,6 +1,6 @@
 // Command loadgen is agentlancer's open-model HTTP load generator.
 //
-//	loadgen -scenario get204|job-get|provider-flow -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
+//	loadgen -scenario get204|job-get|provider-flow|thread-negotiation|thread-list -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
 //	loadgen compare -run run.json -base baseline.json [-title T]
 //	loadgen wait -url http://127.0.0.1:PORT/readyz [-timeout 60s] [-pid N]
 //	loadgen freeport
@@ -40,6 +40,10 @@ type Config struct {
 	Jobs        int
 	Phase       string
 	Pairs       int
+	Agents      int    // thread-list
+	PerAgent    int    // thread-list: threads opened by each agent
+	ListMode    string // thread-list
+	ThreadState string // thread-list
 	SetupConc   int
 	JSONPath    string
 	Label       string
@@ -81,9 +85,9 @@ func main() {
 func cmdRun(args []string) int {
 	var cfg Config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | provider-flow")
+	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | provider-flow | thread-negotiation | thread-list")
 	fs.StringVar(&cfg.URL, "url", "", "target: full URL for get204, API base URL otherwise (loopback only)")
-	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get, walk-through iterations for provider-flow)")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get/thread-list, writes for thread-negotiation, walk-through iterations for provider-flow)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured schedule")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured schedule at the same rate before the measured one")
 	fs.IntVar(&cfg.Conns, "conns", 256, "max keep-alive connections in the pool")
@@ -92,7 +96,11 @@ func cmdRun(args []string) int {
 	fs.DurationVar(&cfg.Drain, "drain", 15*time.Second, "after the schedule, wait at most this long for in-flight work, then cancel it")
 	fs.IntVar(&cfg.Jobs, "jobs", 1000, "job-get: number of jobs created in setup")
 	fs.StringVar(&cfg.Phase, "setup-phase", "negotiated", "job-get: phase the jobs are moved to ("+strings.Join(phaseNames, "|")+")")
-	fs.IntVar(&cfg.Pairs, "pairs", 20, "provider-flow: number of pre-signed-up client/provider pairs")
+	fs.IntVar(&cfg.Pairs, "pairs", 20, "provider-flow, thread-negotiation: number of pre-signed-up client/provider (requester/provider) pairs")
+	fs.IntVar(&cfg.Agents, "agents", 200, "thread-list: agents signed up in setup, each with one service")
+	fs.IntVar(&cfg.PerAgent, "threads-per-agent", 5, "thread-list: threads each agent opens (on the next agents' services) in setup")
+	fs.StringVar(&cfg.ListMode, "list-mode", "mixed", "thread-list: "+strings.Join(listModes, "|")+" (mixed: outgoing and incoming alternately; all: no mode parameter)")
+	fs.StringVar(&cfg.ThreadState, "thread-state", "quoted", "thread-list: state the setup leaves the threads in ("+strings.Join(threadStates, "|")+")")
 	fs.IntVar(&cfg.SetupConc, "setup-concurrency", 8, "concurrent requests during (untimed) setup")
 	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
 	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client: fast (built-in lean HTTP/1.1 keep-alive client) or std (net/http: ~1.5x the CPU, ~2x the floor latency)")
@@ -124,17 +132,29 @@ func cmdRun(args []string) int {
 	switch cfg.Scenario {
 	case "get204":
 		sc = &Get204{API: api, Path: u.RequestURI()}
-	case "job-get", "provider-flow":
+	case "job-get", "provider-flow", "thread-negotiation", "thread-list":
 		api.Prefix = strings.TrimSuffix(u.EscapedPath(), "/")
-		if cfg.Scenario == "job-get" {
+		switch cfg.Scenario {
+		case "job-get":
 			ph, err := phaseIndex(cfg.Phase)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "loadgen:", err)
 				return exitUsage
 			}
 			sc = &JobGet{API: api, Jobs: cfg.Jobs, Phase: ph, Concurrency: cfg.SetupConc}
-		} else {
+		case "provider-flow":
 			sc = &ProviderFlow{API: api, Pairs: cfg.Pairs}
+		case "thread-negotiation":
+			sc = &ThreadNegotiation{API: api, Pairs: cfg.Pairs, Concurrency: cfg.SetupConc}
+		case "thread-list":
+			_, _, err1 := listPaths(cfg.ListMode)
+			_, err2 := threadStateIndex(cfg.ThreadState)
+			if err := errors.Join(err1, err2); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				return exitUsage
+			}
+			sc = &ThreadList{API: api, Agents: cfg.Agents, ThreadsPerAgent: cfg.PerAgent, Mode: cfg.ListMode,
+				State: cfg.ThreadState, Concurrency: cfg.SetupConc}
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: unknown scenario %q\n", cfg.Scenario)

@@ -138,8 +138,8 @@ func PrintTable(w io.Writer, r Report) {
 		row(*r.Iteration)
 	}
 	if r.WritesPerArrival > 0 {
-		fmt.Fprintf(w, "durable transitions: %d (%d per iteration) = %.1f/s (target %.1f/s)\n",
-			r.Transitions, r.WritesPerArrival, r.TransitionsPerS, r.TransitionsTarget)
+		fmt.Fprintf(w, "durable transitions: %d (%d per %s) = %.1f/s (target %.1f/s)\n",
+			r.Transitions, r.WritesPerArrival, r.Unit, r.TransitionsPerS, r.TransitionsTarget)
 	}
 	if r.Iteration != nil {
 		fmt.Fprintln(w, "(iteration row: 2xx = walk-throughs completed, latency from intended start to last response; non2xx/errors = aborted walk-throughs)")
@@ -152,6 +152,16 @@ func PrintTable(w io.Writer, r Report) {
 	}
 	if r.DrainCancelled {
 		fmt.Fprintln(w, "NOTE: in-flight work was cancelled at the end of the drain period (counted as errors)")
+	}
+	if len(r.Overall.Non2xxByStatus) > 0 {
+		fmt.Fprintf(w, "non-2xx by status: %s\n", StatusBreakdown(r.Overall.Non2xxByStatus))
+		if len(r.Steps) > 1 {
+			for _, s := range r.Steps {
+				if len(s.Non2xxByStatus) > 0 {
+					fmt.Fprintf(w, "  [%s] %s\n", s.Name, StatusBreakdown(s.Non2xxByStatus))
+				}
+			}
+		}
 	}
 	fails := []Summary{}
 	fails = append(fails, r.Steps...)
@@ -237,6 +247,9 @@ func PrintCompare(w io.Writer, title string, run, base Report) {
 	} else {
 		fmt.Fprintf(w, "%-26s %16s %16s\n", "non2xx / errors / dropped", errs(ro, run), errs(bo, base))
 	}
+	if len(ro.Non2xxByStatus) > 0 {
+		fmt.Fprintf(w, "%-26s %16s\n", "non2xx by status", StatusBreakdown(ro.Non2xxByStatus))
+	}
 	line("p50 ms", ro.P50ms, bo.P50ms, "%.3f")
 	line("p90 ms", ro.P90ms, bo.P90ms, "%.3f")
 	line("p99 ms", ro.P99ms, bo.P99ms, "%.3f")
@@ -245,6 +258,13 @@ func PrintCompare(w io.Writer, title string, run, base Report) {
 	line("generator lag p99 ms", run.GenLagP99ms, base.GenLagP99ms, "%.3f")
 	if run.WritesPerArrival > 0 {
 		fmt.Fprintf(w, "%-26s %16.1f   (target %.1f/s)\n", "durable transitions/s", run.TransitionsPerS, run.TransitionsTarget)
+	}
+	if run.Iteration == nil && len(run.Steps) > 1 {
+		// Independent single-request arrivals of several kinds (e.g. thread-negotiation): each kind's share.
+		for _, s := range run.Steps {
+			fmt.Fprintf(w, "%-26s %16s   (p50/p99/p99.9 %s/%s/%s ms; non2xx/errors %d/%d)\n", "  "+trunc(s.Name, 16)+" 2xx/s",
+				fmt.Sprintf("%.1f", s.OKPerSec), fmtMs(s.P50ms), fmtMs(s.P99ms), fmtMs(s.P999ms), s.Non2xx, s.Errors)
+		}
 	}
 	if run.Iteration != nil {
 		it := run.Iteration

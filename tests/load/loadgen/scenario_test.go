@@ -330,12 +330,12 @@ func TestTxGenUniqueAndWellFormed(t *testing.T) {
 
 func TestParseJobID(t *testing.T) {
 	for in, want := range map[string]string{`{"id":42}`: "42", `{"id":"7"}`: "7", `{"job":{"id":9}}`: "9", `{"id":12345678901234567}`: "12345678901234567"} {
-		if got, ok := parseJobID([]byte(in)); !ok || got != want {
+		if got, ok := parseID([]byte(in)); !ok || got != want {
 			t.Errorf("%s -> %q %v", in, got, ok)
 		}
 	}
 	for _, in := range []string{`{}`, `[]`, `{"id":null}`, `nope`} {
-		if _, ok := parseJobID([]byte(in)); ok {
+		if _, ok := parseID([]byte(in)); ok {
 			t.Errorf("%s accepted", in)
 		}
 	}
@@ -371,4 +371,6 @@ func TestScenariosWithStdClient(t *testing.T) {
 	t.Run("job-get", TestJobGetAgainstFakeAPI)
 	t.Run("setup-failure", TestProviderFlowSetupFailureShowsBody)
 	t.Run("queueing", TestGet204CountsQueueingDelay)
+	t.Run("thread-negotiation", TestThreadNegotiationAgainstFake)
+	t.Run("thread-list", TestThreadListAgainstFake)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -56,6 +57,7 @@ type Step struct {
 	ok        int64
 	non2xx    int64
 	errs      int64
+	byStatus  map[int]int64 // non-2xx responses by HTTP status
 	firstFail string
 }
 
@@ -85,6 +87,10 @@ func (s *Step) Add(o Outcome) {
 		}
 	default:
 		s.non2xx++
+		if s.byStatus == nil {
+			s.byStatus = map[int]int64{}
+		}
+		s.byStatus[o.Status]++
 		if s.firstFail == "" {
 			s.firstFail = fmt.Sprintf("HTTP %d: %s", o.Status, o.Detail)
 		}
@@ -126,9 +132,27 @@ type Summary struct {
 	Maxms        float64 `json:"max_ms"`
 	MeanMs       float64 `json:"mean_ms"`
 	FirstFailure string  `json:"first_failure,omitempty"`
+
+	// Non2xxByStatus counts the non-2xx responses by HTTP status.
+	Non2xxByStatus map[int]int64 `json:"non_2xx_by_status,omitempty"`
 }
 
 func nsToMs(v int64) float64 { return float64(v) / 1e6 }
+
+// StatusBreakdown renders non-2xx counts by status in ascending status order,
+// e.g. "409 x 3, 422 x 1" ("" when there are none).
+func StatusBreakdown(by map[int]int64) string {
+	statuses := make([]int, 0, len(by))
+	for st := range by {
+		statuses = append(statuses, st)
+	}
+	sort.Ints(statuses)
+	parts := make([]string, 0, len(statuses))
+	for _, st := range statuses {
+		parts = append(parts, fmt.Sprintf("%d x %d", st, by[st]))
+	}
+	return strings.Join(parts, ", ")
+}
 
 // Summarize merges the given steps into one Summary named name.
 // elapsed is the wall time used for the per-second figures.
@@ -141,6 +165,12 @@ func Summarize(name string, elapsed time.Duration, dropped int64, steps ...*Step
 		sum.OK += s.ok
 		sum.Non2xx += s.non2xx
 		sum.Errors += s.errs
+		for status, n := range s.byStatus {
+			if sum.Non2xxByStatus == nil {
+				sum.Non2xxByStatus = map[int]int64{}
+			}
+			sum.Non2xxByStatus[status] += n
+		}
 		if sum.FirstFailure == "" && s.firstFail != "" {
 			if len(steps) > 1 {
 				sum.FirstFailure = s.Name + ": " + s.firstFail

@@ -464,7 +464,7 @@ func (f *fanout) create(ctx context.Context, st *Step, intended time.Time, c, p 
 		return false
 	}
 	t := f.now()
-	ids, ok := parseJobID(rb)
+	ids, ok := parseID(rb)
 	id, err := strconv.ParseInt(ids, 10, 64)
 	if !ok || err != nil {
 		f.badIDs.Add(1)
