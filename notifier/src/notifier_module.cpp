@@ -38,6 +38,25 @@ CREATE TABLE agent_event_counters (
   last_event_id INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql"},
+      // Entries carry the whole event (about 1-2 kB): in a WITHOUT ROWID table keyed by agent
+      // they were inserted all over the B-tree (page splits, many dirty pages per commit). A rowid
+      // table appends them; the (agent, event) key is a small index.
+      {3, R"sql(
+CREATE TABLE agent_events_appended (
+  agent_id TEXT NOT NULL,
+  event_id INTEGER NOT NULL,
+  cloudevent_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (agent_id, event_id)
+);
+INSERT INTO agent_events_appended(agent_id, event_id, cloudevent_id, type, payload, created_at)
+  SELECT agent_id, event_id, cloudevent_id, type, payload, created_at FROM agent_events ORDER BY created_at;
+DROP TABLE agent_events;
+ALTER TABLE agent_events_appended RENAME TO agent_events;
+CREATE INDEX agent_events_by_age ON agent_events(created_at);
+)sql"},
   };
 }
 

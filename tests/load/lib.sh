@@ -94,3 +94,17 @@ build_loadgen() {
         exit 1
     fi
 }
+
+# run_lg NAME LOADGEN-ARGS...: one load-generator run; the human table goes to stdout and
+# $OUT_DIR/NAME.txt, the JSON line to $OUT_DIR/NAME.json (removed when the run failed).
+# Needs $lg (the built loadgen, see build_loadgen) and $OUT_DIR.
+run_lg() {
+    local name=$1 rc
+    shift
+    run_child "$lg" "$@" -json "$OUT_DIR/$name.json" >"$OUT_DIR/$name.out" 2>&1
+    rc=$?
+    grep -v '^{' "$OUT_DIR/$name.out" | tee "$OUT_DIR/$name.txt"
+    rm -f "$OUT_DIR/$name.out"
+    [ "$rc" = 0 ] || rm -f "$OUT_DIR/$name.json"
+    return "$rc"
+}

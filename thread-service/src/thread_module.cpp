@@ -109,7 +109,7 @@ class ThreadModule final : public Module {
     std::string api_key = rt_.auth.issue(agent_id);
     Millis now = rt_.clock.now_ms();
     events::CloudEvent e;
-    e.id = new_uuid_v4();
+    e.id = new_uuid_v7(now);
     e.type = "agent.registered";
     e.source = "thread-service";
     e.subject = agent_id;

@@ -48,11 +48,17 @@ std::string new_opaque_id(std::string_view prefix) {
   return std::string(prefix) + random_token(16);
 }
 
-std::string new_uuid_v4() {
-  unsigned char b[16];
-  fill_random(b, sizeof b);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
+std::string new_sortable_id(std::string_view prefix, long long unix_ms) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  std::string out(prefix);
+  // 10 base32 digits = 50 bits of milliseconds, most significant first: ids sort by creation time.
+  for (int shift = 45; shift >= 0; shift -= 5)
+    out.push_back(kAlphabet[(static_cast<unsigned long long>(unix_ms) >> shift) & 31]);
+  return out + random_token(10);  // 80 random bits keep it unguessable
+}
+
+namespace {
+std::string uuid_text(const unsigned char* b) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (int i = 0; i < 16; ++i) {
@@ -61,6 +67,24 @@ std::string new_uuid_v4() {
     out.push_back(kHex[b[i] & 15]);
   }
   return out;
+}
+}  // namespace
+
+std::string new_uuid_v4() {
+  unsigned char b[16];
+  fill_random(b, sizeof b);
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return uuid_text(b);
+}
+
+std::string new_uuid_v7(long long unix_ms) {
+  unsigned char b[16];
+  fill_random(b, sizeof b);
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<unsigned char>(static_cast<unsigned long long>(unix_ms) >> (40 - 8 * i));
+  b[6] = (b[6] & 0x0f) | 0x70;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  return uuid_text(b);
 }
 
 bool parse_positive_int64(std::string_view text, long long& out) {

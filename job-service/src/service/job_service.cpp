@@ -51,7 +51,7 @@ void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
   for (std::size_t i = 0; i < changes.size(); ++i) {
     const Change& c = changes[i];
     events::CloudEvent e;
-    e.id = new_uuid_v4();
+    e.id = new_uuid_v7(clock_.now_ms());
     e.type = c.event_type;
     e.source = options_.source;
     e.subject = std::to_string(job.id);

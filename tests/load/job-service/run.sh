@@ -80,15 +80,6 @@ INFO
 
 # run_lg NAME ARGS... : runs loadgen, tees its output to $OUT_DIR/NAME.txt,
 # writes $OUT_DIR/NAME.json; returns loadgen's exit status.
-run_lg() {
-    local name=$1 rc
-    shift
-    run_child "$lg" "$@" -json "$OUT_DIR/$name.json" >"$OUT_DIR/$name.out" 2>&1
-    rc=$?
-    grep -v '^{' "$OUT_DIR/$name.out" | tee "$OUT_DIR/$name.txt"
-    rm -f "$OUT_DIR/$name.out"
-    return "$rc"
-}
 
 # ------------------------------------------------------------------ nginx baseline
 if [ "$BASELINE" = 1 ]; then

@@ -58,7 +58,7 @@ void ThreadService::record_service(ThreadTx& tx, Service& service, const std::st
                                    const std::string& request_id) {
   service.version += 1;
   events::CloudEvent e;
-  e.id = new_uuid_v4();
+  e.id = new_uuid_v7(clock_.now_ms());
   e.type = type;
   e.source = options_.source;
   e.subject = service.id;
@@ -83,7 +83,7 @@ void ThreadService::record(ThreadTx& tx, Thread& thread, const std::vector<Chang
   for (std::size_t i = 0; i < changes.size(); ++i) {
     const Change& c = changes[i];
     events::CloudEvent e;
-    e.id = new_uuid_v4();
+    e.id = new_uuid_v7(clock_.now_ms());
     e.type = c.event_type;
     e.source = options_.source;
     e.subject = thread.id;
@@ -113,7 +113,7 @@ void ThreadService::publish_service(std::string provider, ServiceFields fields, 
       [this, provider = std::move(provider), fields = std::move(fields), request_id, result](ThreadTx& tx) {
         Millis now = clock_.now_ms();
         Service s;
-        s.id = new_opaque_id("svc_");
+        s.id = new_sortable_id("svc_", now);
         s.provider_id = provider;
         apply_fields(s, fields);
         s.created_at = now;
@@ -173,12 +173,12 @@ void ThreadService::open_thread(std::string requester, std::string service_id, s
           result->message = "Service not found";
           return;
         }
-        Thread t;
-        t.id = new_opaque_id("thr_");
-        Message first;
-        first.id = new_opaque_id("msg_");
-        first.body = message;
         Millis now = clock_.now_ms();
+        Thread t;
+        t.id = new_sortable_id("thr_", now);
+        Message first;
+        first.id = new_sortable_id("msg_", now);
+        first.body = message;
         Outcome outcome = thread::open_thread(t, *service, requester, first, now);
         result->kind = kind_of(outcome.verdict);
         result->message = outcome.message;
@@ -219,7 +219,7 @@ void ThreadService::post_message(std::string thread_id, std::string actor, Messa
       [this, actor = std::move(actor), type, body = std::move(body), terms = std::move(terms)](
           Thread& t, Millis now, Result& result) {
         Message m;
-        m.id = new_opaque_id("msg_");
+        m.id = new_sortable_id("msg_", now);
         m.type = type;
         m.body = body;
         m.terms = terms;
