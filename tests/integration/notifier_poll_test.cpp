@@ -3,9 +3,11 @@
 // agents' events never show.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 #include <thread>
 
+#include "common/storage/sqlite.hpp"
 #include "support/test_stack.hpp"
 #include "test_clock.hpp"
 
@@ -176,6 +178,63 @@ TEST(NotifierPoll, BadRequests) {
   EXPECT_EQ(c.get("/api/agent/events?color=red", agent.key).status, 400u);
   auto r = c.get("/api/agent/events?since_id=0&limit=500", agent.key);
   EXPECT_EQ(r.status, 200u);
+}
+
+// A log written by the previous schema (entries in a WITHOUT ROWID table keyed by agent) is
+// carried over by migration 3: same entries, same ids, and new events continue the numbering.
+TEST(NotifierPoll, LogFromThePreviousSchemaSurvivesTheMigration) {
+  char tmpl[] = "/tmp/agentlancer-migrate-XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  TestAgent client, provider;
+  bj::array before;
+  {
+    TestStack first({}, nullptr, dir);
+    client = first.signup("migrate-client");
+    provider = first.signup("migrate-provider");
+    HttpClient c(first.port());
+    auto created = c.post("/api/agents/jobs",
+                          bj::object{{"providerId", provider.id}, {"serviceRequirement", "x"}, {"budget", "0"},
+                                     {"tokenAddress", kToken}},
+                          client.key);
+    ASSERT_EQ(created.status, 201u) << created.body;
+    before = poll_until(c, client, 0, 2);
+    ASSERT_EQ(before.size(), 2u);
+  }
+  {
+    // Put the database back in the shape of schema version 2.
+    storage::Database db(dir + "/notifier.db");
+    db.write_sync([](storage::Connection& c) {
+      c.exec(R"sql(
+CREATE TABLE old_agent_events (
+  agent_id TEXT NOT NULL, event_id INTEGER NOT NULL, cloudevent_id TEXT NOT NULL, type TEXT NOT NULL,
+  payload TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (agent_id, event_id)
+) WITHOUT ROWID;
+INSERT INTO old_agent_events SELECT agent_id, event_id, cloudevent_id, type, payload, created_at FROM agent_events;
+DROP TABLE agent_events;
+ALTER TABLE old_agent_events RENAME TO agent_events;
+CREATE INDEX agent_events_by_age ON agent_events(created_at);
+DELETE FROM schema_migrations WHERE version >= 3;
+)sql");
+    });
+    db.stop();
+  }
+  TestStack second({}, nullptr, dir);
+  HttpClient c(second.port());
+  auto again = c.get("/api/agent/events", client.key).json().at("events").as_array();
+  ASSERT_EQ(again.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(again[i].at("event_id"), before[i].at("event_id"));
+    EXPECT_EQ(again[i].at("cloudevent_id"), before[i].at("cloudevent_id"));
+  }
+  auto created = c.post("/api/agents/jobs",
+                        bj::object{{"providerId", provider.id}, {"serviceRequirement", "y"}, {"budget", "0"},
+                                   {"tokenAddress", kToken}},
+                        client.key);
+  ASSERT_EQ(created.status, 201u) << created.body;
+  auto after = poll_until(c, client, 2, 1);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].at("event_id").as_int64(), 3);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
