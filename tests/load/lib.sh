@@ -108,3 +108,32 @@ run_lg() {
     [ "$rc" = 0 ] || rm -f "$OUT_DIR/$name.json"
     return "$rc"
 }
+
+# start_agentlancer [SERVER-OPTION...]: starts "$AGENTLANCER_BIN all" on a free port with a fresh
+# data directory under $work ($DATA_DIR_FLAG, then the given options, then $SERVER_ARGS), logs
+# to $OUT_DIR/server.log and waits for GET /readyz == 200 ($READY_TIMEOUT). Sets server_pid and
+# api (the base URL). Returns 1, with the problem noted and the log's tail shown, when the binary
+# is missing or the server does not become ready.
+start_agentlancer() {
+    local port data extra_args server_cmd
+    if [ ! -x "$AGENTLANCER_BIN" ]; then
+        problem "server binary $AGENTLANCER_BIN not found or not executable (build it, or set AGENTLANCER_BIN)"
+        return 1
+    fi
+    port=$("$lg" freeport)
+    data="$work/data"
+    mkdir -p "$data"
+    read -r -a extra_args <<<"$SERVER_ARGS"
+    server_cmd=("$AGENTLANCER_BIN" all --port "$port" "$DATA_DIR_FLAG" "$data" "$@" "${extra_args[@]}")
+    echo "${server_cmd[*]}"
+    "${server_cmd[@]}" >"$OUT_DIR/server.log" 2>&1 3>&- &
+    server_pid=$!
+    echo "pid $server_pid, log $OUT_DIR/server.log"
+    if ! run_child "$lg" wait -url "http://127.0.0.1:$port/readyz" -timeout "$READY_TIMEOUT" -pid "$server_pid"; then
+        problem "agentlancer did not become ready (GET /readyz != 200)"
+        echo "--- last lines of $OUT_DIR/server.log:"
+        tail -n 30 "$OUT_DIR/server.log"
+        return 1
+    fi
+    api="http://127.0.0.1:$port"
+}

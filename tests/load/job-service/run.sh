@@ -101,33 +101,15 @@ fi
 # ------------------------------------------------------------------ agentlancer
 if [ "$SERVER" = 1 ]; then
     log "agentlancer: $AGENTLANCER_BIN"
-    if [ ! -x "$AGENTLANCER_BIN" ]; then
-        problem "server binary $AGENTLANCER_BIN not found or not executable (build it, or set AGENTLANCER_BIN)"
-    else
-        port=$("$lg" freeport)
-        data="$work/data"
-        mkdir -p "$data"
-        read -r -a extra_args <<<"$SERVER_ARGS"
-        server_cmd=("$AGENTLANCER_BIN" all --port "$port" "$DATA_DIR_FLAG" "$data" "${extra_args[@]}")
-        echo "${server_cmd[*]}"
-        "${server_cmd[@]}" >"$OUT_DIR/server.log" 2>&1 3>&- &
-        server_pid=$!
-        echo "pid $server_pid, log $OUT_DIR/server.log"
-        if ! run_child "$lg" wait -url "http://127.0.0.1:$port/readyz" -timeout "$READY_TIMEOUT" -pid "$server_pid"; then
-            problem "agentlancer did not become ready (GET /readyz != 200)"
-            echo "--- last lines of $OUT_DIR/server.log:"
-            tail -n 30 "$OUT_DIR/server.log"
-        else
-            api="http://127.0.0.1:$port"
-            log "provider-flow: $PF_RATE walk-throughs/s for $PF_DURATION"
-            run_lg server-pf -scenario provider-flow -label agentlancer -url "$api" -rate "$PF_RATE" -duration "$PF_DURATION" -pairs "$PAIRS" "${common[@]}" ||
-                problem "provider-flow did not run (see message above)"
-            log "job-get: $JG_RATE req/s for $JG_DURATION"
-            run_lg server-jg -scenario job-get -label agentlancer -url "$api" -rate "$JG_RATE" -duration "$JG_DURATION" -jobs "$JOBS" -setup-phase "$SETUP_PHASE" "${common[@]}" ||
-                problem "job-get did not run (see message above)"
-            if ! kill -0 "$server_pid" 2>/dev/null; then
-                problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
-            fi
+    if start_agentlancer; then
+        log "provider-flow: $PF_RATE walk-throughs/s for $PF_DURATION"
+        run_lg server-pf -scenario provider-flow -label agentlancer -url "$api" -rate "$PF_RATE" -duration "$PF_DURATION" -pairs "$PAIRS" "${common[@]}" ||
+            problem "provider-flow did not run (see message above)"
+        log "job-get: $JG_RATE req/s for $JG_DURATION"
+        run_lg server-jg -scenario job-get -label agentlancer -url "$api" -rate "$JG_RATE" -duration "$JG_DURATION" -jobs "$JOBS" -setup-phase "$SETUP_PHASE" "${common[@]}" ||
+            problem "job-get did not run (see message above)"
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
         fi
     fi
 fi

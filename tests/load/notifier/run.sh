@@ -203,31 +203,13 @@ fi
 # ------------------------------------------------------------------ agentlancer
 if [ "$SERVER" = 1 ]; then
     log "agentlancer: $AGENTLANCER_BIN"
-    if [ ! -x "$AGENTLANCER_BIN" ]; then
-        problem "server binary $AGENTLANCER_BIN not found or not executable (build it, or set AGENTLANCER_BIN)"
-    else
-        port=$("$lg" freeport)
-        data="$work/data"
-        mkdir -p "$data"
-        read -r -a extra_args <<<"$SERVER_ARGS"
-        server_cmd=("$AGENTLANCER_BIN" all --port "$port" "$DATA_DIR_FLAG" "$data"
-            --notifier.ws.max_connections_per_agent "$WS_MAX_PER_AGENT" "${extra_args[@]}")
-        echo "${server_cmd[*]}"
-        "${server_cmd[@]}" >"$OUT_DIR/server.log" 2>&1 3>&- &
-        server_pid=$!
-        echo "pid $server_pid, log $OUT_DIR/server.log"
-        if ! wait_ready "$port"; then
-            problem "agentlancer did not become ready (GET /readyz != 200)"
-            echo "--- last lines of $OUT_DIR/server.log:"
-            tail -n 30 "$OUT_DIR/server.log"
-        else
-            measure agentlancer "http://127.0.0.1:$port" "$server_pid"
-            if ! kill -0 "$server_pid" 2>/dev/null; then
-                problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
-            fi
+    if start_agentlancer --notifier.ws.max_connections_per_agent "$WS_MAX_PER_AGENT"; then
+        measure agentlancer "$api" "$server_pid"
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
         fi
-        stop_server
     fi
+    stop_server
 fi
 
 # ------------------------------------------------------------------ side by side

@@ -123,41 +123,23 @@ fi
 # ------------------------------------------------------------------ agentlancer
 if [ "$SERVER" = 1 ]; then
     log "agentlancer: $AGENTLANCER_BIN"
-    if [ ! -x "$AGENTLANCER_BIN" ]; then
-        problem "server binary $AGENTLANCER_BIN not found or not executable (build it, or set AGENTLANCER_BIN)"
-    else
-        port=$("$lg" freeport)
-        data="$work/data"
-        mkdir -p "$data"
-        read -r -a extra_args <<<"$SERVER_ARGS"
-        server_cmd=("$AGENTLANCER_BIN" all --port "$port" "$DATA_DIR_FLAG" "$data" "${extra_args[@]}")
-        echo "${server_cmd[*]}"
-        "${server_cmd[@]}" >"$OUT_DIR/server.log" 2>&1 3>&- &
-        server_pid=$!
-        echo "pid $server_pid, log $OUT_DIR/server.log"
-        if ! run_child "$lg" wait -url "http://127.0.0.1:$port/readyz" -timeout "$READY_TIMEOUT" -pid "$server_pid"; then
-            problem "agentlancer did not become ready (GET /readyz != 200)"
-            echo "--- last lines of $OUT_DIR/server.log:"
-            tail -n 30 "$OUT_DIR/server.log"
-        else
-            api="http://127.0.0.1:$port"
-            setup=(-setup-concurrency "$SETUP_CONCURRENCY")
-            if has negotiation; then
-                log "thread-negotiation: $TN_RATE writes/s for $TN_DURATION"
-                run_lg server-tn -scenario thread-negotiation -label agentlancer -url "$api" -rate "$TN_RATE" -duration "$TN_DURATION" \
-                    -pairs "$PAIRS" "${setup[@]}" "${common[@]}" ||
-                    problem "thread-negotiation did not run (see message above)"
-            fi
-            if has list; then
-                log "thread-list: $TL_RATE req/s for $TL_DURATION"
-                run_lg server-tl -scenario thread-list -label agentlancer -url "$api" -rate "$TL_RATE" -duration "$TL_DURATION" \
-                    -agents "$AGENTS" -threads-per-agent "$THREADS_PER_AGENT" -list-mode "$LIST_MODE" -thread-state "$THREAD_STATE" \
-                    "${setup[@]}" "${common[@]}" ||
-                    problem "thread-list did not run (see message above)"
-            fi
-            if ! kill -0 "$server_pid" 2>/dev/null; then
-                problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
-            fi
+    if start_agentlancer; then
+        setup=(-setup-concurrency "$SETUP_CONCURRENCY")
+        if has negotiation; then
+            log "thread-negotiation: $TN_RATE writes/s for $TN_DURATION"
+            run_lg server-tn -scenario thread-negotiation -label agentlancer -url "$api" -rate "$TN_RATE" -duration "$TN_DURATION" \
+                -pairs "$PAIRS" "${setup[@]}" "${common[@]}" ||
+                problem "thread-negotiation did not run (see message above)"
+        fi
+        if has list; then
+            log "thread-list: $TL_RATE req/s for $TL_DURATION"
+            run_lg server-tl -scenario thread-list -label agentlancer -url "$api" -rate "$TL_RATE" -duration "$TL_DURATION" \
+                -agents "$AGENTS" -threads-per-agent "$THREADS_PER_AGENT" -list-mode "$LIST_MODE" -thread-state "$THREAD_STATE" \
+                "${setup[@]}" "${common[@]}" ||
+                problem "thread-list did not run (see message above)"
+        fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then
+            problem "agentlancer exited during the benchmark; see $OUT_DIR/server.log"
         fi
     fi
 fi
