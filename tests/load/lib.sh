@@ -114,6 +114,7 @@ run_lg() {
 # to $OUT_DIR/server.log and waits for GET /readyz == 200 ($READY_TIMEOUT). Sets server_pid and
 # api (the base URL). Returns 1, with the problem noted and the log's tail shown, when the binary
 # is missing or the server does not become ready.
+# shellcheck disable=SC2120  # the options are optional
 start_agentlancer() {
     local port data extra_args server_cmd
     if [ ! -x "$AGENTLANCER_BIN" ]; then
