@@ -1,6 +1,7 @@
 #include "service/job_service.hpp"
 
 #include "common/log/log.hpp"
+#include "common/service/durable.hpp"
 #include "common/util/ids.hpp"
 #include "events/job_json.hpp"
 
@@ -18,20 +19,10 @@ Result::Kind kind_of(Verdict v) {
   return Result::Kind::Internal;
 }
 
-// Completes `done` once the transaction is durable (or failed).
 std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, JobService::Callback done) {
-  return [result, done = std::move(done)](std::exception_ptr error) {
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        log::error("job transaction failed", {{"what", e.what()}});
-      }
-      done(Result{Result::Kind::Internal, "Internal error", std::nullopt});
-      return;
-    }
-    done(std::move(*result));
-  };
+  return reply_when_durable<Result>(std::move(result), std::move(done),
+                                    Result{Result::Kind::Internal, "Internal error", std::nullopt},
+                                    "job transaction failed");
 }
 }  // namespace
 

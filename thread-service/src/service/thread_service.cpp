@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "common/log/log.hpp"
+#include "common/service/durable.hpp"
 #include "common/util/ids.hpp"
 #include "events/thread_json.hpp"
 
@@ -22,20 +23,10 @@ Result::Kind kind_of(Verdict v) {
   return Result::Kind::Internal;
 }
 
-// Completes `done` once the transaction is durable (or failed).
 std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, ThreadService::Callback done) {
-  return [result, done = std::move(done)](std::exception_ptr error) {
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        log::error("thread transaction failed", {{"what", e.what()}});
-      }
-      done(Result{Result::Kind::Internal, "Internal error", {}, {}, {}, {}});
-      return;
-    }
-    done(std::move(*result));
-  };
+  return reply_when_durable<Result>(std::move(result), std::move(done),
+                                    Result{Result::Kind::Internal, "Internal error", {}, {}, {}, {}},
+                                    "thread transaction failed");
 }
 
 void apply_fields(Service& s, const ServiceFields& f) {
