@@ -13,6 +13,7 @@
 #include "common/util/ids.hpp"
 #include "job_module.hpp"
 #include "notifier_module.hpp"
+#include "offer_module.hpp"
 #include "thread_module.hpp"
 
 namespace al {
@@ -40,6 +41,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"shutdown.drain_ms", "10000", "On SIGTERM: how long in-flight requests may take to finish.", {}},
   };
   for (auto& e : thread_service::thread_config_entries()) entries.push_back(std::move(e));
+  for (auto& e : offer::offer_config_entries()) entries.push_back(std::move(e));
   for (auto& e : job::job_config_entries()) entries.push_back(std::move(e));
   for (auto& e : notifier::notifier_config_entries()) entries.push_back(std::move(e));
   return entries;
@@ -143,6 +145,7 @@ void Host::start() {
     return false;
   };
   if (wants("thread-service")) modules_.push_back(thread_service::make_thread_module(*runtime_));
+  if (wants("offer-service")) modules_.push_back(offer::make_offer_module(*runtime_));
   if (wants("job-service")) modules_.push_back(job::make_job_module(*runtime_));
   if (wants("notifier")) modules_.push_back(notifier::make_notifier_module(*runtime_));
   if (modules_.empty()) throw ConfigError("no known service selected");

@@ -17,7 +17,7 @@
 namespace {
 constexpr const char* kUsage = R"(usage:
   agentlancer all [--key value ...]              every service in one process (embedded default)
-  agentlancer thread-service|job-service|notifier [...]  one service
+  agentlancer thread-service|offer-service|job-service|notifier [...]  one service
   agentlancer tail-events [--bootstrap HOST:PORT] [--data-dir DIR] [--topic T] [--max N]
                                                  print CloudEvents from the broker (from the start)
   agentlancer config-table                       the configuration table (markdown)
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "tail-events") return tail_events(args);
-    if (command != "all" && command != "thread-service" && command != "job-service" && command != "notifier") {
+    if (command != "all" && command != "thread-service" && command != "offer-service" && command != "job-service" && command != "notifier") {
       std::cerr << "unknown command: " << command << "\n" << kUsage;
       return 2;
     }

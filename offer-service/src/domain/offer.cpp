@@ -1,0 +1,152 @@
+#include "domain/offer.hpp"
+
+namespace al::offer {
+namespace bj = boost::json;
+
+std::string_view status_name(OfferStatus status) {
+  switch (status) {
+    case OfferStatus::Open: return "open";
+    case OfferStatus::Accepted: return "accepted";
+    case OfferStatus::Rejected: return "rejected";
+    case OfferStatus::Inactive: return "inactive";
+  }
+  return "open";
+}
+
+std::optional<OfferStatus> parse_status(std::string_view name) {
+  for (OfferStatus s : {OfferStatus::Open, OfferStatus::Accepted, OfferStatus::Rejected, OfferStatus::Inactive})
+    if (status_name(s) == name) return s;
+  return std::nullopt;
+}
+
+namespace {
+std::string text_at(const bj::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+}  // namespace
+
+bool apply_thread_event(ThreadView& view, std::string_view type, const bj::object& data, long long seq) {
+  if (view.seq >= seq && !view.thread_id.empty()) return false;  // redelivered or stale
+  auto* t = data.if_contains("thread");
+  if (!t || !t->is_object()) return false;
+  const bj::object& thread = t->get_object();
+  view.thread_id = text_at(thread, "id");
+  view.service_id = text_at(thread, "service_id");
+  view.requester_id = text_at(thread, "requester_id");
+  view.provider_id = text_at(thread, "provider_id");
+  view.status = text_at(thread, "status");
+  if (auto* terms = thread.if_contains("locked_terms"); terms && terms->is_object()) view.locked_terms = terms->get_object();
+  else view.locked_terms.reset();
+  if (type == "thread.quote_locked") view.quote_message_id = text_at(data, "quote_message_id");
+  view.seq = seq;
+  return !view.thread_id.empty();
+}
+
+Outcome check_create(const std::optional<ThreadView>& thread, std::string_view actor,
+                     const std::optional<Offer>& live_offer) {
+  if (!thread) return Outcome::fail(Verdict::NotFound, "Thread not found", "not_found");
+  if (actor != thread->requester_id && actor != thread->provider_id)
+    return Outcome::fail(Verdict::Forbidden, std::string(kNotThreadMember), "forbidden");
+  if (actor != thread->requester_id)
+    return Outcome::fail(Verdict::Forbidden, "Only the requester can create the offer", "forbidden");
+  if (live_offer)
+    return Outcome::fail(Verdict::Conflict,
+                         "An offer for this thread is already " + std::string(status_name(live_offer->status)),
+                         "offer_exists");
+  if (thread->status != "quote_locked" || !thread->locked_terms)
+    return Outcome::fail(Verdict::Conflict,
+                         "Quote is not locked: the provider locks it first (POST /api/agent/threads/" +
+                             thread->thread_id + "/lock-quote)",
+                         "quote_not_locked");
+  return {};
+}
+
+Outcome offer_from(const ThreadView& thread, Offer& offer, Millis now, Millis ttl_ms) {
+  const bj::object& terms = *thread.locked_terms;
+  auto* budget = terms.if_contains("budget");
+  std::optional<Decimal> amount;
+  std::string token, network;
+  if (budget && budget->is_object()) {
+    amount = Decimal::parse(text_at(budget->get_object(), "amount"));
+    token = text_at(budget->get_object(), "token");
+    network = text_at(budget->get_object(), "network");
+  }
+  if (!amount || amount->is_zero() || token.empty() || network.empty())
+    return Outcome::fail(Verdict::Conflict, "The locked quote has no usable budget {amount, token, network}",
+                         "quote_not_locked");
+  offer.thread_id = thread.thread_id;
+  offer.service_id = thread.service_id;
+  offer.requester_id = thread.requester_id;
+  offer.provider_id = thread.provider_id;
+  offer.status = OfferStatus::Open;
+  offer.terms = terms;
+  offer.amount = *amount;
+  offer.token = token;
+  offer.network = network;
+  offer.quote_message_id = thread.quote_message_id.value_or("");
+  offer.expires_at = now + ttl_ms;
+  offer.created_at = now;
+  offer.updated_at = now;
+  Outcome out;
+  out.events.emplace_back("offer.created");
+  return out;
+}
+
+Outcome expire_if_due(Offer& offer, Millis now) {
+  if (offer.status != OfferStatus::Open || now < offer.expires_at) return {Verdict::Unchanged, {}, {}, {}};
+  offer.status = OfferStatus::Inactive;
+  offer.decided_at = now;
+  offer.decision_reason = "expired";
+  offer.updated_at = now;
+  Outcome out;
+  out.events.emplace_back("offer.expired");
+  return out;
+}
+
+Outcome respond(Offer& offer, std::string_view actor, bool accept, const std::optional<std::string>& reason,
+                Millis now) {
+  if (actor != offer.requester_id && actor != offer.provider_id)
+    return Outcome::fail(Verdict::Forbidden, std::string(kNotOfferMember), "forbidden");
+  if (actor != offer.provider_id)
+    return Outcome::fail(Verdict::Forbidden, "Only the provider can respond to this offer", "forbidden");
+  OfferStatus wanted = accept ? OfferStatus::Accepted : OfferStatus::Rejected;
+  if (offer.status == wanted) return {Verdict::Unchanged, {}, {}, {}};
+  Outcome expired = expire_if_due(offer, now);
+  if (expired.verdict == Verdict::Applied) {
+    expired.verdict = Verdict::Conflict;  // the expiry is kept; the decision is refused
+    expired.message = "Offer expired";
+    expired.code = "offer_expired";
+    return expired;
+  }
+  if (offer.status != OfferStatus::Open)
+    return Outcome::fail(Verdict::Conflict, "Offer is already " + std::string(status_name(offer.status)),
+                         "offer_decided");
+  offer.status = wanted;
+  offer.decided_at = now;
+  offer.decision_reason = reason;
+  offer.updated_at = now;
+  Outcome out;
+  out.events.emplace_back(accept ? "offer.accepted" : "offer.rejected");
+  return out;
+}
+
+Contract contract_for(const Offer& offer, std::string id, const PaymentTerms& payment, Millis now) {
+  Contract c;
+  c.id = std::move(id);
+  c.offer_id = offer.id;
+  c.thread_id = offer.thread_id;
+  c.buyer_id = offer.requester_id;
+  c.provider_id = offer.provider_id;
+  c.amount = offer.amount;
+  c.token = offer.token;
+  c.network = offer.network;
+  c.pay_to = payment.pay_to;
+  c.required_confirmations = payment.required_confirmations;
+  c.chain_adapter = payment.chain_adapter;
+  c.created_at = now;
+  c.updated_at = now;
+  return c;
+}
+
+}  // namespace al::offer

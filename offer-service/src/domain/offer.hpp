@@ -1,0 +1,107 @@
+#pragma once
+#include <boost/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock/clock.hpp"
+#include "common/money/decimal.hpp"
+
+// Offers and contracts (seed 000) as pure state: no I/O, time and ids passed in.
+namespace al::offer {
+
+// What offer-service knows of a thread, from thread-service's events.
+struct ThreadView {
+  std::string thread_id;
+  std::string service_id;
+  std::string requester_id;
+  std::string provider_id;
+  std::string status;  // negotiating | quote_locked | offered | closed
+  std::optional<boost::json::object> locked_terms;
+  std::optional<std::string> quote_message_id;
+  long long seq = 0;  // of the last thread event applied
+};
+
+enum class OfferStatus { Open, Accepted, Rejected, Inactive };
+std::string_view status_name(OfferStatus status);
+std::optional<OfferStatus> parse_status(std::string_view name);
+
+struct Offer {
+  long long row = 0;  // storage order (cursor); 0 until stored
+  std::string id;
+  std::string thread_id;
+  std::string service_id;
+  std::string requester_id;
+  std::string provider_id;
+  OfferStatus status = OfferStatus::Open;
+  boost::json::object terms;  // the locked quote's terms, as thread-service published them
+  Decimal amount;
+  std::string token;
+  std::string network;
+  std::string quote_message_id;
+  Millis expires_at = 0;
+  std::optional<Millis> decided_at;
+  std::optional<std::string> decision_reason;
+  std::optional<std::string> contract_id;
+  Millis created_at = 0;
+  Millis updated_at = 0;
+  long long version = 0;  // one per event; the CloudEvent seq
+};
+
+struct Contract {
+  std::string id;
+  std::string offer_id;
+  std::string thread_id;
+  std::string buyer_id;     // the requester
+  std::string provider_id;
+  std::string status = "awaiting_payment";
+  Decimal amount;
+  std::string token;
+  std::string network;
+  std::string pay_to;
+  int required_confirmations = 1;
+  int confirmations = 0;
+  std::optional<std::string> tx_hash;
+  std::string chain_adapter;
+  Millis created_at = 0;
+  Millis updated_at = 0;
+  long long version = 0;
+};
+
+enum class Verdict { Applied, Unchanged, Forbidden, Conflict, NotFound };
+
+struct Outcome {
+  Verdict verdict = Verdict::Applied;
+  std::string message;
+  std::string code;                  // for refusals: a stable machine-readable reason
+  std::vector<std::string> events;   // offer.* types, in order
+  static Outcome fail(Verdict v, std::string message, std::string code) { return {v, std::move(message), std::move(code), {}}; }
+};
+
+inline constexpr std::string_view kNotThreadMember = "Not authorized to access this thread";
+inline constexpr std::string_view kNotOfferMember = "Not authorized to access this offer";
+
+// Applies a thread.* event's thread summary to the view; false when it is not newer.
+bool apply_thread_event(ThreadView& view, std::string_view type, const boost::json::object& data, long long seq);
+
+// Whether `actor` may create an offer on the thread now. `live_offer` is the thread's open or
+// accepted offer, if any.
+Outcome check_create(const std::optional<ThreadView>& thread, std::string_view actor,
+                     const std::optional<Offer>& live_offer);
+// The locked terms' budget, or a message saying what is wrong with them.
+Outcome offer_from(const ThreadView& thread, Offer& offer, Millis now, Millis ttl_ms);
+
+// Provider's decision. An offer past its expiry becomes inactive first (and the decision fails).
+Outcome respond(Offer& offer, std::string_view actor, bool accept, const std::optional<std::string>& reason,
+                Millis now);
+Outcome expire_if_due(Offer& offer, Millis now);
+
+struct PaymentTerms {
+  std::string pay_to;
+  int required_confirmations = 1;
+  std::string chain_adapter;
+};
+Contract contract_for(const Offer& offer, std::string id, const PaymentTerms& payment, Millis now);
+
+}  // namespace al::offer

@@ -1,0 +1,172 @@
+#include "handlers/offer_handlers.hpp"
+
+#include <algorithm>
+
+#include "common/json/json.hpp"
+#include "common/service/module.hpp"
+#include "common/util/ids.hpp"
+#include "events/offer_json.hpp"
+
+namespace al::offer {
+namespace {
+using http::Request;
+using http::Responder;
+using http::Response;
+namespace bj = boost::json;
+
+bool is_opaque_id(std::string_view id, std::string_view prefix) {
+  if (id.size() <= prefix.size() || id.size() > 64 || id.substr(0, prefix.size()) != prefix) return false;
+  return std::all_of(id.begin() + static_cast<long>(prefix.size()), id.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
+}
+
+Response validation_error(const std::vector<json::FieldError>& errors) {
+  return Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors));
+}
+
+// Empty or `{}`-like bodies for action routes; anything else must be a JSON object.
+std::optional<bj::object> body_of(const Request& req, const Responder& reply) {
+  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return bj::object{};
+  Response error;
+  auto body = read_json_object(req, error);
+  if (!body) reply(std::move(error));
+  return body;
+}
+
+Response refusal(const Result& r) {
+  switch (r.kind) {
+    case Result::Kind::Forbidden: return Response::error(403, r.message, r.code.empty() ? "forbidden" : r.code);
+    case Result::Kind::NotFound: return Response::error(404, r.message, "not_found");
+    case Result::Kind::Conflict: {
+      bj::value details = nullptr;
+      if (r.code == "offer_exists" && r.offer)
+        details = bj::object{{"offer_id", r.offer->id}, {"status", status_name(r.offer->status)}};
+      return Response::error(409, r.message, r.code.empty() ? "conflict" : r.code, std::move(details));
+    }
+    default: return Response::error(500, "Internal error", "internal");
+  }
+}
+
+bool succeeded(const Result& r) {
+  return r.kind == Result::Kind::Ok || r.kind == Result::Kind::Created || r.kind == Result::Kind::Unchanged;
+}
+
+Viewer viewer_of(const Offer& o, const std::string& agent) {
+  return agent == o.provider_id ? Viewer::Provider : Viewer::Requester;
+}
+}  // namespace
+
+void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
+                      const auth::ApiKeyAuthority& auth, std::function<std::string()> base_url) {
+  using verb = http::bhttp::verb;
+
+  router.add(verb::post, "/api/agent/threads/{id}/create-offer", [&service, &auth, base_url](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    auto body = body_of(req, reply);
+    if (!body) return;
+    json::ObjectReader r(*body, {});
+    if (!r.ok()) return reply(validation_error(r.errors()));
+    std::string id(req.param("id"));
+    if (!is_opaque_id(id, "thr_")) return reply(Response::error(404, "Thread not found", "not_found"));
+    service.create_offer(id, *who.agent_id, req.request_id, [reply, agent = *who.agent_id, base_url](Result result) {
+      if (!succeeded(result)) return reply(refusal(result));
+      reply(Response::json(201, offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url())));
+    });
+  });
+
+  router.add(verb::get, "/api/agent/offers", [&store, &auth, base_url](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    OfferQuery q;
+    q.agent_id = *who.agent_id;
+    std::vector<json::FieldError> errors;
+    for (const auto& [key, value] : req.query) {
+      if (key == "mode") {
+        if (value == "incoming") q.as_provider = true;
+        else if (value == "outgoing") q.as_provider = false;
+        else errors.push_back({"mode", "must be incoming or outgoing"});
+      } else if (key == "status") {
+        std::string_view rest = value;
+        if (rest.empty()) errors.push_back({"status", "must not be empty"});
+        while (!rest.empty()) {
+          auto comma = rest.find(',');
+          auto s = parse_status(rest.substr(0, comma));
+          if (!s) {
+            errors.push_back({"status", "must be open, accepted, rejected or inactive (or a comma list)"});
+            break;
+          }
+          q.statuses.push_back(*s);
+          rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        }
+      } else if (key == "limit") {
+        long long n = 0;
+        if (!parse_positive_int64(value, n) || n > 100) errors.push_back({"limit", "must be 1..100"});
+        else q.limit = static_cast<int>(n);
+      } else if (key == "cursor") {
+        long long n = 0;
+        if (!parse_positive_int64(value, n)) errors.push_back({"cursor", "is not a cursor from a previous page"});
+        else q.before_row = n;
+      } else {
+        errors.push_back({key.substr(0, 64), "unknown query parameter"});
+      }
+    }
+    if (!errors.empty()) return reply(validation_error(errors));
+    auto page = store.list_offers(q);
+    std::string base = base_url();
+    bj::array offers;
+    for (const auto& o : page.offers) offers.push_back(offer_to_json(o, viewer_of(o, q.agent_id), base));
+    reply(Response::json(200, bj::object{{"offers", std::move(offers)},
+                                         {"next_cursor", page.next_before_row ? bj::value(std::to_string(*page.next_before_row))
+                                                                              : bj::value(nullptr)}}));
+  });
+
+  router.add(verb::get, "/api/agent/offers/{id}", [&store, &auth, base_url](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    std::string id(req.param("id"));
+    std::optional<Offer> offer;
+    if (is_opaque_id(id, "off_")) offer = store.get_offer(id);
+    if (!offer) return reply(Response::error(404, "Offer not found", "not_found"));
+    if (*who.agent_id != offer->requester_id && *who.agent_id != offer->provider_id)
+      return reply(Response::error(403, kNotOfferMember, "forbidden"));
+    reply(Response::json(200, offer_to_json(*offer, viewer_of(*offer, *who.agent_id), base_url())));
+  });
+
+  router.add(verb::post, "/api/agent/offers/{id}/respond", [&service, &store, &auth, base_url](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    std::string id(req.param("id"));
+    std::optional<Offer> offer;
+    if (is_opaque_id(id, "off_")) offer = store.get_offer(id);
+    if (!offer) return reply(Response::error(404, "Offer not found", "not_found"));
+    // 403 for someone else's offer before the body is looked at.
+    if (*who.agent_id != offer->requester_id && *who.agent_id != offer->provider_id)
+      return reply(Response::error(403, kNotOfferMember, "forbidden"));
+    Response error;
+    auto body = read_json_object(req, error);
+    if (!body) return reply(std::move(error));
+    json::ObjectReader r(*body, {"action", "reason"});
+    auto action = r.required_string("action", 1, 16);
+    auto reason = r.optional_string("reason", 2000);
+    if (action && *action != "accept" && *action != "reject") r.fail("action", "must be \"accept\" or \"reject\"");
+    if (!r.ok()) return reply(validation_error(r.errors()));
+    service.respond(id, *who.agent_id, *action == "accept", reason, req.request_id,
+                    [reply, agent = *who.agent_id, base_url](Result result) {
+                      if (!succeeded(result)) return reply(refusal(result));
+                      bj::object out = offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url());
+                      if (result.contract) out["contract"] = contract_monitor_json(*result.contract, base_url());
+                      reply(Response::json(200, out));
+                    });
+  });
+
+  router.add(verb::get, "/api/contracts/{id}/tx-status", [&store, base_url](const Request& req, Responder reply) {
+    std::string id(req.param("id"));
+    std::optional<Contract> contract;
+    if (is_opaque_id(id, "ctr_")) contract = store.get_contract(id);
+    if (!contract) return reply(Response::error(404, "Contract not found", "not_found"));
+    reply(Response::json(200, contract_monitor_json(*contract, base_url())));
+  });
+}
+
+}  // namespace al::offer

@@ -1,0 +1,15 @@
+#pragma once
+#include <functional>
+#include <string>
+
+#include "common/auth/api_key.hpp"
+#include "common/http/router.hpp"
+#include "service/offer_service.hpp"
+#include "storage/offer_store.hpp"
+
+namespace al::offer {
+
+void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
+                      const auth::ApiKeyAuthority& auth, std::function<std::string()> base_url);
+
+}  // namespace al::offer

@@ -1,0 +1,131 @@
+#include "offer_module.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/events/outbox.hpp"
+#include "common/log/log.hpp"
+#include "common/util/ids.hpp"
+#include "handlers/offer_handlers.hpp"
+#include "service/offer_service.hpp"
+#include "storage/sqlite_offer_store.hpp"
+
+namespace al::offer {
+
+std::vector<ConfigEntry> offer_config_entries() {
+  return {
+      {"offers.ttl_ms", "259200000", "How long an offer stays open before it becomes `inactive` (ms; default 72 h).", {}},
+      {"offers.expiry_sweep_ms", "1000", "How often open offers past their expiry are made inactive (ms).", {}},
+      {"offers.projection_wait_ms", "5000", "How long create-offer waits for a just-locked quote to reach offer-service (ms).", {}},
+      {"contracts.pay_to", "*:0x0000000000000000000000000000000000a11ce5", "Address buyers pay, per network: `network:address[,…]`, `*` for any other network. Set it for a real deployment.", {}},
+      {"contracts.confirmations", "*:1", "Confirmations a payment needs, per network: `network:n[,…]`, e.g. `base:3,ethereum:12,*:1`.", {}},
+      {"contracts.chain_adapter", "sandbox", "Payment verification: `sandbox` (embedded default, clearly marked in every contract response).", {}},
+  };
+}
+
+namespace {
+OfferServiceOptions options_from(const Config& config) {
+  OfferServiceOptions o;
+  o.ttl_ms = config.get_int("offers.ttl_ms");
+  o.projection_wait_ms = config.get_int("offers.projection_wait_ms");
+  o.pay_to = PerNetwork::parse(config.get("contracts.pay_to"));
+  o.confirmations = PerNetwork::parse(config.get("contracts.confirmations"));
+  o.chain_adapter = config.get("contracts.chain_adapter");
+  if (o.chain_adapter != "sandbox") throw ConfigError("contracts.chain_adapter: only \"sandbox\" is available in this build");
+  if (o.ttl_ms < 1) throw ConfigError("offers.ttl_ms must be positive");
+  if (!o.pay_to.get("*")) throw ConfigError("contracts.pay_to needs a default (`*:0x…`)");
+  for (const auto& [network, n] : o.confirmations.values()) {
+    long long value = 0;
+    if (!parse_positive_int64(n, value) || value > 1000)
+      throw ConfigError("contracts.confirmations: " + network + " needs 1..1000 confirmations, got \"" + n + "\"");
+  }
+  return o;
+}
+
+class OfferModule final : public Module {
+ public:
+  explicit OfferModule(Runtime& rt)
+      : rt_(rt),
+        db_(rt.data_dir + "/offer-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
+        store_(db_, rt.clock),
+        service_(store_, rt.clock, rt.scheduler, options_from(rt.config)),
+        relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
+               events::RelayOptions{.name = "offer-service",
+                                    .replay_published_on_start = rt.embedded_kafka,
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms")}),
+        // The locked quotes come from thread-service's events (no request calls it).
+        threads_("offer-service.threads", rt.kafka_bootstrap, "offer-service", {"agentlancer.threads.v1"}, db_, rt.clock,
+                 [this](storage::Connection& c, const events::CloudEvent& e) {
+                   auto tx = SqliteOfferStore::tx_on(c, rt_.clock);
+                   service_.follow_thread(*tx, e);
+                 },
+                 &rt.metrics, rt.consumer_settings),
+        sweeper_(rt.io) {
+    db_.migrate(offer_migrations());
+    rt.metrics.register_gauge("offer_service_outbox_backlog", "Offer-service events committed but not yet published.",
+                              [this] { return static_cast<double>(relay_.backlog()); });
+  }
+
+  std::string name() const override { return "offer-service"; }
+  void add_routes(http::Router& router) override {
+    add_offer_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
+  }
+
+  void start() override {
+    relay_.start();
+    threads_.start();
+    schedule_sweep();
+  }
+
+  void stop() override {
+    stopping_ = true;
+    sweeper_.cancel();
+    threads_.stop();
+    relay_.stop();
+    db_.stop();
+  }
+
+  bool ready(std::string& reason) override {
+    if (!store_.healthy()) {
+      reason = "offer-service database unavailable";
+      return false;
+    }
+    if (!relay_.broker_reachable(1000)) {
+      reason = "offer-service cannot reach the Kafka broker";
+      return false;
+    }
+    if (!threads_.joined()) {
+      reason = "offer-service consumer has not joined its group yet";
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  void schedule_sweep() {
+    if (stopping_) return;
+    sweeper_.expires_after(std::chrono::milliseconds(rt_.config.get_int("offers.expiry_sweep_ms")));
+    sweeper_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      try {
+        service_.expire_due();
+      } catch (const std::exception& e) {
+        log::error("offer expiry sweep failed", {{"what", e.what()}});
+      }
+      schedule_sweep();
+    });
+  }
+
+  Runtime& rt_;
+  storage::Database db_;
+  SqliteOfferStore store_;
+  OfferService service_;
+  events::OutboxRelay relay_;
+  events::ConsumerLoop threads_;
+  boost::asio::steady_timer sweeper_;
+  std::atomic<bool> stopping_{false};
+};
+}  // namespace
+
+std::unique_ptr<Module> make_offer_module(Runtime& runtime) { return std::make_unique<OfferModule>(runtime); }
+
+}  // namespace al::offer

@@ -1,0 +1,208 @@
+#include "service/offer_service.hpp"
+
+#include "common/config/config.hpp"
+#include "common/log/log.hpp"
+#include "common/service/durable.hpp"
+#include "common/util/ids.hpp"
+#include "events/offer_json.hpp"
+
+namespace al::offer {
+namespace {
+Result::Kind kind_of(Verdict v) {
+  switch (v) {
+    case Verdict::Applied: return Result::Kind::Ok;
+    case Verdict::Unchanged: return Result::Kind::Unchanged;
+    case Verdict::Forbidden: return Result::Kind::Forbidden;
+    case Verdict::Conflict: return Result::Kind::Conflict;
+    case Verdict::NotFound: return Result::Kind::NotFound;
+  }
+  return Result::Kind::Internal;
+}
+
+std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, OfferService::Callback done) {
+  return reply_when_durable<Result>(std::move(result), std::move(done),
+                                    Result{Result::Kind::Internal, "Internal error", "internal", {}, {}},
+                                    "offer transaction failed");
+}
+}  // namespace
+
+PerNetwork PerNetwork::parse(const std::string& text) {
+  PerNetwork out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    auto colon = item.find(':');
+    if (!item.empty()) {
+      if (colon == std::string::npos || colon == 0 || colon + 1 == item.size())
+        throw ConfigError("expected network:value[,network:value…] (\"*\" for any network), got \"" + item + "\"");
+      out.values_[item.substr(0, colon)] = item.substr(colon + 1);
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::optional<std::string> PerNetwork::get(const std::string& network) const {
+  if (auto it = values_.find(network); it != values_.end()) return it->second;
+  if (auto it = values_.find("*"); it != values_.end()) return it->second;
+  return std::nullopt;
+}
+
+OfferService::OfferService(OfferStore& store, const Clock& clock, Scheduler& scheduler, OfferServiceOptions options)
+    : store_(store), clock_(clock), scheduler_(scheduler), options_(std::move(options)) {}
+
+void OfferService::record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types,
+                          const std::string& request_id) {
+  long long first_seq = offer.version + 1;
+  offer.version += static_cast<long long>(types.size());
+  if (offer.row == 0) tx.insert_offer(offer); else tx.save_offer(offer);
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    events::CloudEvent e;
+    e.id = new_uuid_v7(clock_.now_ms());
+    e.type = types[i];
+    e.source = options_.source;
+    e.subject = offer.id;
+    e.time = clock_.now_ms();
+    e.seq = first_seq + static_cast<long long>(i);
+    e.audience = {offer.requester_id, offer.provider_id};
+    e.request_id = request_id;
+    e.data = {{"offer", offer_event_json(offer)}};
+    tx.publish(kOffersTopic, e);
+  }
+}
+
+void OfferService::record_contract(OfferTx& tx, Contract& contract, const std::string& type,
+                                   const std::string& request_id) {
+  contract.version += 1;
+  if (contract.version == 1) tx.insert_contract(contract);
+  events::CloudEvent e;
+  e.id = new_uuid_v7(clock_.now_ms());
+  e.type = type;
+  e.source = options_.source;
+  e.subject = contract.id;
+  e.time = clock_.now_ms();
+  e.seq = contract.version;
+  e.audience = {contract.buyer_id, contract.provider_id};
+  e.request_id = request_id;
+  e.data = {{"contract", contract_event_json(contract)}};
+  tx.publish(kContractsTopic, e);
+}
+
+void OfferService::create_offer(std::string thread_id, std::string actor, std::string request_id, Callback done) {
+  auto key = std::make_shared<std::pair<std::string, std::string>>(std::move(thread_id), std::move(actor));
+  try_create(key, std::move(request_id),
+             std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.projection_wait_ms), std::move(done));
+}
+
+void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string>> key, std::string request_id,
+                              std::chrono::steady_clock::time_point give_up_at, Callback done) {
+  auto result = std::make_shared<Result>();
+  auto lagging = std::make_shared<bool>(false);
+  store_.transact(
+      [this, key, result, lagging, request_id](OfferTx& tx) {
+        const auto& [thread_id, actor] = *key;
+        auto thread = tx.load_thread(thread_id);
+        auto live = thread ? tx.live_offer_for(thread_id) : std::nullopt;
+        Outcome check = check_create(thread, actor, live);
+        if (check.verdict != Verdict::Applied) {
+          // Unknown thread, or not locked yet: thread-service's event may still be on its way.
+          *lagging = check.verdict == Verdict::NotFound || check.code == "quote_not_locked";
+          result->kind = kind_of(check.verdict);
+          result->message = check.message;
+          result->code = check.code;
+          result->offer = live;
+          return;
+        }
+        Millis now = clock_.now_ms();
+        Offer offer;
+        offer.id = new_sortable_id("off_", now);
+        Outcome made = offer_from(*thread, offer, now, options_.ttl_ms);
+        if (made.verdict != Verdict::Applied) {
+          result->kind = kind_of(made.verdict);
+          result->message = made.message;
+          result->code = made.code;
+          return;
+        }
+        record(tx, offer, made.events, request_id);
+        result->kind = Result::Kind::Created;
+        result->offer = std::move(offer);
+      },
+      [this, key, result, lagging, request_id, give_up_at, done](std::exception_ptr error) {
+        if (!error && *lagging && std::chrono::steady_clock::now() < give_up_at) {
+          scheduler_.after(std::chrono::milliseconds(25), [this, key, request_id, give_up_at, done] {
+            try_create(key, request_id, give_up_at, done);
+          });
+          return;
+        }
+        finish(result, done)(error);
+      });
+}
+
+void OfferService::respond(std::string offer_id, std::string actor, bool accept, std::optional<std::string> reason,
+                           std::string request_id, Callback done) {
+  auto result = std::make_shared<Result>();
+  store_.transact(
+      [this, offer_id = std::move(offer_id), actor = std::move(actor), accept, reason = std::move(reason), request_id,
+       result](OfferTx& tx) {
+        auto offer = tx.load_offer(offer_id);
+        if (!offer) {
+          result->kind = Result::Kind::NotFound;
+          result->message = "Offer not found";
+          result->code = "not_found";
+          return;
+        }
+        Millis now = clock_.now_ms();
+        Outcome outcome = offer::respond(*offer, actor, accept, reason, now);
+        result->kind = kind_of(outcome.verdict);
+        result->message = outcome.message;
+        result->code = outcome.code;
+        if (!outcome.events.empty()) {
+          if (offer->status == OfferStatus::Accepted) {
+            PaymentTerms payment;
+            payment.pay_to = options_.pay_to.get(offer->network).value_or("");
+            payment.required_confirmations = std::stoi(options_.confirmations.get(offer->network).value_or("1"));
+            payment.chain_adapter = options_.chain_adapter;
+            Contract contract = contract_for(*offer, new_sortable_id("ctr_", now), payment, now);
+            offer->contract_id = contract.id;
+            record(tx, *offer, outcome.events, request_id);
+            record_contract(tx, contract, "contract.created", request_id);
+            result->contract = std::move(contract);
+          } else {
+            record(tx, *offer, outcome.events, request_id);  // rejected, or the expiry that refused it
+          }
+        }
+        result->offer = std::move(offer);
+      },
+      finish(result, std::move(done)));
+}
+
+int OfferService::expire_due(int limit) {
+  auto ids = store_.due_for_expiry(clock_.now_ms(), limit);
+  for (const auto& id : ids) {
+    store_.transact(
+        [this, id](OfferTx& tx) {
+          auto offer = tx.load_offer(id);
+          if (!offer) return;
+          Outcome outcome = expire_if_due(*offer, clock_.now_ms());
+          if (!outcome.events.empty()) record(tx, *offer, outcome.events, "expiry-sweeper");
+        },
+        [](std::exception_ptr error) {
+          if (error) log::error("offer expiry failed", {});
+        });
+  }
+  return static_cast<int>(ids.size());
+}
+
+void OfferService::follow_thread(OfferTx& tx, const events::CloudEvent& e) {
+  if (e.type.rfind("thread.", 0) != 0) return;
+  auto* thread = e.data.if_contains("thread");
+  if (!thread || !thread->is_object()) return;
+  auto* id = thread->get_object().if_contains("id");
+  if (!id || !id->is_string()) return;
+  ThreadView view = tx.load_thread(std::string(id->get_string())).value_or(ThreadView{});
+  if (apply_thread_event(view, e.type, e.data, e.seq)) tx.save_thread(view);
+}
+
+}  // namespace al::offer

@@ -1,0 +1,71 @@
+#pragma once
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/clock/clock.hpp"
+#include "common/service/module.hpp"
+#include "domain/offer.hpp"
+#include "storage/offer_store.hpp"
+
+namespace al::offer {
+
+struct Result {
+  enum class Kind { Ok, Created, Unchanged, Forbidden, Conflict, NotFound, Internal };
+  Kind kind = Kind::Ok;
+  std::string message;
+  std::string code;
+  std::optional<Offer> offer;
+  std::optional<Contract> contract;
+};
+
+// Per-network values written "network:value,…" with "*" as the default, e.g. "base:3,*:1".
+class PerNetwork {
+ public:
+  static PerNetwork parse(const std::string& text);  // throws ConfigError
+  std::optional<std::string> get(const std::string& network) const;
+  const std::map<std::string, std::string>& values() const { return values_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+struct OfferServiceOptions {
+  Millis ttl_ms = 72LL * 3600 * 1000;
+  Millis projection_wait_ms = 5000;  // how long create-offer waits for a just-locked quote to arrive
+  PerNetwork pay_to;
+  PerNetwork confirmations;
+  std::string chain_adapter = "sandbox";
+  std::string source = "offer-service";
+};
+
+// The offer and contract use cases. Each runs in one transaction: state change and its events.
+class OfferService {
+ public:
+  using Callback = std::function<void(Result)>;
+  OfferService(OfferStore& store, const Clock& clock, Scheduler& scheduler, OfferServiceOptions options);
+
+  void create_offer(std::string thread_id, std::string actor, std::string request_id, Callback done);
+  void respond(std::string offer_id, std::string actor, bool accept, std::optional<std::string> reason,
+               std::string request_id, Callback done);
+  int expire_due(int limit = 500);
+
+  // Applies a thread-service event (the consumer's transaction).
+  void follow_thread(OfferTx& tx, const events::CloudEvent& event);
+
+ private:
+  void try_create(std::shared_ptr<std::pair<std::string, std::string>> thread_and_actor, std::string request_id,
+                  std::chrono::steady_clock::time_point give_up_at, Callback done);
+  void record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types, const std::string& request_id);
+  void record_contract(OfferTx& tx, Contract& contract, const std::string& type, const std::string& request_id);
+
+  OfferStore& store_;
+  const Clock& clock_;
+  Scheduler& scheduler_;
+  OfferServiceOptions options_;
+};
+
+}  // namespace al::offer

@@ -1,0 +1,56 @@
+#pragma once
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/events/cloud_event.hpp"
+#include "domain/offer.hpp"
+
+namespace al::offer {
+
+inline constexpr const char* kOffersTopic = "agentlancer.offers.v1";
+inline constexpr const char* kContractsTopic = "agentlancer.contracts.v1";
+
+// One write transaction of offer-service: state changes and their outbox events commit together.
+class OfferTx {
+ public:
+  virtual ~OfferTx() = default;
+  virtual std::optional<ThreadView> load_thread(const std::string& thread_id) = 0;
+  virtual void save_thread(const ThreadView& view) = 0;
+  virtual std::optional<Offer> load_offer(const std::string& id) = 0;
+  // The thread's open or accepted offer, if any.
+  virtual std::optional<Offer> live_offer_for(const std::string& thread_id) = 0;
+  virtual void insert_offer(Offer& offer) = 0;  // assigns offer.row
+  virtual void save_offer(const Offer& offer) = 0;
+  virtual void insert_contract(const Contract& contract) = 0;
+  virtual void publish(const std::string& topic, const events::CloudEvent& event) = 0;
+};
+
+struct OfferQuery {
+  std::string agent_id;
+  std::optional<bool> as_provider;  // true: incoming, false: outgoing, none: both
+  std::vector<OfferStatus> statuses;
+  int limit = 20;
+  std::optional<long long> before_row;
+};
+
+struct OfferPage {
+  std::vector<Offer> offers;
+  std::optional<long long> next_before_row;
+};
+
+class OfferStore {
+ public:
+  virtual ~OfferStore() = default;
+  virtual void transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) = 0;
+  virtual std::optional<ThreadView> get_thread(const std::string& thread_id) = 0;
+  virtual std::optional<Offer> get_offer(const std::string& id) = 0;
+  virtual OfferPage list_offers(const OfferQuery& query) = 0;
+  virtual std::optional<Contract> get_contract(const std::string& id) = 0;
+  virtual std::vector<std::string> due_for_expiry(Millis now, int limit) = 0;
+  virtual bool healthy() = 0;
+};
+
+}  // namespace al::offer

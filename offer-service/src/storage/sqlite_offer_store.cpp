@@ -1,0 +1,285 @@
+#include "storage/sqlite_offer_store.hpp"
+
+#include "common/events/outbox.hpp"
+
+namespace al::offer {
+namespace bj = boost::json;
+
+std::vector<storage::Migration> offer_migrations() {
+  return {
+      events::outbox_migration(1),
+      {2, R"sql(
+CREATE TABLE thread_views (
+  thread_id TEXT PRIMARY KEY,
+  service_id TEXT NOT NULL,
+  requester_id TEXT NOT NULL,
+  provider_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  locked_terms TEXT,
+  quote_message_id TEXT,
+  seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE offers (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  thread_id TEXT NOT NULL,
+  service_id TEXT NOT NULL,
+  requester_id TEXT NOT NULL,
+  provider_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  terms TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  token TEXT NOT NULL,
+  network TEXT NOT NULL,
+  quote_message_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  decided_at INTEGER,
+  decision_reason TEXT,
+  contract_id TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version INTEGER NOT NULL
+);
+CREATE INDEX offers_by_requester ON offers(requester_id, pos);
+CREATE INDEX offers_by_provider ON offers(provider_id, pos);
+CREATE INDEX offers_by_thread ON offers(thread_id, pos);
+CREATE INDEX offers_open_by_expiry ON offers(expires_at) WHERE status = 'open';
+CREATE TABLE contracts (
+  pos INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  offer_id TEXT NOT NULL UNIQUE,
+  thread_id TEXT NOT NULL,
+  buyer_id TEXT NOT NULL,
+  provider_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  amount TEXT NOT NULL,
+  token TEXT NOT NULL,
+  network TEXT NOT NULL,
+  pay_to TEXT NOT NULL,
+  required_confirmations INTEGER NOT NULL,
+  confirmations INTEGER NOT NULL,
+  tx_hash TEXT UNIQUE,
+  chain_adapter TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  version INTEGER NOT NULL
+);
+)sql"},
+  };
+}
+
+namespace {
+constexpr const char* kOfferColumns =
+    "pos, id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, network, "
+    "quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, version";
+
+Offer read_offer(const storage::Query& q) {
+  Offer o;
+  o.row = q.int64(0);
+  o.id = q.text(1);
+  o.thread_id = q.text(2);
+  o.service_id = q.text(3);
+  o.requester_id = q.text(4);
+  o.provider_id = q.text(5);
+  o.status = parse_status(q.text(6)).value_or(OfferStatus::Open);
+  o.terms = bj::parse(q.text(7)).as_object();
+  o.amount = *Decimal::parse(q.text(8));
+  o.token = q.text(9);
+  o.network = q.text(10);
+  o.quote_message_id = q.text(11);
+  o.expires_at = q.int64(12);
+  o.decided_at = q.opt_int64(13);
+  o.decision_reason = q.opt_text(14);
+  o.contract_id = q.opt_text(15);
+  o.created_at = q.int64(16);
+  o.updated_at = q.int64(17);
+  o.version = q.int64(18);
+  return o;
+}
+
+constexpr const char* kContractColumns =
+    "id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
+    "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version";
+
+Contract read_contract(const storage::Query& q) {
+  Contract c;
+  c.id = q.text(0);
+  c.offer_id = q.text(1);
+  c.thread_id = q.text(2);
+  c.buyer_id = q.text(3);
+  c.provider_id = q.text(4);
+  c.status = q.text(5);
+  c.amount = *Decimal::parse(q.text(6));
+  c.token = q.text(7);
+  c.network = q.text(8);
+  c.pay_to = q.text(9);
+  c.required_confirmations = static_cast<int>(q.int64(10));
+  c.confirmations = static_cast<int>(q.int64(11));
+  c.tx_hash = q.opt_text(12);
+  c.chain_adapter = q.text(13);
+  c.created_at = q.int64(14);
+  c.updated_at = q.int64(15);
+  c.version = q.int64(16);
+  return c;
+}
+
+std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::string& id) {
+  auto q = c.query(
+      "SELECT thread_id, service_id, requester_id, provider_id, status, locked_terms, quote_message_id, seq "
+      "FROM thread_views WHERE thread_id = ?",
+      id);
+  if (!q.next()) return std::nullopt;
+  ThreadView v;
+  v.thread_id = q.text(0);
+  v.service_id = q.text(1);
+  v.requester_id = q.text(2);
+  v.provider_id = q.text(3);
+  v.status = q.text(4);
+  if (auto terms = q.opt_text(5)) v.locked_terms = bj::parse(*terms).as_object();
+  v.quote_message_id = q.opt_text(6);
+  v.seq = q.int64(7);
+  return v;
+}
+
+class SqliteOfferTx final : public OfferTx {
+ public:
+  SqliteOfferTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
+
+  std::optional<ThreadView> load_thread(const std::string& id) override { return read_thread_view(c_, id); }
+
+  void save_thread(const ThreadView& v) override {
+    std::optional<std::string> terms;
+    if (v.locked_terms) terms = bj::serialize(*v.locked_terms);
+    c_.query(
+        "INSERT INTO thread_views(thread_id, service_id, requester_id, provider_id, status, locked_terms, "
+        "quote_message_id, seq) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(thread_id) DO UPDATE SET "
+        "service_id=excluded.service_id, requester_id=excluded.requester_id, provider_id=excluded.provider_id, "
+        "status=excluded.status, locked_terms=excluded.locked_terms, quote_message_id=excluded.quote_message_id, "
+        "seq=excluded.seq",
+        v.thread_id, v.service_id, v.requester_id, v.provider_id, v.status, terms, v.quote_message_id, v.seq)
+        .run();
+  }
+
+  std::optional<Offer> load_offer(const std::string& id) override {
+    auto q = c_.query(std::string("SELECT ") + kOfferColumns + " FROM offers WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_offer(q);
+  }
+
+  std::optional<Offer> live_offer_for(const std::string& thread_id) override {
+    auto q = c_.query(std::string("SELECT ") + kOfferColumns +
+                          " FROM offers WHERE thread_id = ? AND status IN ('open', 'accepted') ORDER BY pos DESC LIMIT 1",
+                      thread_id);
+    if (!q.next()) return std::nullopt;
+    return read_offer(q);
+  }
+
+  void insert_offer(Offer& o) override {
+    c_.query(
+        "INSERT INTO offers(id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, "
+        "network, quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, "
+        "version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        o.id, o.thread_id, o.service_id, o.requester_id, o.provider_id, status_name(o.status), bj::serialize(o.terms),
+        o.amount.to_string(), o.token, o.network, o.quote_message_id, o.expires_at, o.decided_at, o.decision_reason,
+        o.contract_id, o.created_at, o.updated_at, o.version)
+        .run();
+    o.row = c_.last_insert_rowid();
+  }
+
+  void save_offer(const Offer& o) override {
+    c_.query(
+        "UPDATE offers SET status=?, decided_at=?, decision_reason=?, contract_id=?, updated_at=?, version=? "
+        "WHERE pos=?",
+        status_name(o.status), o.decided_at, o.decision_reason, o.contract_id, o.updated_at, o.version, o.row)
+        .run();
+  }
+
+  void insert_contract(const Contract& k) override {
+    c_.query(
+        "INSERT INTO contracts(id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
+        "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        k.id, k.offer_id, k.thread_id, k.buyer_id, k.provider_id, k.status, k.amount.to_string(), k.token, k.network,
+        k.pay_to, k.required_confirmations, k.confirmations, k.tx_hash, k.chain_adapter, k.created_at, k.updated_at,
+        k.version)
+        .run();
+  }
+
+  void publish(const std::string& topic, const events::CloudEvent& event) override {
+    events::append_to_outbox(c_, topic, event, clock_.now_ms());
+  }
+
+ private:
+  storage::Connection& c_;
+  const Clock& clock_;
+};
+}  // namespace
+
+std::unique_ptr<OfferTx> SqliteOfferStore::tx_on(storage::Connection& connection, const Clock& clock) {
+  return std::make_unique<SqliteOfferTx>(connection, clock);
+}
+
+void SqliteOfferStore::transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) {
+  db_.write(
+      [this, work = std::move(work)](storage::Connection& c) {
+        SqliteOfferTx tx(c, clock_);
+        work(tx);
+      },
+      std::move(done));
+}
+
+std::optional<ThreadView> SqliteOfferStore::get_thread(const std::string& thread_id) {
+  return db_.read([&](storage::Connection& c) { return read_thread_view(c, thread_id); });
+}
+
+std::optional<Offer> SqliteOfferStore::get_offer(const std::string& id) {
+  return db_.read([&](storage::Connection& c) -> std::optional<Offer> {
+    auto q = c.query(std::string("SELECT ") + kOfferColumns + " FROM offers WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_offer(q);
+  });
+}
+
+OfferPage SqliteOfferStore::list_offers(const OfferQuery& query) {
+  return db_.read([&](storage::Connection& c) {
+    std::string who = !query.as_provider ? "(requester_id = ?1 OR provider_id = ?1)"
+                      : *query.as_provider ? "provider_id = ?1"
+                                           : "requester_id = ?1";
+    std::optional<std::string> statuses;
+    if (!query.statuses.empty()) {
+      statuses = ",";
+      for (OfferStatus s : query.statuses) *statuses += std::string(status_name(s)) + ",";
+    }
+    std::string sql = std::string("SELECT ") + kOfferColumns + " FROM offers WHERE " + who +
+                      " AND (?2 IS NULL OR instr(?2, ',' || status || ',') > 0) AND (?3 IS NULL OR pos < ?3)"
+                      " ORDER BY pos DESC LIMIT ?4";
+    OfferPage page;
+    auto q = c.query(sql, query.agent_id, statuses, query.before_row, static_cast<long long>(query.limit + 1));
+    while (q.next()) page.offers.push_back(read_offer(q));
+    if (static_cast<int>(page.offers.size()) > query.limit) {
+      page.offers.pop_back();
+      page.next_before_row = page.offers.back().row;
+    }
+    return page;
+  });
+}
+
+std::optional<Contract> SqliteOfferStore::get_contract(const std::string& id) {
+  return db_.read([&](storage::Connection& c) -> std::optional<Contract> {
+    auto q = c.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_contract(q);
+  });
+}
+
+std::vector<std::string> SqliteOfferStore::due_for_expiry(Millis now, int limit) {
+  return db_.read([&](storage::Connection& c) {
+    std::vector<std::string> ids;
+    auto q = c.query("SELECT id FROM offers WHERE status = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?", now,
+                     static_cast<long long>(limit));
+    while (q.next()) ids.push_back(q.text(0));
+    return ids;
+  });
+}
+
+}  // namespace al::offer

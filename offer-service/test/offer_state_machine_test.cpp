@@ -1,0 +1,122 @@
+#include <gtest/gtest.h>
+
+#include "domain/offer.hpp"
+#include "service/offer_service.hpp"
+
+namespace al::offer {
+namespace {
+namespace bj = boost::json;
+
+const bj::object kTerms = {{"deliverable", "doc"},
+                           {"budget", bj::object{{"amount", "30"}, {"token", "USDC"}, {"network", "base"}}},
+                           {"timeline", "2 days"},
+                           {"acceptance_criteria", "ok"},
+                           {"revision_boundary", "two"}};
+
+bj::object thread_event(std::string status, bool locked) {
+  bj::object thread{{"id", "thr_1"},         {"service_id", "svc_1"}, {"requester_id", "agt_r"},
+                    {"provider_id", "agt_p"}, {"status", status},     {"locked_terms", locked ? bj::value(kTerms) : nullptr}};
+  return {{"thread", thread}, {"quote_message_id", "msg_q"}};
+}
+
+ThreadView locked_view() {
+  ThreadView v;
+  EXPECT_TRUE(apply_thread_event(v, "thread.quote_locked", thread_event("quote_locked", true), 3));
+  return v;
+}
+
+Offer open_offer(Millis now = 1000, Millis ttl = 500) {
+  Offer o;
+  o.id = "off_1";
+  EXPECT_EQ(offer_from(locked_view(), o, now, ttl).verdict, Verdict::Applied);
+  return o;
+}
+
+TEST(ThreadProjection, FollowsTheNewestThreadEventOnly) {
+  ThreadView v = locked_view();
+  EXPECT_EQ(v.status, "quote_locked");
+  EXPECT_EQ(v.quote_message_id, "msg_q");
+  ASSERT_TRUE(v.locked_terms);
+  EXPECT_FALSE(apply_thread_event(v, "thread.quote_locked", thread_event("quote_locked", true), 3));  // redelivered
+  EXPECT_FALSE(apply_thread_event(v, "thread.message_posted", thread_event("negotiating", false), 2));  // stale
+  EXPECT_EQ(v.status, "quote_locked");
+  EXPECT_TRUE(apply_thread_event(v, "thread.status_changed", thread_event("offered", true), 4));
+  EXPECT_EQ(v.status, "offered");
+}
+
+TEST(CreateOffer, OnlyTheRequesterOfALockedThreadWithoutALiveOffer) {
+  ThreadView v = locked_view();
+  EXPECT_EQ(check_create(std::nullopt, "agt_r", std::nullopt).verdict, Verdict::NotFound);
+  EXPECT_EQ(check_create(v, "agt_x", std::nullopt).message, kNotThreadMember);
+  Outcome provider = check_create(v, "agt_p", std::nullopt);
+  EXPECT_EQ(provider.verdict, Verdict::Forbidden);
+  EXPECT_EQ(provider.message, "Only the requester can create the offer");
+  EXPECT_EQ(check_create(v, "agt_r", std::nullopt).verdict, Verdict::Applied);
+  EXPECT_EQ(check_create(v, "agt_r", open_offer()).code, "offer_exists");
+  ThreadView negotiating = v;
+  negotiating.status = "negotiating";
+  EXPECT_EQ(check_create(negotiating, "agt_r", std::nullopt).code, "quote_not_locked");
+}
+
+TEST(CreateOffer, TheOfferCarriesTheLockedTerms) {
+  Offer o = open_offer(1000, 500);
+  EXPECT_EQ(o.status, OfferStatus::Open);
+  EXPECT_EQ(o.amount.to_string(), "30");
+  EXPECT_EQ(o.token, "USDC");
+  EXPECT_EQ(o.network, "base");
+  EXPECT_EQ(o.terms, kTerms);
+  EXPECT_EQ(o.expires_at, 1500);
+  EXPECT_EQ(o.requester_id, "agt_r");
+  ThreadView broken = locked_view();
+  broken.locked_terms->erase("budget");
+  Offer none;
+  EXPECT_EQ(offer_from(broken, none, 1, 1).verdict, Verdict::Conflict);
+}
+
+TEST(Respond, ProviderDecidesOnceAndRepeatsAreUnchanged) {
+  Offer o = open_offer();
+  EXPECT_EQ(respond(o, "agt_x", true, std::nullopt, 1100).message, kNotOfferMember);
+  EXPECT_EQ(respond(o, "agt_r", true, std::nullopt, 1100).message, "Only the provider can respond to this offer");
+  Outcome accepted = respond(o, "agt_p", true, std::nullopt, 1100);
+  ASSERT_EQ(accepted.verdict, Verdict::Applied);
+  EXPECT_EQ(accepted.events, std::vector<std::string>{"offer.accepted"});
+  EXPECT_EQ(o.status, OfferStatus::Accepted);
+  EXPECT_EQ(respond(o, "agt_p", true, std::nullopt, 1200).verdict, Verdict::Unchanged);
+  EXPECT_EQ(respond(o, "agt_p", false, std::nullopt, 1200).code, "offer_decided");
+}
+
+TEST(Respond, AnExpiredOfferBecomesInactiveAndRefusesTheDecision) {
+  Offer o = open_offer(1000, 500);
+  Outcome late = respond(o, "agt_p", true, std::nullopt, 1500);
+  EXPECT_EQ(late.verdict, Verdict::Conflict);
+  EXPECT_EQ(late.code, "offer_expired");
+  EXPECT_EQ(late.events, std::vector<std::string>{"offer.expired"});  // kept although refused
+  EXPECT_EQ(o.status, OfferStatus::Inactive);
+  Offer swept = open_offer(1000, 500);
+  EXPECT_EQ(expire_if_due(swept, 1499).verdict, Verdict::Unchanged);
+  EXPECT_EQ(expire_if_due(swept, 1500).events, std::vector<std::string>{"offer.expired"});
+}
+
+TEST(Contract, AcceptedOfferMakesAContractAwaitingPayment) {
+  Offer o = open_offer();
+  ASSERT_EQ(respond(o, "agt_p", true, std::nullopt, 1100).verdict, Verdict::Applied);
+  Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 3, "sandbox"}, 1100);
+  EXPECT_EQ(c.status, "awaiting_payment");
+  EXPECT_EQ(c.buyer_id, "agt_r");
+  EXPECT_EQ(c.amount.to_string(), "30");
+  EXPECT_EQ(c.pay_to, "0xabc");
+  EXPECT_EQ(c.required_confirmations, 3);
+}
+
+TEST(PerNetwork, ParsesNetworkValuesWithADefault) {
+  auto p = PerNetwork::parse("base:3,ethereum:12,*:1");
+  EXPECT_EQ(p.get("base"), "3");
+  EXPECT_EQ(p.get("ethereum"), "12");
+  EXPECT_EQ(p.get("polygon"), "1");
+  EXPECT_FALSE(PerNetwork::parse("base:3").get("polygon"));
+  EXPECT_THROW(PerNetwork::parse("base"), ConfigError);
+  EXPECT_THROW(PerNetwork::parse(":3"), ConfigError);
+}
+
+}  // namespace
+}  // namespace al::offer
