@@ -2,6 +2,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/chain/chain.hpp"
 #include "common/events/outbox.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
@@ -14,7 +15,7 @@ namespace al::offer {
 std::vector<ConfigEntry> offer_config_entries() {
   return {
       {"offers.ttl_ms", "259200000", "How long an offer stays open before it becomes `inactive` (ms; default 72 h).", {}},
-      {"offers.expiry_sweep_ms", "1000", "How often open offers past their expiry are made inactive (ms).", {}},
+      {"offers.expiry_sweep_ms", "1000", "How often open offers past their expiry are made inactive, and submitted payments not yet final are checked again (ms).", {}},
       {"offers.projection_wait_ms", "5000", "How long create-offer waits for a just-locked quote to reach offer-service (ms).", {}},
       {"contracts.pay_to", "*:0x0000000000000000000000000000000000a11ce5", "Address buyers pay, per network: `network:address[,…]`, `*` for any other network. Set it for a real deployment.", {}},
       {"contracts.confirmations", "*:1", "Confirmations a payment needs, per network: `network:n[,…]`, e.g. `base:3,ethereum:12,*:1`.", {}},
@@ -47,7 +48,7 @@ class OfferModule final : public Module {
       : rt_(rt),
         db_(rt.data_dir + "/offer-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
         store_(db_, rt.clock),
-        service_(store_, rt.clock, rt.scheduler, options_from(rt.config)),
+        service_(store_, chain_, rt.clock, rt.scheduler, options_from(rt.config)),
         relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "offer-service",
                                     .replay_published_on_start = rt.embedded_kafka,
@@ -108,6 +109,7 @@ class OfferModule final : public Module {
       if (ec || stopping_) return;
       try {
         service_.expire_due();
+        service_.watch_payments();
       } catch (const std::exception& e) {
         log::error("offer expiry sweep failed", {{"what", e.what()}});
       }
@@ -116,6 +118,7 @@ class OfferModule final : public Module {
   }
 
   Runtime& rt_;
+  chain::SandboxChain chain_;
   storage::Database db_;
   SqliteOfferStore store_;
   OfferService service_;

@@ -12,7 +12,7 @@ bool is_tx_hash(const std::string& text) {
 void SandboxChain::verify(const PaymentExpectation& expectation, std::function<void(PaymentCheck)> done) {
   PaymentCheck check;
   check.adapter = name();
-  check.required_confirmations = 1;
+  check.required_confirmations = expectation.required_confirmations;
   if (!is_tx_hash(expectation.tx_hash)) {
     check.status = "invalid_hash";
     check.message = "txHash must be 0x followed by 64 hexadecimal digits";
@@ -21,7 +21,7 @@ void SandboxChain::verify(const PaymentExpectation& expectation, std::function<v
     check.message = "Sandbox chain: transaction not found";
   } else {
     check.status = "verified";
-    check.confirmations = 1;
+    check.confirmations = expectation.required_confirmations;  // the sandbox confirms at once
     check.message = "Sandbox chain: payment accepted without an on-chain check";
   }
   done(std::move(check));

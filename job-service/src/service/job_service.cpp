@@ -178,7 +178,7 @@ void JobService::escrow(long long job_id, std::string actor, std::string tx_hash
   if (precheck.verdict != Verdict::Applied) {
     return done(Result{kind_of(precheck.verdict), precheck.message, std::move(current)});
   }
-  chain::PaymentExpectation expectation{tx_hash, current->budget, current->token_address, std::nullopt, ""};
+  chain::PaymentExpectation expectation{tx_hash, current->budget, current->token_address, std::nullopt, "", 1};
   chain_.verify(expectation, [this, job_id, actor, tx_hash, request_id, done](chain::PaymentCheck check) {
     if (!check.verified()) {
       Result r{Result::Kind::Conflict, "Escrow not verified: " + check.message, std::nullopt};

@@ -149,4 +149,34 @@ Contract contract_for(const Offer& offer, std::string id, const PaymentTerms& pa
   return c;
 }
 
+Outcome check_payment(const Contract& c, std::string_view actor, const std::string& tx_hash) {
+  if (actor != c.buyer_id && actor != c.provider_id)
+    return Outcome::fail(Verdict::Forbidden, std::string(kNotContractParty), "forbidden");
+  if (actor != c.buyer_id) return Outcome::fail(Verdict::Forbidden, "Only the buyer can submit the payment", "forbidden");
+  if (c.tx_hash && *c.tx_hash == tx_hash) return {Verdict::Unchanged, {}, {}, {}};
+  if (c.status != "awaiting_payment")
+    return Outcome::fail(Verdict::Conflict, "Contract is " + c.status + ": it takes one payment", "contract_not_awaiting_payment");
+  return {};
+}
+
+Outcome apply_payment(Contract& c, const std::string& tx_hash, bool verified, int confirmations,
+                      const std::string& adapter, Millis now) {
+  Outcome out;
+  bool first = !c.tx_hash;
+  c.tx_hash = tx_hash;
+  c.chain_adapter = adapter;
+  c.confirmations = confirmations;
+  c.updated_at = now;
+  if (first) {
+    c.status = "payment_submitted";
+    out.events.emplace_back("contract.payment_submitted");
+  }
+  if (verified && confirmations >= c.required_confirmations && c.status != "funded") {
+    c.status = "funded";
+    out.events.emplace_back("contract.funded");
+  }
+  if (out.events.empty()) out.verdict = Verdict::Unchanged;
+  return out;
+}
+
 }  // namespace al::offer

@@ -104,4 +104,15 @@ struct PaymentTerms {
 };
 Contract contract_for(const Offer& offer, std::string id, const PaymentTerms& payment, Millis now);
 
+inline constexpr std::string_view kNotContractParty = "Not authorized to act on this contract";
+
+// Whether `actor` may submit `tx_hash` for the contract now (before asking the chain).
+// Unchanged: the same hash was already accepted.
+Outcome check_payment(const Contract& contract, std::string_view actor, const std::string& tx_hash);
+// What the chain said about the payment: verified with enough confirmations funds the contract;
+// verified with fewer, or not yet seen, leaves it `payment_submitted` (watched); events in
+// `Outcome::events` (contract.* types).
+Outcome apply_payment(Contract& contract, const std::string& tx_hash, bool verified, int confirmations,
+                      const std::string& adapter, Millis now);
+
 }  // namespace al::offer

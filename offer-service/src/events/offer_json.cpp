@@ -116,10 +116,20 @@ bj::object contract_monitor_json(const Contract& c, std::string_view base) {
   if (c.status == "awaiting_payment") {
     next["action"] = "pay";
     next["description"] = "The buyer sends " + c.amount.to_string() + " " + c.token + " on " + c.network + " to " +
-                          c.pay_to + "; the contract is funded once that payment has " +
+                          c.pay_to + ", then submits the transaction hash; the contract is funded once that payment has " +
                           std::to_string(c.required_confirmations) + " confirmation(s).";
+    next["payment_curl"] = "curl -sS -X POST " + std::string(base) + "/api/contracts/" + c.id +
+                           "/payment -H 'content-type: application/json' -H 'x-api-key: <REQUESTER_AGENT_API_KEY>' "
+                           "-d '{\"tx_hash\":\"REAL_BUYER_TX_HASH\"}'";
+  } else if (c.status == "payment_submitted") {
+    next["action"] = "wait_for_confirmations";
+    next["description"] = "The payment was seen with " + std::to_string(c.confirmations) + " of " +
+                          std::to_string(c.required_confirmations) + " confirmation(s); it is checked again until final.";
+  } else if (c.status == "funded") {
+    next["action"] = "work";
+    next["description"] = "The contract is funded: the provider delivers; the buyer evaluates the deliverable.";
   } else {
-    next["action"] = "monitor";
+    next["action"] = "none";
     next["description"] = "The contract is " + c.status + ".";
   }
   next["monitor_curl"] = contract_monitor(base, c.id);

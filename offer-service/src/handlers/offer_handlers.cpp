@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/chain/chain.hpp"
 #include "common/json/json.hpp"
 #include "common/service/module.hpp"
 #include "common/util/ids.hpp"
@@ -158,6 +159,34 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
                       if (result.contract) out["contract"] = contract_monitor_json(*result.contract, base_url());
                       reply(Response::json(200, out));
                     });
+  });
+
+  router.add(verb::post, "/api/contracts/{id}/payment", [&service, &store, &auth, base_url](const Request& req, Responder reply) {
+    auto who = auth::authenticate(req, auth);
+    if (!who.agent_id) return reply(std::move(who.failure));
+    std::string id(req.param("id"));
+    std::optional<Contract> contract;
+    if (is_opaque_id(id, "ctr_")) contract = store.get_contract(id);
+    if (!contract) return reply(Response::error(404, "Contract not found", "not_found"));
+    if (*who.agent_id != contract->buyer_id && *who.agent_id != contract->provider_id)
+      return reply(Response::error(403, kNotContractParty, "forbidden"));
+    Response error;
+    auto body = read_json_object(req, error);
+    if (!body) return reply(std::move(error));
+    json::ObjectReader r(*body, {"tx_hash"});
+    auto hash = r.required_string("tx_hash", 1, 100);
+    if (hash && !chain::is_tx_hash(*hash)) r.fail("tx_hash", "must be 0x followed by 64 hexadecimal digits");
+    if (!r.ok()) return reply(validation_error(r.errors()));
+    std::string normalized = *hash;
+    for (auto& ch : normalized) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    service.submit_payment(id, *who.agent_id, normalized, req.request_id, [reply, base_url](Result result) {
+      if (!succeeded(result)) {
+        if (result.kind == Result::Kind::Internal && result.code != "internal")
+          return reply(Response::error(503, result.message, "chain_unavailable"));
+        return reply(refusal(result));
+      }
+      reply(Response::json(200, contract_monitor_json(*result.contract, base_url())));
+    });
   });
 
   router.add(verb::get, "/api/contracts/{id}/tx-status", [&store, base_url](const Request& req, Responder reply) {

@@ -50,8 +50,9 @@ std::optional<std::string> PerNetwork::get(const std::string& network) const {
   return std::nullopt;
 }
 
-OfferService::OfferService(OfferStore& store, const Clock& clock, Scheduler& scheduler, OfferServiceOptions options)
-    : store_(store), clock_(clock), scheduler_(scheduler), options_(std::move(options)) {}
+OfferService::OfferService(OfferStore& store, chain::ChainAdapter& chain, const Clock& clock, Scheduler& scheduler,
+                           OfferServiceOptions options)
+    : store_(store), chain_(chain), clock_(clock), scheduler_(scheduler), options_(std::move(options)) {}
 
 void OfferService::record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types,
                           const std::string& request_id) {
@@ -73,21 +74,25 @@ void OfferService::record(OfferTx& tx, Offer& offer, const std::vector<std::stri
   }
 }
 
-void OfferService::record_contract(OfferTx& tx, Contract& contract, const std::string& type,
+void OfferService::record_contract(OfferTx& tx, Contract& contract, const std::vector<std::string>& types,
                                    const std::string& request_id) {
-  contract.version += 1;
-  if (contract.version == 1) tx.insert_contract(contract);
-  events::CloudEvent e;
-  e.id = new_uuid_v7(clock_.now_ms());
-  e.type = type;
-  e.source = options_.source;
-  e.subject = contract.id;
-  e.time = clock_.now_ms();
-  e.seq = contract.version;
-  e.audience = {contract.buyer_id, contract.provider_id};
-  e.request_id = request_id;
-  e.data = {{"contract", contract_event_json(contract)}};
-  tx.publish(kContractsTopic, e);
+  bool is_new = contract.version == 0;
+  long long first_seq = contract.version + 1;
+  contract.version += static_cast<long long>(types.size());
+  if (is_new) tx.insert_contract(contract); else tx.save_contract(contract);
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    events::CloudEvent e;
+    e.id = new_uuid_v7(clock_.now_ms());
+    e.type = types[i];
+    e.source = options_.source;
+    e.subject = contract.id;
+    e.time = clock_.now_ms();
+    e.seq = first_seq + static_cast<long long>(i);
+    e.audience = {contract.buyer_id, contract.provider_id};
+    e.request_id = request_id;
+    e.data = {{"contract", contract_event_json(contract)}};
+    tx.publish(kContractsTopic, e);
+  }
 }
 
 void OfferService::create_offer(std::string thread_id, std::string actor, std::string request_id, Callback done) {
@@ -167,7 +172,7 @@ void OfferService::respond(std::string offer_id, std::string actor, bool accept,
             Contract contract = contract_for(*offer, new_sortable_id("ctr_", now), payment, now);
             offer->contract_id = contract.id;
             record(tx, *offer, outcome.events, request_id);
-            record_contract(tx, contract, "contract.created", request_id);
+            record_contract(tx, contract, {"contract.created"}, request_id);
             result->contract = std::move(contract);
           } else {
             record(tx, *offer, outcome.events, request_id);  // rejected, or the expiry that refused it
@@ -203,6 +208,81 @@ void OfferService::follow_thread(OfferTx& tx, const events::CloudEvent& e) {
   if (!id || !id->is_string()) return;
   ThreadView view = tx.load_thread(std::string(id->get_string())).value_or(ThreadView{});
   if (apply_thread_event(view, e.type, e.data, e.seq)) tx.save_thread(view);
+}
+
+void OfferService::submit_payment(std::string contract_id, std::string actor, std::string tx_hash,
+                                  std::string request_id, Callback done) {
+  auto current = store_.get_contract(contract_id);
+  if (!current) return done(Result{Result::Kind::NotFound, "Contract not found", "not_found", {}, {}});
+  Outcome precheck = check_payment(*current, actor, tx_hash);
+  if (precheck.verdict == Verdict::Unchanged) return done(Result{Result::Kind::Unchanged, {}, {}, {}, current});
+  if (precheck.verdict != Verdict::Applied)
+    return done(Result{kind_of(precheck.verdict), precheck.message, precheck.code, {}, current});
+  chain::PaymentExpectation expectation{tx_hash, current->amount, current->token, current->pay_to, current->network,
+                                        current->required_confirmations};
+  chain_.verify(expectation, [this, contract_id, tx_hash, request_id, done](chain::PaymentCheck check) {
+    // Seen but not final ("pending") is a submitted payment the watcher follows; anything else
+    // (not found, wrong token or recipient, underpaid, failed …) is refused and changes nothing.
+    if (check.status != "verified" && check.status != "pending") {
+      Result refused{Result::Kind::Conflict, "Payment not verified: " + check.message, check.status, {}, {}};
+      if (check.status == "unavailable") refused.kind = Result::Kind::Internal;
+      return done(std::move(refused));
+    }
+    apply_check(contract_id, tx_hash, check, request_id, done);
+  });
+}
+
+void OfferService::apply_check(const std::string& contract_id, const std::string& tx_hash,
+                               const chain::PaymentCheck& check, const std::string& request_id, Callback done) {
+  auto result = std::make_shared<Result>();
+  store_.transact(
+      [this, contract_id, tx_hash, check, request_id, result](OfferTx& tx) {
+        auto contract = tx.load_contract(contract_id);
+        if (!contract) {
+          result->kind = Result::Kind::NotFound;
+          result->message = "Contract not found";
+          return;
+        }
+        if (contract->tx_hash != tx_hash) {
+          // First submission: re-check in the transaction (a concurrent request may have won).
+          Outcome again = check_payment(*contract, contract->buyer_id, tx_hash);
+          if (again.verdict != Verdict::Applied) {
+            result->kind = kind_of(again.verdict);
+            result->message = again.message;
+            result->code = again.code;
+            result->contract = std::move(contract);
+            return;
+          }
+          if (tx.tx_hash_used(tx_hash)) {
+            result->kind = Result::Kind::Conflict;
+            result->message = "Transaction hash already used for another contract";
+            result->code = "tx_hash_used";
+            return;
+          }
+        }
+        Outcome applied = apply_payment(*contract, tx_hash, check.verified(), check.confirmations, check.adapter,
+                                        clock_.now_ms());
+        if (!applied.events.empty()) record_contract(tx, *contract, applied.events, request_id);
+        else if (contract->confirmations != check.confirmations) tx.save_contract(*contract);
+        result->kind = applied.events.empty() ? Result::Kind::Unchanged : Result::Kind::Ok;
+        result->contract = std::move(contract);
+      },
+      finish(result, std::move(done)));
+}
+
+int OfferService::watch_payments(int limit) {
+  auto ids = store_.awaiting_confirmation(limit);
+  for (const auto& id : ids) {
+    auto contract = store_.get_contract(id);
+    if (!contract || !contract->tx_hash) continue;
+    chain::PaymentExpectation expectation{*contract->tx_hash, contract->amount, contract->token, contract->pay_to,
+                                          contract->network, contract->required_confirmations};
+    chain_.verify(expectation, [this, id, hash = *contract->tx_hash](chain::PaymentCheck check) {
+      if (check.status != "verified" && check.status != "pending") return;  // reorgs and failures: next step
+      apply_check(id, hash, check, "payment-watcher", [](Result) {});
+    });
+  }
+  return static_cast<int>(ids.size());
 }
 
 }  // namespace al::offer

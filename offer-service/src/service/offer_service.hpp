@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "common/chain/chain.hpp"
 #include "common/clock/clock.hpp"
 #include "common/service/module.hpp"
 #include "domain/offer.hpp"
@@ -46,12 +47,18 @@ struct OfferServiceOptions {
 class OfferService {
  public:
   using Callback = std::function<void(Result)>;
-  OfferService(OfferStore& store, const Clock& clock, Scheduler& scheduler, OfferServiceOptions options);
+  OfferService(OfferStore& store, chain::ChainAdapter& chain, const Clock& clock, Scheduler& scheduler,
+               OfferServiceOptions options);
 
   void create_offer(std::string thread_id, std::string actor, std::string request_id, Callback done);
   void respond(std::string offer_id, std::string actor, bool accept, std::optional<std::string> reason,
                std::string request_id, Callback done);
   int expire_due(int limit = 500);
+  // The buyer's payment: checked (403/409) before the chain is asked, then verified there.
+  void submit_payment(std::string contract_id, std::string actor, std::string tx_hash, std::string request_id,
+                      Callback done);
+  // Asks the chain again about payments seen but not yet final; returns how many it asked about.
+  int watch_payments(int limit = 200);
 
   // Applies a thread-service event (the consumer's transaction).
   void follow_thread(OfferTx& tx, const events::CloudEvent& event);
@@ -60,9 +67,13 @@ class OfferService {
   void try_create(std::shared_ptr<std::pair<std::string, std::string>> thread_and_actor, std::string request_id,
                   std::chrono::steady_clock::time_point give_up_at, Callback done);
   void record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types, const std::string& request_id);
-  void record_contract(OfferTx& tx, Contract& contract, const std::string& type, const std::string& request_id);
+  void record_contract(OfferTx& tx, Contract& contract, const std::vector<std::string>& types,
+                       const std::string& request_id);
+  void apply_check(const std::string& contract_id, const std::string& tx_hash, const chain::PaymentCheck& check,
+                   const std::string& request_id, Callback done);
 
   OfferStore& store_;
+  chain::ChainAdapter& chain_;
   const Clock& clock_;
   Scheduler& scheduler_;
   OfferServiceOptions options_;

@@ -25,6 +25,9 @@ class OfferTx {
   virtual void insert_offer(Offer& offer) = 0;  // assigns offer.row
   virtual void save_offer(const Offer& offer) = 0;
   virtual void insert_contract(const Contract& contract) = 0;
+  virtual std::optional<Contract> load_contract(const std::string& id) = 0;
+  virtual void save_contract(const Contract& contract) = 0;
+  virtual bool tx_hash_used(const std::string& tx_hash) = 0;  // by any contract
   virtual void publish(const std::string& topic, const events::CloudEvent& event) = 0;
 };
 
@@ -50,6 +53,8 @@ class OfferStore {
   virtual OfferPage list_offers(const OfferQuery& query) = 0;
   virtual std::optional<Contract> get_contract(const std::string& id) = 0;
   virtual std::vector<std::string> due_for_expiry(Millis now, int limit) = 0;
+  // Contracts whose payment was seen but is not yet final (the watcher asks the chain again).
+  virtual std::vector<std::string> awaiting_confirmation(int limit) = 0;
   virtual bool healthy() = 0;
 };
 

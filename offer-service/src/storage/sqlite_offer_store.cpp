@@ -205,6 +205,23 @@ class SqliteOfferTx final : public OfferTx {
         .run();
   }
 
+  std::optional<Contract> load_contract(const std::string& id) override {
+    auto q = c_.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?", id);
+    if (!q.next()) return std::nullopt;
+    return read_contract(q);
+  }
+
+  void save_contract(const Contract& k) override {
+    c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, updated_at=?, version=? WHERE id=?",
+             k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.updated_at, k.version, k.id)
+        .run();
+  }
+
+  bool tx_hash_used(const std::string& tx_hash) override {
+    auto q = c_.query("SELECT 1 FROM contracts WHERE tx_hash = ?", tx_hash);
+    return q.next();
+  }
+
   void publish(const std::string& topic, const events::CloudEvent& event) override {
     events::append_to_outbox(c_, topic, event, clock_.now_ms());
   }
@@ -276,6 +293,16 @@ std::vector<std::string> SqliteOfferStore::due_for_expiry(Millis now, int limit)
   return db_.read([&](storage::Connection& c) {
     std::vector<std::string> ids;
     auto q = c.query("SELECT id FROM offers WHERE status = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?", now,
+                     static_cast<long long>(limit));
+    while (q.next()) ids.push_back(q.text(0));
+    return ids;
+  });
+}
+
+std::vector<std::string> SqliteOfferStore::awaiting_confirmation(int limit) {
+  return db_.read([&](storage::Connection& c) {
+    std::vector<std::string> ids;
+    auto q = c.query("SELECT id FROM contracts WHERE status = 'payment_submitted' ORDER BY updated_at LIMIT ?",
                      static_cast<long long>(limit));
     while (q.next()) ids.push_back(q.text(0));
     return ids;

@@ -18,6 +18,7 @@ class SqliteOfferStore final : public OfferStore {
   OfferPage list_offers(const OfferQuery& query) override;
   std::optional<Contract> get_contract(const std::string& id) override;
   std::vector<std::string> due_for_expiry(Millis now, int limit) override;
+  std::vector<std::string> awaiting_confirmation(int limit) override;
   bool healthy() override { return db_.healthy(); }
 
   // A transaction on a connection the caller holds (the event consumer's).

@@ -13,6 +13,7 @@ struct PaymentExpectation {
   std::string token_address;
   std::optional<std::string> pay_to;
   std::string network;
+  int required_confirmations = 1;
 };
 
 struct PaymentCheck {
