@@ -16,7 +16,7 @@ std::vector<ConfigEntry> offer_config_entries() {
   return {
       {"offers.ttl_ms", "259200000", "How long an offer stays open before it becomes `inactive` (ms; default 72 h).", {}},
       {"offers.expiry_sweep_ms", "1000", "How often open offers past their expiry are made inactive, and submitted payments not yet final are checked again (ms).", {}},
-      {"offers.projection_wait_ms", "5000", "How long create-offer waits for a just-locked quote to reach offer-service (ms).", {}},
+      {"offers.projection_wait_ms", "2000", "How long create-offer waits (polling its projection, no writes) for a just-locked quote to reach offer-service before answering 404/409 (ms).", {}},
       {"contracts.pay_to", "*:0x0000000000000000000000000000000000a11ce5", "Address buyers pay, per network: `network:address[,…]`, `*` for any other network. Set it for a real deployment.", {}},
       {"contracts.confirmations", "*:1", "Confirmations a payment needs, per network: `network:n[,…]`, e.g. `base:3,ethereum:12,*:1`.", {}},
       {"contracts.chain_adapter", "sandbox", "Payment verification: `sandbox` (embedded default, clearly marked in every contract response).", {}},
@@ -68,7 +68,7 @@ class OfferModule final : public Module {
 
   std::string name() const override { return "offer-service"; }
   void add_routes(http::Router& router) override {
-    add_offer_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
+    add_offer_routes(router, service_, store_, rt_.auth, rt_.clock, rt_.public_base_url);
   }
 
   void start() override {

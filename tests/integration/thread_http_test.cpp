@@ -1320,13 +1320,19 @@ TEST_F(ThreadHttpTest, NextStepQuoteLockedTellsTheRequesterToCreateTheOffer) {
   auto ns = thread(d.tid, d.requester).at("quote_to_offer_next_step").as_object();
   expect_next_step(ns, "quote_locked", "requester", true, "create_offer", kRequesterKey, kProviderKey, d.tid);
   EXPECT_EQ(str(ns, "endpoint"), "/api/agent/threads/" + d.tid + "/create-offer");
-  // Offer-service's issue runs this curl; here only its exact text is checked.
+  // Its exact text, then run for real: offer-service creates the offer (201).
   EXPECT_EQ(str(ns, "copy_paste_curl"),
             "curl -sS -X POST " + base() + "/api/agent/threads/" + d.tid +
                 "/create-offer -H 'content-type: application/json' -H 'x-api-key: <REQUESTER_AGENT_API_KEY>' -d '{}'");
   auto pns = thread(d.tid, d.provider).at("quote_to_offer_next_step").as_object();
   expect_next_step(pns, "quote_locked", "requester", false, "create_offer", kProviderKey, kRequesterKey, d.tid);
   EXPECT_EQ(run_curl(str(pns, "monitor_curl"), kProviderKey, d.provider.key), 200);
+  EXPECT_EQ(run_curl(str(ns, "copy_paste_curl"), kRequesterKey, d.requester.key), 201);
+  auto offers = http.get("/api/agent/offers?mode=outgoing", d.requester.key);
+  ASSERT_EQ(offers.status, 200u) << offers.body;
+  ASSERT_EQ(offers.json().at("offers").as_array().size(), 1u) << offers.body;
+  EXPECT_EQ(str(offers.json().at("offers").as_array()[0], "thread_id"), d.tid);
+  EXPECT_EQ(str(offers.json().at("offers").as_array()[0], "status"), "open");
 }
 
 TEST_F(ThreadHttpTest, NextStepOnListRowsMatchesTheThread) {

@@ -119,6 +119,8 @@ Outcome respond(Offer& offer, std::string_view actor, bool accept, const std::op
     expired.code = "offer_expired";
     return expired;
   }
+  if (offer.status == OfferStatus::Inactive && offer.decision_reason == "expired")
+    return Outcome::fail(Verdict::Conflict, "Offer expired", "offer_expired");  // the sweeper got there first
   if (offer.status != OfferStatus::Open)
     return Outcome::fail(Verdict::Conflict, "Offer is already " + std::string(status_name(offer.status)),
                          "offer_decided");

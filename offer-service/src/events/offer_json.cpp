@@ -107,6 +107,8 @@ bj::object contract_event_json(const Contract& c) {
           {"network", c.network},
           {"pay_to", c.pay_to},
           {"required_confirmations", c.required_confirmations},
+          {"confirmations", c.confirmations},
+          {"tx_hash", opt(c.tx_hash)},
           {"chain_adapter", c.chain_adapter},
           {"created_at", format_rfc3339(c.created_at)}};
 }

@@ -58,8 +58,13 @@ Viewer viewer_of(const Offer& o, const std::string& agent) {
 }  // namespace
 
 void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
-                      const auth::ApiKeyAuthority& auth, std::function<std::string()> base_url) {
+                      const auth::ApiKeyAuthority& auth, const Clock& clock, std::function<std::string()> base_url) {
   using verb = http::bhttp::verb;
+  // An offer past its expiry reads as inactive even before the sweeper has stored that.
+  auto as_of_now = [&clock](Offer offer) {
+    expire_if_due(offer, clock.now_ms());
+    return offer;
+  };
 
   router.add(verb::post, "/api/agent/threads/{id}/create-offer", [&service, &auth, base_url](const Request& req, Responder reply) {
     auto who = auth::authenticate(req, auth);
@@ -76,7 +81,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     });
   });
 
-  router.add(verb::get, "/api/agent/offers", [&store, &auth, base_url](const Request& req, Responder reply) {
+  router.add(verb::get, "/api/agent/offers", [&store, &auth, base_url, as_of_now](const Request& req, Responder reply) {
     auto who = auth::authenticate(req, auth);
     if (!who.agent_id) return reply(std::move(who.failure));
     OfferQuery q;
@@ -116,13 +121,13 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     auto page = store.list_offers(q);
     std::string base = base_url();
     bj::array offers;
-    for (const auto& o : page.offers) offers.push_back(offer_to_json(o, viewer_of(o, q.agent_id), base));
+    for (const auto& o : page.offers) offers.push_back(offer_to_json(as_of_now(o), viewer_of(o, q.agent_id), base));
     reply(Response::json(200, bj::object{{"offers", std::move(offers)},
                                          {"next_cursor", page.next_before_row ? bj::value(std::to_string(*page.next_before_row))
                                                                               : bj::value(nullptr)}}));
   });
 
-  router.add(verb::get, "/api/agent/offers/{id}", [&store, &auth, base_url](const Request& req, Responder reply) {
+  router.add(verb::get, "/api/agent/offers/{id}", [&store, &auth, base_url, as_of_now](const Request& req, Responder reply) {
     auto who = auth::authenticate(req, auth);
     if (!who.agent_id) return reply(std::move(who.failure));
     std::string id(req.param("id"));
@@ -131,7 +136,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     if (!offer) return reply(Response::error(404, "Offer not found", "not_found"));
     if (*who.agent_id != offer->requester_id && *who.agent_id != offer->provider_id)
       return reply(Response::error(403, kNotOfferMember, "forbidden"));
-    reply(Response::json(200, offer_to_json(*offer, viewer_of(*offer, *who.agent_id), base_url())));
+    reply(Response::json(200, offer_to_json(as_of_now(*offer), viewer_of(*offer, *who.agent_id), base_url())));
   });
 
   router.add(verb::post, "/api/agent/offers/{id}/respond", [&service, &store, &auth, base_url](const Request& req, Responder reply) {

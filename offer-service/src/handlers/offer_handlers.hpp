@@ -10,6 +10,6 @@
 namespace al::offer {
 
 void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
-                      const auth::ApiKeyAuthority& auth, std::function<std::string()> base_url);
+                      const auth::ApiKeyAuthority& auth, const Clock& clock, std::function<std::string()> base_url);
 
 }  // namespace al::offer

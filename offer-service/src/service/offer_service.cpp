@@ -103,6 +103,17 @@ void OfferService::create_offer(std::string thread_id, std::string actor, std::s
 
 void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string>> key, std::string request_id,
                               std::chrono::steady_clock::time_point give_up_at, Callback done) {
+  // While the projection has not seen the lock, wait with plain reads; the write transaction runs
+  // once it has (and decides again), or once the wait is over (and answers 404/409).
+  if (std::chrono::steady_clock::now() < give_up_at) {
+    auto seen = store_.get_thread(key->first);
+    if (!seen || seen->status != "quote_locked") {
+      scheduler_.after(std::chrono::milliseconds(25), [this, key, request_id, give_up_at, done] {
+        try_create(key, request_id, give_up_at, done);
+      });
+      return;
+    }
+  }
   auto result = std::make_shared<Result>();
   auto lagging = std::make_shared<bool>(false);
   store_.transact(
@@ -163,6 +174,8 @@ void OfferService::respond(std::string offer_id, std::string actor, bool accept,
         result->kind = kind_of(outcome.verdict);
         result->message = outcome.message;
         result->code = outcome.code;
+        if (outcome.verdict == Verdict::Unchanged && offer->contract_id)
+          result->contract = tx.load_contract(*offer->contract_id);  // a retried accept gets the instructions again
         if (!outcome.events.empty()) {
           if (offer->status == OfferStatus::Accepted) {
             PaymentTerms payment;

@@ -36,7 +36,7 @@ class PerNetwork {
 
 struct OfferServiceOptions {
   Millis ttl_ms = 72LL * 3600 * 1000;
-  Millis projection_wait_ms = 5000;  // how long create-offer waits for a just-locked quote to arrive
+  Millis projection_wait_ms = 2000;  // how long create-offer waits for a just-locked quote to arrive
   PerNetwork pay_to;
   PerNetwork confirmations;
   std::string chain_adapter = "sandbox";
