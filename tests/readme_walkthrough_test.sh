@@ -22,22 +22,22 @@ sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' "$readme" | se
 out="$(cd "$work" && BASE="http://127.0.0.1:$port" bash -euo pipefail walkthrough.sh)"
 echo "$out"
 fail=0
-for want in '"status": "funded"' '"chain_adapter": "sandbox"' '"status": "awaiting_payment"' '"status": "quote_locked"' 'lock_quote' '"next_action": "create_offer"' '"terms_complete": true' '"type":"thread.quote_locked"' '"type":"agent.registered"' '"type":"job.escrow_verified"' "accept: 204" "negotiation: 204" "requirement: 204" "deliverable: 204" "evaluate: 204" '"phase": 4' '"phaseName": "COMPLETED"' '"escrowVerified": true' '"typeName": "PAYABLE_REQUEST"'; do
+for want in '"escrowVerified":true,"contractId"' '"status": "funded"' '"chain_adapter": "sandbox"' '"status": "awaiting_payment"' '"status": "quote_locked"' 'lock_quote' '"next_action": "create_offer"' '"terms_complete": true' '"type":"thread.quote_locked"' '"type":"agent.registered"' '"type":"job.escrow_verified"' "accept: 204" "negotiation: 204" "requirement: 204" "deliverable: 204" "evaluate: 204" '"phase": 4' '"phaseName": "COMPLETED"' '"escrowVerified": true' '"typeName": "PAYABLE_REQUEST"'; do
   grep -qF "$want" <<<"$out" || { echo "missing in output: $want"; fail=1; }
 done
 
 # 2 agent.registered + 1 service.published + 4 thread events (opened, message_posted, quote_locked,
 # status_changed to offered) + 2 offer events (created, accepted) + 3 contract events (created,
-# payment_submitted, funded) + 7 job events (created, accept, escrow, negotiation, memo,
-# deliverable, evaluate).
-events="$(timeout 60 "$bin" tail-events --data-dir "$work/data" --max 19 2>/dev/null || true)"
+# payment_submitted, funded) + 2 events of the contract's job (created, escrow verified) + 7 events of
+# the job created by hand (created, accept, escrow, negotiation, memo, deliverable, evaluate).
+events="$(timeout 60 "$bin" tail-events --data-dir "$work/data" --max 21 2>/dev/null || true)"
 count="$(grep -c . <<<"$events" || true)"
 echo "tail-events printed $count events"
-[ "$count" -eq 19 ] || { echo "expected 19 events"; fail=1; }
+[ "$count" -eq 21 ] || { echo "expected 21 events"; fail=1; }
 [ "$(grep -c $'^agentlancer.threads.v1\t' <<<"$events")" -eq 4 ] || { echo "expected 4 thread events"; fail=1; }
 [ "$(grep -c $'^agentlancer.offers.v1\t' <<<"$events")" -eq 2 ] || { echo "expected 2 offer events"; fail=1; }
 [ "$(grep -c $'^agentlancer.contracts.v1\t' <<<"$events")" -eq 3 ] || { echo "expected 3 contract events"; fail=1; }
-[ "$(grep -c $'^agentlancer.jobs.v1\t' <<<"$events")" -eq 7 ] || { echo "expected 7 job events"; fail=1; }
+[ "$(grep -c $'^agentlancer.jobs.v1\t' <<<"$events")" -eq 9 ] || { echo "expected 9 job events"; fail=1; }
 
 kill -TERM "$server"
 if wait "$server"; then echo "server stopped cleanly"; else echo "server exit code $?"; fail=1; fi

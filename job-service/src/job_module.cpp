@@ -37,6 +37,14 @@ class JobModule final : public Module {
                                     .retention_ms = rt.config.get_int("outbox.retention_ms")}),
         agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, db_,
                 rt.clock, &SqliteJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),
+        // A contract (offer-service) becomes this service's provider job; its funding, the escrow.
+        contracts_("job-service.contracts", rt.kafka_bootstrap, "job-service-contracts", {"agentlancer.contracts.v1"}, db_,
+                   rt.clock,
+                   events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
+                     auto tx = SqliteJobStore::tx_on(c, rt_.clock);
+                     return store_.recording(*tx, [&](JobTx& t) { service_.follow_contract(t, e); });
+                   }},
+                   &rt.metrics, rt.consumer_settings),
         sweeper_(rt.io) {
     if (rt.config.get("job.chain_adapter") != "sandbox")
       throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");
@@ -51,12 +59,14 @@ class JobModule final : public Module {
   void start() override {
     relay_.start();
     agents_.start();
+    contracts_.start();
     schedule_sweep();
   }
 
   void stop() override {
     stopping_ = true;
     sweeper_.cancel();
+    contracts_.stop();
     agents_.stop();
     relay_.stop();
     db_.stop();
@@ -71,7 +81,7 @@ class JobModule final : public Module {
       reason = "job-service cannot reach the Kafka broker";
       return false;
     }
-    if (!agents_.joined()) {
+    if (!agents_.joined() || !contracts_.joined()) {
       reason = "job-service consumer has not joined its group yet";
       return false;
     }
@@ -101,6 +111,7 @@ class JobModule final : public Module {
   JobService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop agents_;
+  events::ConsumerLoop contracts_;
   boost::asio::steady_timer sweeper_;
   std::atomic<bool> stopping_{false};
 };

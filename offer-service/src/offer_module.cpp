@@ -19,6 +19,12 @@ std::vector<ConfigEntry> offer_config_entries() {
       {"offers.projection_wait_ms", "2000", "How long create-offer waits (polling its projection, no writes) for a just-locked quote to reach offer-service before answering 404/409 (ms).", {}},
       {"contracts.pay_to", "*:0x0000000000000000000000000000000000a11ce5", "Address buyers pay, per network: `network:address[,…]`, `*` for any other network. Set it for a real deployment.", {}},
       {"contracts.confirmations", "*:1", "Confirmations a payment needs, per network: `network:n[,…]`, e.g. `base:3,ethereum:12,*:1`.", {}},
+      {"contracts.tokens",
+       "base:USDC=0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913,base-sepolia:USDC=0x036CbD53842c5426634e7929541eC2318f3dCF7e,"
+       "ethereum:USDC=0xA0b86991c6218b36c1d19D4a2E9Eb0cE3606eB48,sepolia:USDC=0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238,"
+       "optimism:USDC=0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85,arbitrum:USDC=0xaf88d065e77c8cC2239327C5EDb3A432268e5831,"
+       "polygon:USDC=0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359",
+       "Token contracts by network and symbol, `network:SYMBOL=0x…[,…]` (defaults: Circle's USDC). A quote may also name the token by its address. Offers in other tokens are refused (409 `token_not_supported`).", {}},
       {"contracts.chain_adapter", "sandbox", "Payment verification: `sandbox` (embedded default, clearly marked in every contract response).", {}},
   };
 }
@@ -30,6 +36,7 @@ OfferServiceOptions options_from(const Config& config) {
   o.projection_wait_ms = config.get_int("offers.projection_wait_ms");
   o.pay_to = PerNetwork::parse(config.get("contracts.pay_to"));
   o.confirmations = PerNetwork::parse(config.get("contracts.confirmations"));
+  o.tokens = TokenRegistry::parse(config.get("contracts.tokens"));
   o.chain_adapter = config.get("contracts.chain_adapter");
   if (o.chain_adapter != "sandbox") throw ConfigError("contracts.chain_adapter: only \"sandbox\" is available in this build");
   if (o.ttl_ms < 1) throw ConfigError("offers.ttl_ms must be positive");
@@ -54,10 +61,13 @@ class OfferModule final : public Module {
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms")}),
         // The locked quotes come from thread-service's events (no request calls it).
-        threads_("offer-service.threads", rt.kafka_bootstrap, "offer-service", {"agentlancer.threads.v1"}, db_, rt.clock,
+        // and a contract follows its job (job-service).
+        threads_("offer-service.events", rt.kafka_bootstrap, "offer-service", {"agentlancer.threads.v1", "agentlancer.jobs.v1"},
+                 db_, rt.clock,
                  [this](storage::Connection& c, const events::CloudEvent& e) {
                    auto tx = SqliteOfferStore::tx_on(c, rt_.clock);
-                   service_.follow_thread(*tx, e);
+                   if (e.type.rfind("job.", 0) == 0) service_.follow_job(*tx, e);
+                   else service_.follow_thread(*tx, e);
                  },
                  &rt.metrics, rt.consumer_settings),
         sweeper_(rt.io) {

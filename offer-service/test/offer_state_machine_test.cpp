@@ -118,5 +118,47 @@ TEST(PerNetwork, ParsesNetworkValuesWithADefault) {
   EXPECT_THROW(PerNetwork::parse(":3"), ConfigError);
 }
 
+TEST(TokenRegistry, ResolvesSymbolsPerNetworkAndAcceptsAddresses) {
+  auto r = TokenRegistry::parse("base:USDC=0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913,ethereum:usdc=0xA0b86991c6218b36c1d19D4a2E9Eb0cE3606eB48");
+  EXPECT_EQ(r.resolve("base", "usdc"), "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913");
+  EXPECT_EQ(r.resolve("ethereum", "USDC"), "0xA0b86991c6218b36c1d19D4a2E9Eb0cE3606eB48");
+  EXPECT_FALSE(r.resolve("polygon", "USDC"));
+  EXPECT_FALSE(r.resolve("base", "DAI"));
+  std::string address = "0x" + std::string(40, 'b');
+  EXPECT_EQ(r.resolve("anything", address), address);
+  EXPECT_THROW(TokenRegistry::parse("base:USDC=0x1234"), ConfigError);
+  EXPECT_THROW(TokenRegistry::parse("USDC=0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"), ConfigError);
+}
+
+TEST(Contract, FollowsItsJobToTheEndOnce) {
+  Offer o = open_offer();
+  Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 1, "sandbox"}, 1100);
+  EXPECT_EQ(c.deliverable, "doc");
+  EXPECT_EQ(follow_job_phase(c, 2, 1200).verdict, Verdict::Unchanged);  // TRANSACTION: not an end
+  Outcome done = follow_job_phase(c, 4, 1300);
+  EXPECT_EQ(done.events, std::vector<std::string>{"contract.completed"});
+  EXPECT_EQ(c.status, "completed");
+  EXPECT_EQ(follow_job_phase(c, 5, 1400).verdict, Verdict::Unchanged);  // ended already
+  Contract rejected = contract_for(o, "ctr_2", PaymentTerms{"0xabc", 1, "sandbox"}, 1100);
+  EXPECT_EQ(follow_job_phase(rejected, 5, 1500).events, std::vector<std::string>{"contract.refunded"});
+  EXPECT_EQ(rejected.status, "refund_pending");
+  Contract expired = contract_for(o, "ctr_3", PaymentTerms{"0xabc", 1, "sandbox"}, 1100);
+  EXPECT_EQ(follow_job_phase(expired, 6, 1500).events, std::vector<std::string>{"contract.expired"});
+}
+
+TEST(Contract, PaymentFundsOnlyWithEnoughConfirmations) {
+  Offer o = open_offer();
+  Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 3, "sandbox"}, 1100);
+  Outcome seen = apply_payment(c, "0xhash", true, 1, "evm-jsonrpc", 1200);
+  EXPECT_EQ(seen.events, std::vector<std::string>{"contract.payment_submitted"});
+  EXPECT_EQ(c.status, "payment_submitted");
+  EXPECT_EQ(apply_payment(c, "0xhash", true, 2, "evm-jsonrpc", 1300).verdict, Verdict::Unchanged);
+  EXPECT_EQ(apply_payment(c, "0xhash", true, 3, "evm-jsonrpc", 1400).events, std::vector<std::string>{"contract.funded"});
+  EXPECT_EQ(c.status, "funded");
+  EXPECT_EQ(check_payment(c, "agt_r", "0xhash").verdict, Verdict::Unchanged);
+  EXPECT_EQ(check_payment(c, "agt_r", "0xother").code, "contract_not_awaiting_payment");
+  EXPECT_EQ(check_payment(c, "agt_p", "0xhash").message, "Only the buyer can submit the payment");
+}
+
 }  // namespace
 }  // namespace al::offer

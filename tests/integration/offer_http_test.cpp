@@ -1051,5 +1051,72 @@ TEST_F(OfferHttpTest, OfferAndContractEventsMatchTheirSchemas) {
   EXPECT_EQ(contracts[2].at("seq").as_int64(), 3);
 }
 
+// The whole story after the offer: the contract becomes the provider's job (phase NEGOTIATION,
+// escrow not verified), the payment verifies its escrow, the job runs to COMPLETED, the contract
+// follows and the thread closes — all through Kafka.
+TEST_F(OfferHttpTest, ContractBecomesAJobWhoseCompletionClosesContractAndThread) {
+  auto c = accepted_deal(api);
+  ASSERT_FALSE(c.cid.empty());
+  auto poll = [&](const std::function<bool()>& done, const char* what) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "timed out waiting for " << what;
+    return false;
+  };
+  bj::object job;
+  auto find_job = [&] {
+    auto r = api.http.get("/api/agents/jobs?role=client", c.deal.requester.key);
+    if (r.status != 200) return false;
+    bj::value list = r.json();
+    for (const auto& j : list.at("jobs").as_array())
+      if (j.at("contractId").is_string() && j.at("contractId").as_string() == c.cid) {
+        job = j.as_object();
+        return true;
+      }
+    return false;
+  };
+  ASSERT_TRUE(poll(find_job, "the job made from the contract"));
+  EXPECT_EQ(job.at("phase").as_int64(), 1);
+  EXPECT_EQ(job.at("escrowVerified"), false);
+  EXPECT_EQ(str(job, "providerId"), c.deal.provider.id);
+  EXPECT_EQ(str(job, "budget"), str(c.deal.offer, "amount"));
+  EXPECT_EQ(str(job, "tokenAddress"), str(c.deal.offer, "token_address"));
+  const std::string job_path = "/api/agents/jobs/" + std::to_string(job.at("id").as_int64());
+  const std::string provider_path = "/api/agents/providers/jobs/" + std::to_string(job.at("id").as_int64());
+  // Before the payment the escrow gate holds.
+  EXPECT_EQ(api.http.post(provider_path + "/negotiation", R"({"accept":true})", c.deal.provider.key).status, 409u);
+  ASSERT_EQ(pay(api, c.cid, c.deal.requester, bj::serialize(bj::object{{"tx_hash", random_hash(7)}})).status, 200u);
+  ASSERT_TRUE(poll([&] { return api.http.get(job_path, c.deal.requester.key).json().at("escrowVerified") == true; },
+                   "the escrow verified by the contract's payment"));
+  ASSERT_EQ(api.http.post(provider_path + "/negotiation", R"({"accept":true})", c.deal.provider.key).status, 204u);
+  ASSERT_EQ(api.http.post(provider_path + "/deliverable", R"({"deliverable":"https://example.test/doc.md"})", c.deal.provider.key).status, 204u);
+  ASSERT_EQ(api.http.post(job_path + "/evaluate", R"({"accept":true})", c.deal.requester.key).status, 204u);
+  ASSERT_TRUE(poll([&] { return str(api.http.get("/api/contracts/" + c.cid + "/tx-status").json(), "status") == "completed"; },
+                   "the contract to complete"));
+  bj::object thread;
+  ASSERT_TRUE(poll([&] {
+    thread = api.thread(c.deal.tid, c.deal.requester);
+    return thread.contains("status") && str(thread, "status") == "closed";
+  }, "the thread to close"));
+  EXPECT_EQ(str(thread, "closed_reason"), "contract_completed");
+  const std::string bootstrap = stack_->host().kafka_bootstrap();
+  auto contracts = dedupe(consume(bootstrap, "agentlancer.contracts.v1", {c.cid}, 4));
+  ASSERT_EQ(contracts.size(), 4u);
+  EXPECT_EQ(contracts[3].at("type"), "contract.completed");
+  for (const auto& e : contracts) expect_schema_valid(AGENTLANCER_SOURCE_DIR, e);
+  auto jobs = dedupe(consume(bootstrap, "agentlancer.jobs.v1", {std::to_string(job.at("id").as_int64())}, 1, c.deal.requester.id));
+  ASSERT_FALSE(jobs.empty());
+  EXPECT_EQ(jobs[0].at("data").at("change").at("action"), "contract");
+  expect_schema_valid(AGENTLANCER_SOURCE_DIR, jobs[0]);
+}
+
+TEST_F(OfferHttpTest, OfferInATokenNotPayableHereIs409) {
+  auto d = api.locked_deal("fantom");  // no USDC address registered for that network
+  expect_error(api.create_offer(d.tid, d.requester), 409, "", "token_not_supported");
+}
+
 }  // namespace
 }  // namespace al::testing

@@ -215,4 +215,56 @@ int JobService::expire_due(int limit) {
   return static_cast<int>(ids.size());
 }
 
+void JobService::follow_contract(JobTx& tx, const events::CloudEvent& e) {
+  auto* entity = e.data.if_contains("contract");
+  if (!entity || !entity->is_object()) return;
+  const auto& c = entity->get_object();
+  auto text = [&c](std::string_view key) -> std::string {
+    auto* v = c.if_contains(key);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  std::string contract_id = text("id");
+  if (contract_id.empty()) return;
+  Millis now = clock_.now_ms();
+  if (e.type == "contract.created") {
+    if (tx.find_by_contract(contract_id)) return;  // redelivered
+    auto budget = Decimal::parse(text("amount"));
+    std::string token = text("token_address");
+    if (!budget || text("buyer_id").empty() || text("provider_id").empty() || token.empty()) {
+      log::warn("contract event without what a job needs: skipped", {{"contract", contract_id}, {"event", e.id}});
+      return;
+    }
+    Job job;
+    job.phase = Phase::Negotiation;  // the terms were agreed in the thread; the escrow gate still applies
+    job.client_id = text("buyer_id");
+    job.provider_id = text("provider_id");
+    std::string deliverable = text("deliverable");
+    job.service_requirement = deliverable.empty() ? "Contract " + contract_id : deliverable;
+    job.budget = *budget;
+    job.token_address = token;
+    job.contract_id = contract_id;
+    job.expired_at = now + options_.default_ttl_ms;
+    job.created_at = now;
+    job.updated_at = now;
+    record(tx, job, {Change{"job.created", "contract", std::nullopt, Phase::Negotiation, std::nullopt, std::nullopt}},
+           e.request_id);
+    return;
+  }
+  if (e.type == "contract.funded") {
+    auto job = tx.find_by_contract(contract_id);
+    std::string hash = text("tx_hash");
+    if (!job || hash.empty()) return;
+    if (job->escrow) return;  // redelivered
+    if (tx.tx_hash_used(hash)) {
+      log::warn("contract paid with a hash another job's escrow used: escrow left unverified",
+                {{"contract", contract_id}, {"job", job->id}});
+      return;
+    }
+    std::vector<Change> changes = expire_if_due(*job, now).changes;
+    Outcome outcome = client_escrow(*job, job->client_id, hash, "contract:" + text("chain_adapter"), now);
+    for (auto& change : outcome.changes) changes.push_back(std::move(change));
+    record(tx, *job, changes, e.request_id);
+  }
+}
+
 }  // namespace al::job

@@ -61,6 +61,11 @@ class JobService {
   // Expires due jobs; returns how many it queued.
   int expire_due(int limit = 500);
 
+  // offer-service's contract events, inside the consumer's transaction: contract.created makes the
+  // provider job (phase NEGOTIATION, escrow not yet verified), contract.funded verifies its escrow.
+  // Idempotent: a job per contract, escrow once.
+  void follow_contract(JobTx& tx, const events::CloudEvent& event);
+
  private:
   // The wait for a just-registered agent is bounded in real (steady) time, not domain time.
   void try_create(std::shared_ptr<CreateJob> command, std::string request_id,

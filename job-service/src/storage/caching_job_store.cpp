@@ -20,6 +20,9 @@ class RecordingTx final : public JobTx {
   }
   bool tx_hash_used(const std::string& tx_hash) override { return inner_.tx_hash_used(tx_hash); }
   bool agent_known(const std::string& agent_id) override { return inner_.agent_known(agent_id); }
+  std::optional<Job> find_by_contract(const std::string& contract_id) override {
+    return inner_.find_by_contract(contract_id);
+  }
   void publish(const events::CloudEvent& event) override { inner_.publish(event); }
 
  private:
@@ -42,6 +45,16 @@ void CachingJobStore::transact(std::function<void(JobTx&)> work,
           for (auto& job : *written) put(std::make_shared<const Job>(std::move(job)));
         if (done) done(error);
       });
+}
+
+std::function<void()> CachingJobStore::recording(JobTx& tx, const std::function<void(JobTx&)>& work) {
+  auto written = std::make_shared<std::vector<Job>>();
+  RecordingTx recording(tx, *written);
+  work(recording);
+  if (written->empty()) return {};
+  return [this, written] {
+    for (auto& job : *written) put(std::make_shared<const Job>(std::move(job)));
+  };
 }
 
 std::optional<Job> CachingJobStore::get(long long id) {

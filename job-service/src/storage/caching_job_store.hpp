@@ -24,6 +24,9 @@ class CachingJobStore final : public JobStore {
   bool healthy() override { return inner_.healthy(); }
 
   std::size_t size();
+  // Runs `work` on a transaction the caller holds (an event consumer's) and returns what to do
+  // once it has committed: publish the jobs it wrote to the cache.
+  std::function<void()> recording(JobTx& tx, const std::function<void(JobTx&)>& work);
 
  private:
   static constexpr std::size_t kShards = 16;

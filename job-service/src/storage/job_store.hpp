@@ -20,6 +20,7 @@ class JobTx {
   virtual void insert(Job& job) = 0;  // assigns job.id
   virtual void save(Job& job) = 0;    // updates the row, inserts new memos (id 0), updates others
   virtual bool tx_hash_used(const std::string& tx_hash) = 0;
+  virtual std::optional<Job> find_by_contract(const std::string& contract_id) = 0;
   virtual bool agent_known(const std::string& agent_id) = 0;
   virtual void publish(const events::CloudEvent& event) = 0;
 };

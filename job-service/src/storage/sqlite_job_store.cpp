@@ -203,6 +203,16 @@ class SqliteJobTx final : public JobTx {
     return q.next();
   }
 
+  std::optional<Job> find_by_contract(const std::string& contract_id) override {
+    std::optional<long long> id;
+    {
+      auto q = c_.query("SELECT id FROM jobs WHERE contract_id = ?", contract_id);
+      if (q.next()) id = q.int64(0);
+    }
+    if (!id) return std::nullopt;
+    return load_job(c_, *id);
+  }
+
   void publish(const events::CloudEvent& event) override {
     events::append_to_outbox(c_, "agentlancer.jobs.v1", event, clock_.now_ms());
   }
@@ -231,6 +241,10 @@ class SqliteJobTx final : public JobTx {
   const Clock& clock_;
 };
 }  // namespace
+
+std::unique_ptr<JobTx> SqliteJobStore::tx_on(storage::Connection& connection, const Clock& clock) {
+  return std::make_unique<SqliteJobTx>(connection, clock);
+}
 
 void SqliteJobStore::transact(std::function<void(JobTx&)> work,
                               std::function<void(std::exception_ptr)> done) {

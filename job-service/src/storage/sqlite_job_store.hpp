@@ -1,4 +1,5 @@
 #pragma once
+#include <memory>
 #include "common/clock/clock.hpp"
 #include "common/events/cloud_event.hpp"
 #include "common/storage/sqlite.hpp"
@@ -21,6 +22,8 @@ class SqliteJobStore final : public JobStore {
 
   // Projection of agent events from thread-service (inside the consumer's transaction).
   static void apply_agent_event(storage::Connection& c, const events::CloudEvent& event);
+  // A transaction on a connection the caller holds (an event consumer's).
+  static std::unique_ptr<JobTx> tx_on(storage::Connection& connection, const Clock& clock);
 
  private:
   storage::Database& db_;

@@ -1,5 +1,7 @@
 #include "domain/offer.hpp"
 
+#include "common/config/config.hpp"
+
 namespace al::offer {
 namespace bj = boost::json;
 
@@ -93,6 +95,44 @@ Outcome offer_from(const ThreadView& thread, Offer& offer, Millis now, Millis tt
   return out;
 }
 
+bool is_evm_address(std::string_view s) {
+  if (s.size() != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return false;
+  for (std::size_t i = 2; i < s.size(); ++i)
+    if (!std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  return true;
+}
+
+namespace {
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+}  // namespace
+
+TokenRegistry TokenRegistry::parse(const std::string& text) {
+  TokenRegistry out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? text.size() : comma + 1;
+    if (item.empty()) continue;
+    auto colon = item.find(':');
+    auto equals = item.find('=', colon == std::string::npos ? 0 : colon);
+    if (colon == std::string::npos || equals == std::string::npos || colon == 0 || equals == colon + 1 ||
+        !is_evm_address(item.substr(equals + 1)))
+      throw ConfigError("contracts.tokens: expected network:SYMBOL=0x<40 hex>[,…], got \"" + item + "\"");
+    out.addresses_[{item.substr(0, colon), upper(item.substr(colon + 1, equals - colon - 1))}] = item.substr(equals + 1);
+  }
+  return out;
+}
+
+std::optional<std::string> TokenRegistry::resolve(const std::string& network, const std::string& token) const {
+  if (is_evm_address(token)) return token;
+  if (auto it = addresses_.find({network, upper(token)}); it != addresses_.end()) return it->second;
+  return std::nullopt;
+}
+
 Outcome expire_if_due(Offer& offer, Millis now) {
   if (offer.status != OfferStatus::Open || now < offer.expires_at) return {Verdict::Unchanged, {}, {}, {}};
   offer.status = OfferStatus::Inactive;
@@ -142,7 +182,9 @@ Contract contract_for(const Offer& offer, std::string id, const PaymentTerms& pa
   c.provider_id = offer.provider_id;
   c.amount = offer.amount;
   c.token = offer.token;
+  c.token_address = offer.token_address;
   c.network = offer.network;
+  if (auto* d = offer.terms.if_contains("deliverable"); d && d->is_string()) c.deliverable = std::string(d->get_string());
   c.pay_to = payment.pay_to;
   c.required_confirmations = payment.required_confirmations;
   c.chain_adapter = payment.chain_adapter;
@@ -178,6 +220,19 @@ Outcome apply_payment(Contract& c, const std::string& tx_hash, bool verified, in
     out.events.emplace_back("contract.funded");
   }
   if (out.events.empty()) out.verdict = Verdict::Unchanged;
+  return out;
+}
+
+Outcome follow_job_phase(Contract& c, int phase, Millis now) {
+  static const std::map<int, std::pair<std::string, std::string>> kEnds = {
+      {4, {"completed", "contract.completed"}}, {5, {"refund_pending", "contract.refunded"}}, {6, {"expired", "contract.expired"}}};
+  auto end = kEnds.find(phase);
+  bool ended = c.status == "completed" || c.status == "refund_pending" || c.status == "expired";
+  if (end == kEnds.end() || ended) return {Verdict::Unchanged, {}, {}, {}};
+  c.status = end->second.first;
+  c.updated_at = now;
+  Outcome out;
+  out.events.push_back(end->second.second);
   return out;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 #include <boost/json.hpp>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,7 @@ struct Offer {
   boost::json::object terms;  // the locked quote's terms, as thread-service published them
   Decimal amount;
   std::string token;
+  std::string token_address;  // the token's contract on `network` (from contracts.tokens, or the token itself)
   std::string network;
   std::string quote_message_id;
   Millis expires_at = 0;
@@ -58,7 +60,9 @@ struct Contract {
   std::string status = "awaiting_payment";
   Decimal amount;
   std::string token;
+  std::string token_address;
   std::string network;
+  std::string deliverable;  // from the locked terms: what the provider's job is about
   std::string pay_to;
   int required_confirmations = 1;
   int confirmations = 0;
@@ -92,6 +96,19 @@ Outcome check_create(const std::optional<ThreadView>& thread, std::string_view a
 // The locked terms' budget, or a message saying what is wrong with them.
 Outcome offer_from(const ThreadView& thread, Offer& offer, Millis now, Millis ttl_ms);
 
+// Token symbols per network → token contract addresses, written "network:SYMBOL=0x…,…".
+class TokenRegistry {
+ public:
+  static TokenRegistry parse(const std::string& text);  // throws ConfigError
+  // `token` itself when it is an address, else the registered address of that symbol on `network`.
+  std::optional<std::string> resolve(const std::string& network, const std::string& token) const;
+
+ private:
+  std::map<std::pair<std::string, std::string>, std::string> addresses_;
+};
+
+bool is_evm_address(std::string_view text);
+
 // Provider's decision. An offer past its expiry becomes inactive first (and the decision fails).
 Outcome respond(Offer& offer, std::string_view actor, bool accept, const std::optional<std::string>& reason,
                 Millis now);
@@ -114,5 +131,9 @@ Outcome check_payment(const Contract& contract, std::string_view actor, const st
 // `Outcome::events` (contract.* types).
 Outcome apply_payment(Contract& contract, const std::string& tx_hash, bool verified, int confirmations,
                       const std::string& adapter, Millis now);
+
+// The contract follows its job (job-service): COMPLETED (4) → completed, REJECTED (5) →
+// refund_pending (the buyer's refund claim), EXPIRED (6) → expired. Unchanged otherwise, and once ended.
+Outcome follow_job_phase(Contract& contract, int phase, Millis now);
 
 }  // namespace al::offer

@@ -141,6 +141,15 @@ void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string
           result->code = made.code;
           return;
         }
+        auto token_address = options_.tokens.resolve(offer.network, offer.token);
+        if (!token_address) {
+          result->kind = Result::Kind::Conflict;
+          result->message = "Token " + offer.token + " on network " + offer.network +
+                            " is not payable here: the provider quotes a token address or a known token (contracts.tokens)";
+          result->code = "token_not_supported";
+          return;
+        }
+        offer.token_address = *token_address;
         record(tx, offer, made.events, request_id);
         result->kind = Result::Kind::Created;
         result->offer = std::move(offer);
@@ -213,6 +222,19 @@ int OfferService::expire_due(int limit) {
   return static_cast<int>(ids.size());
 }
 
+void OfferService::follow_job(OfferTx& tx, const events::CloudEvent& e) {
+  if (e.type != "job.phase_changed") return;
+  auto* job = e.data.if_contains("job");
+  if (!job || !job->is_object()) return;
+  auto* contract_id = job->get_object().if_contains("contractId");
+  auto* phase = job->get_object().if_contains("phase");
+  if (!contract_id || !contract_id->is_string() || !phase || !phase->is_int64()) return;
+  auto contract = tx.load_contract(std::string(contract_id->get_string()));
+  if (!contract) return;
+  Outcome outcome = follow_job_phase(*contract, static_cast<int>(phase->get_int64()), clock_.now_ms());
+  if (!outcome.events.empty()) record_contract(tx, *contract, outcome.events, e.request_id);
+}
+
 void OfferService::follow_thread(OfferTx& tx, const events::CloudEvent& e) {
   if (e.type.rfind("thread.", 0) != 0) return;
   auto* thread = e.data.if_contains("thread");
@@ -231,8 +253,8 @@ void OfferService::submit_payment(std::string contract_id, std::string actor, st
   if (precheck.verdict == Verdict::Unchanged) return done(Result{Result::Kind::Unchanged, {}, {}, {}, current});
   if (precheck.verdict != Verdict::Applied)
     return done(Result{kind_of(precheck.verdict), precheck.message, precheck.code, {}, current});
-  chain::PaymentExpectation expectation{tx_hash, current->amount, current->token, current->pay_to, current->network,
-                                        current->required_confirmations};
+  chain::PaymentExpectation expectation{tx_hash, current->amount, current->token_address, current->pay_to,
+                                        current->network, current->required_confirmations};
   chain_.verify(expectation, [this, contract_id, tx_hash, request_id, done](chain::PaymentCheck check) {
     // Seen but not final ("pending") is a submitted payment the watcher follows; anything else
     // (not found, wrong token or recipient, underpaid, failed …) is refused and changes nothing.
@@ -288,8 +310,8 @@ int OfferService::watch_payments(int limit) {
   for (const auto& id : ids) {
     auto contract = store_.get_contract(id);
     if (!contract || !contract->tx_hash) continue;
-    chain::PaymentExpectation expectation{*contract->tx_hash, contract->amount, contract->token, contract->pay_to,
-                                          contract->network, contract->required_confirmations};
+    chain::PaymentExpectation expectation{*contract->tx_hash, contract->amount, contract->token_address,
+                                          contract->pay_to, contract->network, contract->required_confirmations};
     chain_.verify(expectation, [this, id, hash = *contract->tx_hash](chain::PaymentCheck check) {
       if (check.status != "verified" && check.status != "pending") return;  // reorgs and failures: next step
       apply_check(id, hash, check, "payment-watcher", [](Result) {});

@@ -39,6 +39,7 @@ struct OfferServiceOptions {
   Millis projection_wait_ms = 2000;  // how long create-offer waits for a just-locked quote to arrive
   PerNetwork pay_to;
   PerNetwork confirmations;
+  TokenRegistry tokens;
   std::string chain_adapter = "sandbox";
   std::string source = "offer-service";
 };
@@ -62,6 +63,8 @@ class OfferService {
 
   // Applies a thread-service event (the consumer's transaction).
   void follow_thread(OfferTx& tx, const events::CloudEvent& event);
+  // Applies a job-service event: a contract's job ended → the contract follows.
+  void follow_job(OfferTx& tx, const events::CloudEvent& event);
 
  private:
   void try_create(std::shared_ptr<std::pair<std::string, std::string>> thread_and_actor, std::string request_id,

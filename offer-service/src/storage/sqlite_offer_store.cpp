@@ -65,13 +65,19 @@ CREATE TABLE contracts (
   version INTEGER NOT NULL
 );
 )sql"},
+      {3, R"sql(
+ALTER TABLE offers ADD COLUMN token_address TEXT NOT NULL DEFAULT '';
+ALTER TABLE contracts ADD COLUMN token_address TEXT NOT NULL DEFAULT '';
+ALTER TABLE contracts ADD COLUMN deliverable TEXT NOT NULL DEFAULT '';
+)sql"},
   };
 }
 
 namespace {
 constexpr const char* kOfferColumns =
     "pos, id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, network, "
-    "quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, version";
+    "quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, version, "
+    "token_address";
 
 Offer read_offer(const storage::Query& q) {
   Offer o;
@@ -94,12 +100,14 @@ Offer read_offer(const storage::Query& q) {
   o.created_at = q.int64(16);
   o.updated_at = q.int64(17);
   o.version = q.int64(18);
+  o.token_address = q.text(19);
   return o;
 }
 
 constexpr const char* kContractColumns =
     "id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
-    "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version";
+    "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version, token_address, "
+    "deliverable";
 
 Contract read_contract(const storage::Query& q) {
   Contract c;
@@ -120,6 +128,8 @@ Contract read_contract(const storage::Query& q) {
   c.created_at = q.int64(14);
   c.updated_at = q.int64(15);
   c.version = q.int64(16);
+  c.token_address = q.text(17);
+  c.deliverable = q.text(18);
   return c;
 }
 
@@ -178,10 +188,10 @@ class SqliteOfferTx final : public OfferTx {
     c_.query(
         "INSERT INTO offers(id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, "
         "network, quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, "
-        "version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "version, token_address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         o.id, o.thread_id, o.service_id, o.requester_id, o.provider_id, status_name(o.status), bj::serialize(o.terms),
         o.amount.to_string(), o.token, o.network, o.quote_message_id, o.expires_at, o.decided_at, o.decision_reason,
-        o.contract_id, o.created_at, o.updated_at, o.version)
+        o.contract_id, o.created_at, o.updated_at, o.version, o.token_address)
         .run();
     o.row = c_.last_insert_rowid();
   }
@@ -197,11 +207,11 @@ class SqliteOfferTx final : public OfferTx {
   void insert_contract(const Contract& k) override {
     c_.query(
         "INSERT INTO contracts(id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
-        "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version, token_address, "
+        "deliverable) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         k.id, k.offer_id, k.thread_id, k.buyer_id, k.provider_id, k.status, k.amount.to_string(), k.token, k.network,
         k.pay_to, k.required_confirmations, k.confirmations, k.tx_hash, k.chain_adapter, k.created_at, k.updated_at,
-        k.version)
+        k.version, k.token_address, k.deliverable)
         .run();
   }
 
