@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "domain/offer.hpp"
+#include "ops/handoff.hpp"
 #include "service/offer_service.hpp"
 
 namespace al::offer {
@@ -158,6 +159,56 @@ TEST(Contract, PaymentFundsOnlyWithEnoughConfirmations) {
   EXPECT_EQ(check_payment(c, "agt_r", "0xhash").verdict, Verdict::Unchanged);
   EXPECT_EQ(check_payment(c, "agt_r", "0xother").code, "contract_not_awaiting_payment");
   EXPECT_EQ(check_payment(c, "agt_p", "0xhash").message, "Only the buyer can submit the payment");
+}
+
+TEST(Ops, LeadingDropoffIsTheStepAfterTheLargestDrop) {
+  OpsCounts n;
+  EXPECT_EQ(leading_dropoff(n), "discovery");  // nobody opened a thread
+  n.window_threads_opened = 10;
+  n.window_quotes_locked = 8;
+  n.window_offers_created = 2;
+  n.window_offers_accepted = 2;
+  n.window_payments_submitted = 1;
+  n.window_payments_confirmed = 1;
+  EXPECT_EQ(leading_dropoff(n), "offer_creation");
+  n.window_quotes_locked = 3;
+  EXPECT_EQ(leading_dropoff(n), "quote_lock");
+  OpsCounts flat;
+  flat.window_threads_opened = flat.window_quotes_locked = flat.window_offers_created = flat.window_offers_accepted =
+      flat.window_payments_submitted = flat.window_payments_confirmed = 4;
+  EXPECT_EQ(leading_dropoff(flat), "none");
+}
+
+TEST(Ops, WindowsAreHoursOrDaysUpToThirtyDays) {
+  EXPECT_EQ(parse_window("24h"), 86'400'000);
+  EXPECT_EQ(parse_window("7d"), 7 * 86'400'000LL);
+  EXPECT_EQ(parse_window("1h"), 3'600'000);
+  EXPECT_FALSE(parse_window("0h"));
+  EXPECT_FALSE(parse_window("31d"));
+  EXPECT_FALSE(parse_window("24"));
+  EXPECT_FALSE(parse_window("-1h"));
+  EXPECT_FALSE(parse_window("99999h"));
+}
+
+TEST(Ops, HandoffFiguresComeFromTheCounts) {
+  OpsCounts n;
+  n.threads_total = 5;
+  n.threads_quote_locked = 2;
+  n.threads_offered = 1;
+  n.offers_total = 3;
+  n.offers_open = 1;
+  n.offers_accepted = 1;
+  n.offers_rejected = 1;
+  n.window_threads_opened = 5;
+  n.window_quotes_locked = 4;
+  n.window_offers_created = 1;
+  auto doc = quote_to_offer_handoff(n, "24h", "https://example.test", 0);
+  EXPECT_EQ(doc.at("observed").at("quote_to_offer_gap").as_int64(), 3);
+  EXPECT_EQ(doc.at("observed").at("current_quote_to_offer_gap").as_int64(), 2);
+  EXPECT_EQ(doc.at("current_quote_to_offer_snapshot").at("offer_summary").at("thread_linked_offers").as_int64(), 3);
+  EXPECT_EQ(doc.at("action_packet").at("endpoints").at("blocker_feedback"), "https://example.test/api/public/feedback");
+  EXPECT_EQ(doc.at("status"), "current_quote_locked_thread_waiting_for_offer_creation_or_blocker_feedback");
+  EXPECT_EQ(doc.at("refreshed_at"), "1970-01-01T00:00:00.000Z");
 }
 
 }  // namespace

@@ -9,6 +9,9 @@
 #include <cctype>
 #include <algorithm>
 #include <cstdio>
+#include <sstream>
+#include <regex>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <thread>
@@ -1116,6 +1119,69 @@ TEST_F(OfferHttpTest, ContractBecomesAJobWhoseCompletionClosesContractAndThread)
 TEST_F(OfferHttpTest, OfferInATokenNotPayableHereIs409) {
   auto d = api.locked_deal("fantom");  // no USDC address registered for that network
   expect_error(api.create_offer(d.tid, d.requester), 409, "", "token_not_supported");
+}
+
+// --- ops (public, aggregate only) ---
+
+// The shape of a JSON value: objects by key, arrays by their first element, scalars by kind.
+bj::value key_tree(const bj::value& v) {
+  if (v.is_object()) {
+    bj::object out;
+    for (const auto& [k, x] : v.get_object()) out[k] = key_tree(x);
+    return out;
+  }
+  if (v.is_array()) {
+    bj::array out;
+    if (!v.get_array().empty()) out.push_back(key_tree(v.get_array()[0]));
+    return out;
+  }
+  if (v.is_string()) return "string";
+  if (v.is_bool()) return "bool";
+  if (v.is_null()) return "null";
+  return "number";
+}
+
+TEST_F(OfferHttpTest, QuoteToOfferHandoffHasTheSeedsShapeLiveFiguresAndNoPrivateIds) {
+  // Some state: a locked quote waiting, an open offer, an accepted (and paid) one.
+  auto waiting = api.locked_deal();
+  auto open = api.offered_deal();
+  auto paid = accepted_deal(api);
+  ASSERT_EQ(pay(api, paid.cid, paid.deal.requester, bj::serialize(bj::object{{"tx_hash", random_hash(9)}})).status, 200u);
+  // The projection of the waiting thread arrives through Kafka.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto r = api.http.get("/api/ops/quote-to-offer-handoff");  // no key: public
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto doc = r.json();
+  std::ifstream seed_file(std::string(AGENTLANCER_SOURCE_DIR) + "/tests/fixtures/seed_000_quote_to_offer_handoff.json");
+  std::stringstream seed_text;
+  seed_text << seed_file.rdbuf();
+  auto seed = bj::parse(seed_text.str());
+  EXPECT_EQ(key_tree(doc), key_tree(seed)) << "live: " << bj::serialize(key_tree(doc));
+  EXPECT_EQ(doc.at("window"), "24h");
+  const auto& snap = doc.at("current_quote_to_offer_snapshot");
+  EXPECT_GE(snap.at("current_quote_locked_threads").as_int64(), 1);
+  EXPECT_GE(snap.at("current_open_offers").as_int64(), 1);
+  EXPECT_GE(snap.at("current_accepted_offers").as_int64(), 1);
+  EXPECT_EQ(snap.at("offer_summary").at("total_offers").as_int64(),
+            snap.at("offer_summary").at("open_offers").as_int64() + snap.at("offer_summary").at("accepted_offers").as_int64() +
+                snap.at("offer_summary").at("rejected_offers").as_int64() +
+                snap.at("offer_summary").at("inactive_offers").as_int64());
+  EXPECT_GE(doc.at("observed").at("offers_created").as_int64(), 2);
+  EXPECT_EQ(doc.at("action_packet"), doc.at("quote_to_offer_action_packet"));
+  EXPECT_EQ(doc.at("status"), "current_quote_locked_thread_waiting_for_offer_creation_or_blocker_feedback");
+  std::string base = "http://127.0.0.1:" + std::to_string(stack_->port());
+  EXPECT_EQ(doc.at("action_packet").at("endpoints").at("create_offer_template").as_string(),
+            base + "/api/agent/threads/{thread_id}/create-offer");
+  // Never an id of a thread, offer, contract, message, service or agent — neither these nor any other.
+  std::regex private_id("(thr|off|ctr|msg|svc|agt)_[a-z2-7]{8,}");
+  EXPECT_FALSE(std::regex_search(r.body, private_id)) << r.body;
+  for (const auto& id : {waiting.tid, open.oid, paid.cid, paid.deal.requester.id, paid.deal.provider.id})
+    EXPECT_EQ(r.body.find(id), std::string::npos) << id;
+  // A window of 7 days, and bad windows.
+  EXPECT_EQ(api.http.get("/api/ops/quote-to-offer-handoff?window=7d").json().at("window"), "7d");
+  for (std::string bad : {"0h", "31d", "24", "1w", "abc"})
+    expect_error(api.http.get("/api/ops/quote-to-offer-handoff?window=" + bad), 400, "Validation error");
+  expect_error(api.http.get("/api/ops/quote-to-offer-handoff?foo=1"), 400);
 }
 
 }  // namespace

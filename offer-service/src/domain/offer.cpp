@@ -28,8 +28,10 @@ std::string text_at(const bj::object& o, std::string_view key) {
 }
 }  // namespace
 
-bool apply_thread_event(ThreadView& view, std::string_view type, const bj::object& data, long long seq) {
+bool apply_thread_event(ThreadView& view, std::string_view type, const bj::object& data, long long seq, Millis time) {
   if (view.seq >= seq && !view.thread_id.empty()) return false;  // redelivered or stale
+  if (view.thread_id.empty() && !view.opened_at) view.opened_at = time;
+  if (type == "thread.quote_locked") view.quote_locked_at = time;
   auto* t = data.if_contains("thread");
   if (!t || !t->is_object()) return false;
   const bj::object& thread = t->get_object();
@@ -212,10 +214,12 @@ Outcome apply_payment(Contract& c, const std::string& tx_hash, bool verified, in
   c.confirmations = confirmations;
   c.updated_at = now;
   if (first) {
+    c.payment_submitted_at = now;
     c.status = "payment_submitted";
     out.events.emplace_back("contract.payment_submitted");
   }
   if (verified && confirmations >= c.required_confirmations && c.status != "funded") {
+    c.funded_at = now;
     c.status = "funded";
     out.events.emplace_back("contract.funded");
   }

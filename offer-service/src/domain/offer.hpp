@@ -22,6 +22,8 @@ struct ThreadView {
   std::optional<boost::json::object> locked_terms;
   std::optional<std::string> quote_message_id;
   long long seq = 0;  // of the last thread event applied
+  std::optional<Millis> opened_at;        // when the thread was first seen (its opening event's time)
+  std::optional<Millis> quote_locked_at;  // the latest lock's event time (ops funnel)
 };
 
 enum class OfferStatus { Open, Accepted, Rejected, Inactive };
@@ -68,6 +70,8 @@ struct Contract {
   int confirmations = 0;
   std::optional<std::string> tx_hash;
   std::string chain_adapter;
+  std::optional<Millis> payment_submitted_at;
+  std::optional<Millis> funded_at;
   Millis created_at = 0;
   Millis updated_at = 0;
   long long version = 0;
@@ -87,7 +91,8 @@ inline constexpr std::string_view kNotThreadMember = "Not authorized to access t
 inline constexpr std::string_view kNotOfferMember = "Not authorized to access this offer";
 
 // Applies a thread.* event's thread summary to the view; false when it is not newer.
-bool apply_thread_event(ThreadView& view, std::string_view type, const boost::json::object& data, long long seq);
+bool apply_thread_event(ThreadView& view, std::string_view type, const boost::json::object& data, long long seq,
+                        Millis time = 0);
 
 // Whether `actor` may create an offer on the thread now. `live_offer` is the thread's open or
 // accepted offer, if any.

@@ -7,6 +7,7 @@
 #include "common/service/module.hpp"
 #include "common/util/ids.hpp"
 #include "events/offer_json.hpp"
+#include "ops/handoff.hpp"
 
 namespace al::offer {
 namespace {
@@ -192,6 +193,21 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
       }
       reply(Response::json(200, contract_monitor_json(*result.contract, base_url())));
     });
+  });
+
+  // Public aggregate snapshot (seed 000): numbers only, never an id.
+  router.add(verb::get, "/api/ops/quote-to-offer-handoff", [&store, &clock, base_url](const Request& req, Responder reply) {
+    std::string label = "24h";
+    std::vector<json::FieldError> errors;
+    for (const auto& [key, value] : req.query) {
+      if (key == "window") label = value;
+      else errors.push_back({key.substr(0, 64), "unknown query parameter"});
+    }
+    auto window = parse_window(label);
+    if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
+    if (!errors.empty()) return reply(validation_error(errors));
+    Millis now = clock.now_ms();
+    reply(Response::json(200, quote_to_offer_handoff(store.ops_counts(now - *window), label, base_url(), now)));
   });
 
   router.add(verb::get, "/api/contracts/{id}/tx-status", [&store, base_url](const Request& req, Responder reply) {

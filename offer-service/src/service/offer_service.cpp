@@ -242,7 +242,7 @@ void OfferService::follow_thread(OfferTx& tx, const events::CloudEvent& e) {
   auto* id = thread->get_object().if_contains("id");
   if (!id || !id->is_string()) return;
   ThreadView view = tx.load_thread(std::string(id->get_string())).value_or(ThreadView{});
-  if (apply_thread_event(view, e.type, e.data, e.seq)) tx.save_thread(view);
+  if (apply_thread_event(view, e.type, e.data, e.seq, e.time)) tx.save_thread(view);
 }
 
 void OfferService::submit_payment(std::string contract_id, std::string actor, std::string tx_hash,

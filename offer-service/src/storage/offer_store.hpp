@@ -44,6 +44,16 @@ struct OfferPage {
   std::optional<long long> next_before_row;
 };
 
+// Aggregate counts for the ops snapshots: no ids, only numbers.
+struct OpsCounts {
+  // Now.
+  long long threads_total = 0, threads_negotiating = 0, threads_quote_locked = 0, threads_offered = 0, threads_closed = 0;
+  long long offers_total = 0, offers_open = 0, offers_accepted = 0, offers_rejected = 0, offers_inactive = 0;
+  // In the window.
+  long long window_threads_opened = 0, window_quotes_locked = 0, window_offers_created = 0, window_offers_accepted = 0;
+  long long window_payments_submitted = 0, window_payments_confirmed = 0;
+};
+
 class OfferStore {
  public:
   virtual ~OfferStore() = default;
@@ -55,6 +65,7 @@ class OfferStore {
   virtual std::vector<std::string> due_for_expiry(Millis now, int limit) = 0;
   // Contracts whose payment was seen but is not yet final (the watcher asks the chain again).
   virtual std::vector<std::string> awaiting_confirmation(int limit) = 0;
+  virtual OpsCounts ops_counts(Millis window_start) = 0;
   virtual bool healthy() = 0;
 };
 

@@ -70,6 +70,13 @@ ALTER TABLE offers ADD COLUMN token_address TEXT NOT NULL DEFAULT '';
 ALTER TABLE contracts ADD COLUMN token_address TEXT NOT NULL DEFAULT '';
 ALTER TABLE contracts ADD COLUMN deliverable TEXT NOT NULL DEFAULT '';
 )sql"},
+      // Times the ops funnel counts by.
+      {4, R"sql(
+ALTER TABLE thread_views ADD COLUMN opened_at INTEGER;
+ALTER TABLE thread_views ADD COLUMN quote_locked_at INTEGER;
+ALTER TABLE contracts ADD COLUMN payment_submitted_at INTEGER;
+ALTER TABLE contracts ADD COLUMN funded_at INTEGER;
+)sql"},
   };
 }
 
@@ -107,7 +114,7 @@ Offer read_offer(const storage::Query& q) {
 constexpr const char* kContractColumns =
     "id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
     "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version, token_address, "
-    "deliverable";
+    "deliverable, payment_submitted_at, funded_at";
 
 Contract read_contract(const storage::Query& q) {
   Contract c;
@@ -130,13 +137,15 @@ Contract read_contract(const storage::Query& q) {
   c.version = q.int64(16);
   c.token_address = q.text(17);
   c.deliverable = q.text(18);
+  c.payment_submitted_at = q.opt_int64(19);
+  c.funded_at = q.opt_int64(20);
   return c;
 }
 
 std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::string& id) {
   auto q = c.query(
-      "SELECT thread_id, service_id, requester_id, provider_id, status, locked_terms, quote_message_id, seq "
-      "FROM thread_views WHERE thread_id = ?",
+      "SELECT thread_id, service_id, requester_id, provider_id, status, locked_terms, quote_message_id, seq, opened_at, "
+      "quote_locked_at FROM thread_views WHERE thread_id = ?",
       id);
   if (!q.next()) return std::nullopt;
   ThreadView v;
@@ -148,6 +157,8 @@ std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::st
   if (auto terms = q.opt_text(5)) v.locked_terms = bj::parse(*terms).as_object();
   v.quote_message_id = q.opt_text(6);
   v.seq = q.int64(7);
+  v.opened_at = q.opt_int64(8);
+  v.quote_locked_at = q.opt_int64(9);
   return v;
 }
 
@@ -162,11 +173,12 @@ class SqliteOfferTx final : public OfferTx {
     if (v.locked_terms) terms = bj::serialize(*v.locked_terms);
     c_.query(
         "INSERT INTO thread_views(thread_id, service_id, requester_id, provider_id, status, locked_terms, "
-        "quote_message_id, seq) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(thread_id) DO UPDATE SET "
+        "quote_message_id, seq, opened_at, quote_locked_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(thread_id) DO UPDATE SET "
         "service_id=excluded.service_id, requester_id=excluded.requester_id, provider_id=excluded.provider_id, "
         "status=excluded.status, locked_terms=excluded.locked_terms, quote_message_id=excluded.quote_message_id, "
-        "seq=excluded.seq",
-        v.thread_id, v.service_id, v.requester_id, v.provider_id, v.status, terms, v.quote_message_id, v.seq)
+        "seq=excluded.seq, opened_at=excluded.opened_at, quote_locked_at=excluded.quote_locked_at",
+        v.thread_id, v.service_id, v.requester_id, v.provider_id, v.status, terms, v.quote_message_id, v.seq,
+        v.opened_at, v.quote_locked_at)
         .run();
   }
 
@@ -222,8 +234,10 @@ class SqliteOfferTx final : public OfferTx {
   }
 
   void save_contract(const Contract& k) override {
-    c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, updated_at=?, version=? WHERE id=?",
-             k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.updated_at, k.version, k.id)
+    c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
+             "funded_at=?, updated_at=?, version=? WHERE id=?",
+             k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.payment_submitted_at, k.funded_at, k.updated_at,
+             k.version, k.id)
         .run();
   }
 
@@ -316,6 +330,54 @@ std::vector<std::string> SqliteOfferStore::awaiting_confirmation(int limit) {
                      static_cast<long long>(limit));
     while (q.next()) ids.push_back(q.text(0));
     return ids;
+  });
+}
+
+OpsCounts SqliteOfferStore::ops_counts(Millis window_start) {
+  return db_.read([&](storage::Connection& c) {
+    OpsCounts n;
+    c.query("BEGIN").run();  // one snapshot for every figure
+    try {
+      {
+        auto q = c.query("SELECT status, count(*) FROM thread_views GROUP BY status");
+        while (q.next()) {
+          std::string status = q.text(0);
+          long long count = q.int64(1);
+          n.threads_total += count;
+          if (status == "negotiating") n.threads_negotiating = count;
+          else if (status == "quote_locked") n.threads_quote_locked = count;
+          else if (status == "offered") n.threads_offered = count;
+          else if (status == "closed") n.threads_closed = count;
+        }
+      }
+      {
+        auto q = c.query("SELECT status, count(*) FROM offers GROUP BY status");
+        while (q.next()) {
+          std::string status = q.text(0);
+          long long count = q.int64(1);
+          n.offers_total += count;
+          if (status == "open") n.offers_open = count;
+          else if (status == "accepted") n.offers_accepted = count;
+          else if (status == "rejected") n.offers_rejected = count;
+          else if (status == "inactive") n.offers_inactive = count;
+        }
+      }
+      auto count = [&](const char* sql) {
+        auto q = c.query(sql, window_start);
+        return q.next() ? q.int64(0) : 0LL;
+      };
+      n.window_threads_opened = count("SELECT count(*) FROM thread_views WHERE opened_at >= ?");
+      n.window_quotes_locked = count("SELECT count(*) FROM thread_views WHERE quote_locked_at >= ?");
+      n.window_offers_created = count("SELECT count(*) FROM offers WHERE created_at >= ?");
+      n.window_offers_accepted = count("SELECT count(*) FROM offers WHERE status = 'accepted' AND decided_at >= ?");
+      n.window_payments_submitted = count("SELECT count(*) FROM contracts WHERE payment_submitted_at >= ?");
+      n.window_payments_confirmed = count("SELECT count(*) FROM contracts WHERE funded_at >= ?");
+      c.query("COMMIT").run();
+    } catch (...) {
+      c.query("ROLLBACK").run();
+      throw;
+    }
+    return n;
   });
 }
 

@@ -19,6 +19,7 @@ class SqliteOfferStore final : public OfferStore {
   std::optional<Contract> get_contract(const std::string& id) override;
   std::vector<std::string> due_for_expiry(Millis now, int limit) override;
   std::vector<std::string> awaiting_confirmation(int limit) override;
+  OpsCounts ops_counts(Millis window_start) override;
   bool healthy() override { return db_.healthy(); }
 
   // A transaction on a connection the caller holds (the event consumer's).

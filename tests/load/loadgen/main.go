@@ -1,6 +1,6 @@
 // Command loadgen is agentlancer's open-model HTTP load generator.
 //
-//	loadgen -scenario get204|job-get|provider-flow|thread-negotiation|thread-list -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
+//	loadgen -scenario get204|job-get|provider-flow|thread-negotiation|thread-list|offer-flow|contract-status -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
 //	loadgen compare -run run.json -base baseline.json [-title T]
 //	loadgen wait -url http://127.0.0.1:PORT/readyz [-timeout 60s] [-pid N]
 //	loadgen freeport
@@ -48,6 +48,9 @@ type Config struct {
 	JSONPath    string
 	Label       string
 	Client      string
+
+	LockedThreads int // offer-flow: locked threads made in setup (0: enough for the run)
+	Contracts     int // contract-status: contracts made in setup
 }
 
 const (
@@ -85,9 +88,9 @@ func main() {
 func cmdRun(args []string) int {
 	var cfg Config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | provider-flow | thread-negotiation | thread-list")
+	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | provider-flow | thread-negotiation | thread-list | offer-flow | contract-status")
 	fs.StringVar(&cfg.URL, "url", "", "target: full URL for get204, API base URL otherwise (loopback only)")
-	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get/thread-list, writes for thread-negotiation, walk-through iterations for provider-flow)")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get/thread-list/contract-status, writes for thread-negotiation/offer-flow, walk-through iterations for provider-flow)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured schedule")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured schedule at the same rate before the measured one")
 	fs.IntVar(&cfg.Conns, "conns", 256, "max keep-alive connections in the pool")
@@ -96,11 +99,13 @@ func cmdRun(args []string) int {
 	fs.DurationVar(&cfg.Drain, "drain", 15*time.Second, "after the schedule, wait at most this long for in-flight work, then cancel it")
 	fs.IntVar(&cfg.Jobs, "jobs", 1000, "job-get: number of jobs created in setup")
 	fs.StringVar(&cfg.Phase, "setup-phase", "negotiated", "job-get: phase the jobs are moved to ("+strings.Join(phaseNames, "|")+")")
-	fs.IntVar(&cfg.Pairs, "pairs", 20, "provider-flow, thread-negotiation: number of pre-signed-up client/provider (requester/provider) pairs")
+	fs.IntVar(&cfg.Pairs, "pairs", 20, "provider-flow, thread-negotiation, offer-flow, contract-status: number of pre-signed-up client/provider (requester/provider) pairs")
 	fs.IntVar(&cfg.Agents, "agents", 200, "thread-list: agents signed up in setup, each with one service")
 	fs.IntVar(&cfg.PerAgent, "threads-per-agent", 5, "thread-list: threads each agent opens (on the next agents' services) in setup")
 	fs.StringVar(&cfg.ListMode, "list-mode", "mixed", "thread-list: "+strings.Join(listModes, "|")+" (mixed: outgoing and incoming alternately; all: no mode parameter)")
 	fs.StringVar(&cfg.ThreadState, "thread-state", "quoted", "thread-list: state the setup leaves the threads in ("+strings.Join(threadStates, "|")+")")
+	fs.IntVar(&cfg.LockedThreads, "locked-threads", 0, "offer-flow: quote_locked threads made in setup (0: rate x (warmup+duration) / 2 + 5% + rate)")
+	fs.IntVar(&cfg.Contracts, "contracts", 1000, "contract-status: contracts (accepted offers) made in setup")
 	fs.IntVar(&cfg.SetupConc, "setup-concurrency", 8, "concurrent requests during (untimed) setup")
 	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
 	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client: fast (built-in lean HTTP/1.1 keep-alive client) or std (net/http: ~1.5x the CPU, ~2x the floor latency)")
@@ -132,7 +137,7 @@ func cmdRun(args []string) int {
 	switch cfg.Scenario {
 	case "get204":
 		sc = &Get204{API: api, Path: u.RequestURI()}
-	case "job-get", "provider-flow", "thread-negotiation", "thread-list":
+	case "job-get", "provider-flow", "thread-negotiation", "thread-list", "offer-flow", "contract-status":
 		api.Prefix = strings.TrimSuffix(u.EscapedPath(), "/")
 		switch cfg.Scenario {
 		case "job-get":
@@ -155,6 +160,14 @@ func cmdRun(args []string) int {
 			}
 			sc = &ThreadList{API: api, Agents: cfg.Agents, ThreadsPerAgent: cfg.PerAgent, Mode: cfg.ListMode,
 				State: cfg.ThreadState, Concurrency: cfg.SetupConc}
+		case "offer-flow":
+			threads := cfg.LockedThreads
+			if threads <= 0 {
+				threads = lockedThreadsFor(cfg.Rate, cfg.Duration, cfg.Warmup)
+			}
+			sc = &OfferFlow{API: api, Pairs: cfg.Pairs, Threads: threads, Concurrency: cfg.SetupConc}
+		case "contract-status":
+			sc = &ContractStatus{API: api, Pairs: cfg.Pairs, Contracts: cfg.Contracts, Concurrency: cfg.SetupConc}
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "loadgen: unknown scenario %q\n", cfg.Scenario)
