@@ -9,6 +9,7 @@
 #include <set>
 #include <tuple>
 
+#include "support/curl_steps.hpp"
 #include "support/test_stack.hpp"
 
 namespace al::testing {
@@ -26,64 +27,6 @@ std::string str(const bj::value& v, std::string_view key) { return std::string(v
 
 bool absent_or_null(const bj::object& o, std::string_view key) {
   return !o.contains(key) || o.at(key).is_null();
-}
-
-std::string url_encode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
-    s.replace(pos, from.size(), to);
-  return s;
-}
-
-// Runs a copy_paste_curl/monitor_curl as a user would (popen = /bin/sh -c) after replacing the key
-// placeholder with the real key; returns the HTTP status curl saw (0 when it could not connect).
-int run_curl(const std::string& curl, const std::string& placeholder, const std::string& key) {
-  EXPECT_EQ(curl.rfind("curl ", 0), 0u) << curl;
-  EXPECT_NE(curl.find(placeholder), std::string::npos) << curl;
-  std::string cmd = replace_all(curl, placeholder, key);
-  // Options go right after `curl` so that a trailing shell comment in the command cannot swallow them.
-  cmd = "curl -o /dev/null -w '%{http_code}' " + cmd.substr(5);
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) {
-    ADD_FAILURE() << "popen failed";
-    return -1;
-  }
-  std::string out;
-  char buf[256];
-  while (std::fgets(buf, sizeof buf, p)) out += buf;
-  ::pclose(p);
-  try {
-    return std::stoi(out.substr(out.size() >= 3 ? out.size() - 3 : 0));
-  } catch (...) {
-    ADD_FAILURE() << "curl output: " << out << "\ncommand: " << cmd;
-    return -1;
-  }
-}
-
-// The JSON payload of `-d '…'` in a curl command (shell single quotes undone).
-bj::value curl_payload(const std::string& curl) {
-  auto start = curl.find("-d '");
-  auto end = curl.rfind('\'');
-  if (start == std::string::npos || end == std::string::npos || end <= start + 4) return nullptr;
-  std::string raw = replace_all(curl.substr(start + 4, end - start - 4), "'\\''", "'");
-  boost::system::error_code ec;
-  auto v = bj::parse(raw, ec);
-  if (ec) return nullptr;
-  return v;
 }
 
 std::set<std::string> string_set(const bj::value& arr) {

@@ -56,6 +56,33 @@ bool succeeded(const Result& r) {
 Viewer viewer_of(const Offer& o, const std::string& agent) {
   return agent == o.provider_id ? Viewer::Provider : Viewer::Requester;
 }
+
+// 401 → 404 → 403 for an offer: the caller and the offer when the caller is one of its parties
+// (before any body is looked at); otherwise the answer has been sent.
+struct OfferParty {
+  std::string agent;
+  Offer offer;
+};
+std::optional<OfferParty> offer_party(const Request& req, const Responder& reply, const auth::ApiKeyAuthority& auth,
+                                      OfferStore& store) {
+  auto who = auth::authenticate(req, auth);
+  if (!who.agent_id) {
+    reply(std::move(who.failure));
+    return std::nullopt;
+  }
+  std::string id(req.param("id"));
+  std::optional<Offer> offer;
+  if (is_opaque_id(id, "off_")) offer = store.get_offer(id);
+  if (!offer) {
+    reply(Response::error(404, "Offer not found", "not_found"));
+    return std::nullopt;
+  }
+  if (*who.agent_id != offer->requester_id && *who.agent_id != offer->provider_id) {
+    reply(Response::error(403, kNotOfferMember, "forbidden"));
+    return std::nullopt;
+  }
+  return OfferParty{*who.agent_id, std::move(*offer)};
+}
 }  // namespace
 
 void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
@@ -129,27 +156,14 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
   });
 
   router.add(verb::get, "/api/agent/offers/{id}", [&store, &auth, base_url, as_of_now](const Request& req, Responder reply) {
-    auto who = auth::authenticate(req, auth);
-    if (!who.agent_id) return reply(std::move(who.failure));
-    std::string id(req.param("id"));
-    std::optional<Offer> offer;
-    if (is_opaque_id(id, "off_")) offer = store.get_offer(id);
-    if (!offer) return reply(Response::error(404, "Offer not found", "not_found"));
-    if (*who.agent_id != offer->requester_id && *who.agent_id != offer->provider_id)
-      return reply(Response::error(403, kNotOfferMember, "forbidden"));
-    reply(Response::json(200, offer_to_json(as_of_now(*offer), viewer_of(*offer, *who.agent_id), base_url())));
+    auto party = offer_party(req, reply, auth, store);
+    if (!party) return;
+    reply(Response::json(200, offer_to_json(as_of_now(party->offer), viewer_of(party->offer, party->agent), base_url())));
   });
 
   router.add(verb::post, "/api/agent/offers/{id}/respond", [&service, &store, &auth, base_url](const Request& req, Responder reply) {
-    auto who = auth::authenticate(req, auth);
-    if (!who.agent_id) return reply(std::move(who.failure));
-    std::string id(req.param("id"));
-    std::optional<Offer> offer;
-    if (is_opaque_id(id, "off_")) offer = store.get_offer(id);
-    if (!offer) return reply(Response::error(404, "Offer not found", "not_found"));
-    // 403 for someone else's offer before the body is looked at.
-    if (*who.agent_id != offer->requester_id && *who.agent_id != offer->provider_id)
-      return reply(Response::error(403, kNotOfferMember, "forbidden"));
+    auto party = offer_party(req, reply, auth, store);
+    if (!party) return;
     Response error;
     auto body = read_json_object(req, error);
     if (!body) return reply(std::move(error));
@@ -158,8 +172,8 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     auto reason = r.optional_string("reason", 2000);
     if (action && *action != "accept" && *action != "reject") r.fail("action", "must be \"accept\" or \"reject\"");
     if (!r.ok()) return reply(validation_error(r.errors()));
-    service.respond(id, *who.agent_id, *action == "accept", reason, req.request_id,
-                    [reply, agent = *who.agent_id, base_url](Result result) {
+    service.respond(party->offer.id, party->agent, *action == "accept", reason, req.request_id,
+                    [reply, agent = party->agent, base_url](Result result) {
                       if (!succeeded(result)) return reply(refusal(result));
                       bj::object out = offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url());
                       if (result.contract) out["contract"] = contract_monitor_json(*result.contract, base_url());
