@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-notifier clean
+.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier clean
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -30,7 +30,7 @@ start: build-release
 test: build-debug
 	ctest --preset debug -j $(CTEST_JOBS)
 
-bench: bench-job-service bench-thread-service bench-notifier
+bench: bench-job-service bench-thread-service bench-offer-service bench-notifier
 
 bench-job-service: build-release
 	@bash scripts/install-deps.sh bench
@@ -39,6 +39,10 @@ bench-job-service: build-release
 bench-thread-service: build-release
 	@bash scripts/install-deps.sh bench
 	bash tests/load/thread-service/run.sh
+
+bench-offer-service: build-release
+	@bash scripts/install-deps.sh bench
+	bash tests/load/offer-service/run.sh
 
 bench-notifier: build-release
 	@bash scripts/install-deps.sh bench

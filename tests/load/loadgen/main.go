@@ -51,6 +51,7 @@ type Config struct {
 
 	LockedThreads int // offer-flow: locked threads made in setup (0: enough for the run)
 	Contracts     int // contract-status: contracts made in setup
+	SetupTimeout  time.Duration
 }
 
 const (
@@ -106,6 +107,7 @@ func cmdRun(args []string) int {
 	fs.StringVar(&cfg.ThreadState, "thread-state", "quoted", "thread-list: state the setup leaves the threads in ("+strings.Join(threadStates, "|")+")")
 	fs.IntVar(&cfg.LockedThreads, "locked-threads", 0, "offer-flow: quote_locked threads made in setup (0: rate x (warmup+duration) / 2 + 5% + rate)")
 	fs.IntVar(&cfg.Contracts, "contracts", 1000, "contract-status: contracts (accepted offers) made in setup")
+	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 5*time.Minute, "limit of the (untimed) setup")
 	fs.IntVar(&cfg.SetupConc, "setup-concurrency", 8, "concurrent requests during (untimed) setup")
 	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
 	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client: fast (built-in lean HTTP/1.1 keep-alive client) or std (net/http: ~1.5x the CPU, ~2x the floor latency)")
@@ -177,7 +179,7 @@ func cmdRun(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	setupCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	setupCtx, cancel := context.WithTimeout(ctx, cfg.SetupTimeout)
 	err = sc.Setup(setupCtx)
 	cancel()
 	if err != nil {
