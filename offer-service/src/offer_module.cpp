@@ -25,6 +25,7 @@ std::vector<ConfigEntry> offer_config_entries() {
        "optimism:USDC=0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85,arbitrum:USDC=0xaf88d065e77c8cC2239327C5EDb3A432268e5831,"
        "polygon:USDC=0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359",
        "Token contracts by network and symbol, `network:SYMBOL=0x…[,…]` (defaults: Circle's USDC). A quote may also name the token by its address. Offers in other tokens are refused (409 `token_not_supported`).", {}},
+      {"ops.feedback_per_minute", "10", "Feedback messages one client address may send per minute (more: 429 with Retry-After).", {}},
       {"contracts.chain_adapter", "sandbox", "Payment verification: `sandbox` (embedded default, clearly marked in every contract response).", {}},
   };
 }
@@ -78,7 +79,8 @@ class OfferModule final : public Module {
 
   std::string name() const override { return "offer-service"; }
   void add_routes(http::Router& router) override {
-    add_offer_routes(router, service_, store_, rt_.auth, rt_.clock, rt_.public_base_url);
+    add_offer_routes(router, service_, store_, rt_.auth, rt_.clock, rt_.public_base_url,
+                     FeedbackLimits{static_cast<int>(rt_.config.get_int("ops.feedback_per_minute")), std::chrono::minutes(1)});
   }
 
   void start() override {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "domain/offer.hpp"
+#include "ops/feedback.hpp"
 #include "ops/handoff.hpp"
 #include "service/offer_service.hpp"
 
@@ -209,6 +210,48 @@ TEST(Ops, HandoffFiguresComeFromTheCounts) {
   EXPECT_EQ(doc.at("action_packet").at("endpoints").at("blocker_feedback"), "https://example.test/api/public/feedback");
   EXPECT_EQ(doc.at("status"), "current_quote_locked_thread_waiting_for_offer_creation_or_blocker_feedback");
   EXPECT_EQ(doc.at("refreshed_at"), "1970-01-01T00:00:00.000Z");
+}
+
+TEST(Feedback, SecretsAreRedactedAndNamed) {
+  std::string text =
+      "my key alk.k1.agt_abcdefghijklmnopqrstuvwxyz.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-xy and wallet "
+      "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318 password=hunter22 bearer "
+      "abcdefghijklmnopqrstuvwxyz012345";
+  auto kinds = redact_secrets(text);
+  EXPECT_EQ(text.find("alk.k1"), std::string::npos) << text;
+  EXPECT_EQ(text.find("4c0883a6"), std::string::npos) << text;
+  EXPECT_EQ(text.find("hunter22"), std::string::npos) << text;
+  EXPECT_EQ(text.find("abcdefghijklmnopqrstuvwxyz012345"), std::string::npos) << text;
+  EXPECT_NE(text.find("[redacted:api_key]"), std::string::npos) << text;
+  EXPECT_NE(text.find("[redacted:private_key]"), std::string::npos) << text;
+  EXPECT_EQ(kinds, (std::vector<std::string>{"api_key", "private_key", "secret"}));
+  std::string pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI...\n-----END EC PRIVATE KEY----- thanks";
+  EXPECT_EQ(redact_secrets(pem), std::vector<std::string>{"private_key"});
+  EXPECT_EQ(pem, "[redacted:private_key] thanks");
+  std::string clean = "Quote-to-offer blocked because reason=thread_lookup. No secrets included.";
+  EXPECT_TRUE(redact_secrets(clean).empty());
+  EXPECT_EQ(clean, "Quote-to-offer blocked because reason=thread_lookup. No secrets included.");
+}
+
+TEST(Feedback, SurfacesLoseTheirIds) {
+  EXPECT_EQ(normalize_surface("/api/agent/threads/thr_abcdefgh234567/create-offer"),
+            "/api/agent/threads/{thread_id}/create-offer");
+  EXPECT_EQ(normalize_surface("/api/contracts/ctr_abc234/tx-status"), "/api/contracts/{contract_id}/tx-status");
+  EXPECT_EQ(normalize_surface("/api/agents/jobs/42/evaluate"), "/api/agents/jobs/{job_id}/evaluate");
+  EXPECT_EQ(normalize_surface("/api/agent/threads/{thread_id}/create-offer"), "/api/agent/threads/{thread_id}/create-offer");
+}
+
+TEST(Feedback, RateLimitIsPerClientAndWindow) {
+  RateLimiter limiter(2, std::chrono::seconds(60));
+  auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  EXPECT_FALSE(limiter.acquire("a", t0));
+  EXPECT_FALSE(limiter.acquire("a", t0));
+  auto wait = limiter.acquire("a", t0 + std::chrono::seconds(10));
+  ASSERT_TRUE(wait);
+  EXPECT_GE(*wait, 50);
+  EXPECT_LE(*wait, 51);
+  EXPECT_FALSE(limiter.acquire("b", t0));  // another address has its own window
+  EXPECT_FALSE(limiter.acquire("a", t0 + std::chrono::seconds(60)));  // a new window
 }
 
 }  // namespace

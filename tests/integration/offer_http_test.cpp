@@ -1121,5 +1121,38 @@ TEST_F(OfferHttpTest, QuoteToOfferHandoffHasTheSeedsShapeLiveFiguresAndNoPrivate
   expect_error(api.http.get("/api/ops/quote-to-offer-handoff?foo=1"), 400);
 }
 
+TEST_F(OfferHttpTest, FeedbackIsValidatedRedactedAndRateLimited) {
+  // The seed's own blocker-feedback example, sent as its copy_paste_sequence says.
+  auto seed_example = api.http.post(
+      "/api/public/feedback",
+      std::string(R"({"surface":"/api/agent/threads/{thread_id}/create-offer","sentiment":"blocked","category":"checkout",)"
+                  R"("message":"Quote-to-offer blocked because reason=thread_lookup. No secrets included."})"));
+  ASSERT_EQ(seed_example.status, 201u) << seed_example.body;
+  EXPECT_EQ(seed_example.json().at("raw_message_stored"), true);
+  EXPECT_TRUE(seed_example.json().at("redacted").as_array().empty());
+  // A key and a private key in the message: stored redacted, and the answer says so.
+  auto agent = api.agent("feedback");
+  auto leaky = api.http.post("/api/public/feedback",
+                             bj::serialize(bj::object{{"surface", "/api/agent/threads/thr_abcdefghijkl234567/create-offer"},
+                                                      {"sentiment", "blocked"},
+                                                      {"category", "api"},
+                                                      {"message", "my key is " + agent.key + " and 0x" + std::string(64, 'a')}}));
+  ASSERT_EQ(leaky.status, 201u) << leaky.body;
+  EXPECT_EQ(leaky.json().at("raw_message_stored"), false);
+  EXPECT_EQ(leaky.body.find(agent.key), std::string::npos) << leaky.body;
+  EXPECT_EQ(str(leaky.json(), "surface"), "/api/agent/threads/{thread_id}/create-offer");
+  // Bad input: 400, never 5xx.
+  expect_error(api.http.post("/api/public/feedback", std::string(R"({"surface":"x","sentiment":"angry","category":"nope","message":""})")), 400,
+               "Validation error");
+  expect_error(api.http.post("/api/public/feedback", std::string("{oops")), 400);
+  // The limit (10 a minute per address; 4 used above): the 7th of these is refused with Retry-After.
+  HttpResult last;
+  for (int i = 0; i < 7; ++i)
+    last = api.http.post("/api/public/feedback",
+                         std::string(R"({"surface":"/api/services","sentiment":"neutral","category":"discovery","message":"ok"})"));
+  expect_error(last, 429, "", "rate_limited");
+  EXPECT_TRUE(last.headers.count("retry-after") || last.headers.count("Retry-After")) << "no Retry-After";
+}
+
 }  // namespace
 }  // namespace al::testing

@@ -7,7 +7,9 @@
 #include "common/service/module.hpp"
 #include "common/util/ids.hpp"
 #include "events/offer_json.hpp"
+#include "ops/feedback.hpp"
 #include "ops/handoff.hpp"
+#include "common/util/time_format.hpp"
 
 namespace al::offer {
 namespace {
@@ -86,7 +88,8 @@ std::optional<OfferParty> offer_party(const Request& req, const Responder& reply
 }  // namespace
 
 void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
-                      const auth::ApiKeyAuthority& auth, const Clock& clock, std::function<std::string()> base_url) {
+                      const auth::ApiKeyAuthority& auth, const Clock& clock, std::function<std::string()> base_url,
+                      FeedbackLimits feedback_limits) {
   using verb = http::bhttp::verb;
   // An offer past its expiry reads as inactive even before the sweeper has stored that.
   auto as_of_now = [&clock](Offer offer) {
@@ -207,6 +210,58 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
       }
       reply(Response::json(200, contract_monitor_json(*result.contract, base_url())));
     });
+  });
+
+  // Public feedback (seed 000's blocker feedback): validated, secrets redacted, rate limited per
+  // client address.
+  auto limiter = std::make_shared<RateLimiter>(feedback_limits.per_window, feedback_limits.window);
+  router.add(verb::post, "/api/public/feedback", [&store, &clock, limiter](const Request& req, Responder reply) {
+    if (auto wait = limiter->acquire(req.remote_address, std::chrono::steady_clock::now())) {
+      Response limited = Response::error(429, "Too many feedback messages from this address; retry later", "rate_limited");
+      limited.headers.emplace_back("retry-after", std::to_string(*wait));
+      return reply(std::move(limited));
+    }
+    Response error;
+    auto body = read_json_object(req, error);
+    if (!body) return reply(std::move(error));
+    json::ObjectReader r(*body, {"surface", "sentiment", "category", "message"});
+    auto surface = r.required_string("surface", 1, 200);
+    auto sentiment = r.required_string("sentiment", 1, 32);
+    auto category = r.required_string("category", 1, 32);
+    auto message = r.required_string("message", 1, 2000);
+    if (surface && surface->front() != '/') r.fail("surface", "must be an API path such as /api/agent/threads/{thread_id}/create-offer");
+    auto one_of = [&r](const std::optional<std::string>& v, std::string_view field, const auto& allowed) {
+      if (v && std::find(std::begin(allowed), std::end(allowed), *v) == std::end(allowed)) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        r.fail(field, "must be one of: " + list);
+      }
+    };
+    one_of(sentiment, "sentiment", kSentiments);
+    one_of(category, "category", kCategories);
+    if (!r.ok()) return reply(validation_error(r.errors()));
+    auto feedback = std::make_shared<Feedback>();
+    feedback->surface = normalize_surface(*surface);
+    feedback->sentiment = *sentiment;
+    feedback->category = *category;
+    feedback->message = *message;
+    feedback->redactions = redact_secrets(feedback->message);
+    Millis now = clock.now_ms();
+    store.transact([feedback, now](OfferTx& tx) { tx.insert_feedback(*feedback, now); },
+                   [reply, feedback, now](std::exception_ptr e) {
+                     if (e) return reply(Response::error(500, "Internal error", "internal"));
+                     bj::array kinds;
+                     for (const auto& k : feedback->redactions) kinds.emplace_back(k);
+                     reply(Response::json(201, bj::object{{"ok", true},
+                                                          {"type", "agentlancer_feedback_receipt"},
+                                                          {"surface", feedback->surface},
+                                                          {"sentiment", feedback->sentiment},
+                                                          {"category", feedback->category},
+                                                          {"raw_message_stored", feedback->raw_message_stored()},
+                                                          {"redacted", std::move(kinds)},
+                                                          {"stored_message", feedback->message},
+                                                          {"received_at", format_rfc3339(now)}}));
+                   });
   });
 
   // Public aggregate snapshot (seed 000): numbers only, never an id.

@@ -7,6 +7,7 @@
 
 #include "common/events/cloud_event.hpp"
 #include "domain/offer.hpp"
+#include "ops/feedback.hpp"
 
 namespace al::offer {
 
@@ -29,6 +30,7 @@ class OfferTx {
   virtual void save_contract(const Contract& contract) = 0;
   virtual bool tx_hash_used(const std::string& tx_hash) = 0;  // by any contract
   virtual void publish(const std::string& topic, const events::CloudEvent& event) = 0;
+  virtual void insert_feedback(const Feedback& feedback, Millis now) = 0;
 };
 
 struct OfferQuery {

@@ -77,6 +77,18 @@ ALTER TABLE thread_views ADD COLUMN quote_locked_at INTEGER;
 ALTER TABLE contracts ADD COLUMN payment_submitted_at INTEGER;
 ALTER TABLE contracts ADD COLUMN funded_at INTEGER;
 )sql"},
+      {5, R"sql(
+CREATE TABLE feedback (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  surface TEXT NOT NULL,
+  sentiment TEXT NOT NULL,
+  category TEXT NOT NULL,
+  message TEXT NOT NULL,
+  raw_message_stored INTEGER NOT NULL,
+  redactions TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql"},
   };
 }
 
@@ -248,6 +260,15 @@ class SqliteOfferTx final : public OfferTx {
 
   void publish(const std::string& topic, const events::CloudEvent& event) override {
     events::append_to_outbox(c_, topic, event, clock_.now_ms());
+  }
+
+  void insert_feedback(const Feedback& f, Millis now) override {
+    std::string kinds;
+    for (const auto& k : f.redactions) kinds += (kinds.empty() ? "" : ",") + k;
+    c_.query("INSERT INTO feedback(surface, sentiment, category, message, raw_message_stored, redactions, created_at) "
+             "VALUES (?,?,?,?,?,?,?)",
+             f.surface, f.sentiment, f.category, f.message, f.raw_message_stored(), kinds, now)
+        .run();
   }
 
  private:
