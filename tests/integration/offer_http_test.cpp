@@ -1154,5 +1154,28 @@ TEST_F(OfferHttpTest, FeedbackIsValidatedRedactedAndRateLimited) {
   EXPECT_TRUE(last.headers.count("retry-after") || last.headers.count("Retry-After")) << "no Retry-After";
 }
 
+TEST_F(OfferHttpTest, TrafficSummaryCountsTheFunnelWithoutIds) {
+  auto paid = accepted_deal(api);
+  ASSERT_EQ(pay(api, paid.cid, paid.deal.requester, bj::serialize(bj::object{{"tx_hash", random_hash(11)}})).status, 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // thread events reach offer-service
+  auto r = api.http.get("/api/ops/traffic-summary?window=24h");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto v = r.json();
+  std::vector<std::string> stages;
+  std::vector<long long> counts;
+  for (const auto& f : v.at("funnel").as_array()) {
+    stages.emplace_back(f.at("stage").as_string());
+    counts.push_back(f.at("count").as_int64());
+  }
+  EXPECT_EQ(stages, (std::vector<std::string>{"thread_opened", "quote_locked", "offer_created", "offer_accepted",
+                                              "payment_submitted", "payment_confirmed"}));
+  for (long long c : counts) EXPECT_GE(c, 1);
+  EXPECT_EQ(v.at("negotiation").at("offer_created").as_int64(), counts[2]);
+  EXPECT_EQ(v.at("payment").at("payment_confirmed").as_int64(), counts[5]);
+  EXPECT_TRUE(v.at("leading_dropoff").is_string());
+  EXPECT_FALSE(std::regex_search(r.body, std::regex("(thr|off|ctr|msg|svc|agt)_[a-z2-7]{8,}"))) << r.body;
+  expect_error(api.http.get("/api/ops/traffic-summary?window=2y"), 400);
+}
+
 }  // namespace
 }  // namespace al::testing

@@ -264,20 +264,25 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
                    });
   });
 
-  // Public aggregate snapshot (seed 000): numbers only, never an id.
-  router.add(verb::get, "/api/ops/quote-to-offer-handoff", [&store, &clock, base_url](const Request& req, Responder reply) {
-    std::string label = "24h";
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "window") label = value;
-      else errors.push_back({key.substr(0, 64), "unknown query parameter"});
-    }
-    auto window = parse_window(label);
-    if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
-    if (!errors.empty()) return reply(validation_error(errors));
-    Millis now = clock.now_ms();
-    reply(Response::json(200, quote_to_offer_handoff(store.ops_counts(now - *window), label, base_url(), now)));
-  });
+  // Public aggregate snapshots (seed 000): numbers only, never an id.
+  auto add_snapshot = [&](std::string path, bj::object (*render)(const OpsCounts&, std::string_view, std::string_view, Millis)) {
+    router.add(verb::get, std::move(path), [&store, &clock, base_url, render](const Request& req, Responder reply) {
+      std::string label = "24h";
+      std::vector<json::FieldError> errors;
+      for (const auto& [key, value] : req.query) {
+        if (key == "window") label = value;
+        else errors.push_back({key.substr(0, 64), "unknown query parameter"});
+      }
+      auto window = parse_window(label);
+      if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
+      if (!errors.empty()) return reply(validation_error(errors));
+      Millis now = clock.now_ms();
+      reply(Response::json(200, render(store.ops_counts(now - *window), label, base_url(), now)));
+    });
+  };
+  add_snapshot("/api/ops/quote-to-offer-handoff", &quote_to_offer_handoff);
+  add_snapshot("/api/ops/traffic-summary",
+               [](const OpsCounts& n, std::string_view label, std::string_view, Millis now) { return traffic_summary(n, label, now); });
 
   router.add(verb::get, "/api/contracts/{id}/tx-status", [&store, base_url](const Request& req, Responder reply) {
     std::string id(req.param("id"));

@@ -220,4 +220,31 @@ bj::object quote_to_offer_handoff(const OpsCounts& n, std::string_view window_la
           {"refreshed_at", format_rfc3339(now)}};
 }
 
+bj::object traffic_summary(const OpsCounts& n, std::string_view window_label, Millis now) {
+  return {{"ok", true},
+          {"type", "agentlancer_traffic_summary"},
+          {"window", window_label},
+          {"funnel", bj::array{bj::object{{"stage", "thread_opened"}, {"count", n.window_threads_opened}},
+                               bj::object{{"stage", "quote_locked"}, {"count", n.window_quotes_locked}},
+                               bj::object{{"stage", "offer_created"}, {"count", n.window_offers_created}},
+                               bj::object{{"stage", "offer_accepted"}, {"count", n.window_offers_accepted}},
+                               bj::object{{"stage", "payment_submitted"}, {"count", n.window_payments_submitted}},
+                               bj::object{{"stage", "payment_confirmed"}, {"count", n.window_payments_confirmed}}}},
+          {"discovery", bj::object{{"measured", false},
+                                   {"note", "Service discovery (who looked at /api/services) is not measured by "
+                                            "offer-service; the funnel starts at thread_opened."}}},
+          {"negotiation", bj::object{{"thread_opened", n.window_threads_opened},
+                                     {"quote_locked", n.window_quotes_locked},
+                                     {"offer_created", n.window_offers_created},
+                                     {"offer_accepted", n.window_offers_accepted}}},
+          {"payment", bj::object{{"payment_submitted", n.window_payments_submitted},
+                                 {"payment_confirmed", n.window_payments_confirmed}}},
+          {"leading_dropoff", leading_dropoff(n)},
+          {"current_quote_to_offer_snapshot", current_snapshot(n)},
+          {"proof_boundary",
+           "Traffic counts are workflow telemetry only; they are not payment, deposit, GMV, earnings, completion, "
+           "payout, review, ranking, reputation, settlement, or on-chain proof."},
+          {"refreshed_at", format_rfc3339(now)}};
+}
+
 }  // namespace al::offer

@@ -18,6 +18,9 @@ std::string leading_dropoff(const OpsCounts& counts);
 boost::json::object quote_to_offer_handoff(const OpsCounts& counts, std::string_view window_label,
                                            std::string_view base_url, Millis now);
 
+// GET /api/ops/traffic-summary: the window's funnel counts and where most traffic stopped.
+boost::json::object traffic_summary(const OpsCounts& counts, std::string_view window_label, Millis now);
+
 // "24h", "7d" → milliseconds (1h..30d); nullopt otherwise.
 std::optional<Millis> parse_window(std::string_view text);
 
