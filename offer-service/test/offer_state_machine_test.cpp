@@ -254,5 +254,46 @@ TEST(Feedback, RateLimitIsPerClientAndWindow) {
   EXPECT_FALSE(limiter.acquire("a", t0 + std::chrono::seconds(60)));  // a new window
 }
 
+TEST(Ops, SessionJourneysCountHowFarThreadsGotAndMedianStepTimes) {
+  std::vector<Journey> journeys(3);
+  journeys[0].opened_at = 0;  // opened only
+  journeys[1].opened_at = 0;  // locked after 2 min, offered after 4 more
+  journeys[1].quote_locked_at = 120'000;
+  journeys[1].offer_created_at = 360'000;
+  journeys[2].opened_at = 0;  // all the way: lock 4 min, offer 2, accept 1, pay 1, confirmed 1
+  journeys[2].quote_locked_at = 240'000;
+  journeys[2].offer_created_at = 360'000;
+  journeys[2].offer_accepted_at = 420'000;
+  journeys[2].payment_submitted_at = 480'000;
+  journeys[2].funded_at = 540'000;
+  auto doc = session_journeys(journeys, "24h", 0);
+  EXPECT_EQ(doc.at("journeys_counted").as_int64(), 3);
+  EXPECT_EQ(doc.at("reached").at("thread_opened").as_int64(), 3);
+  EXPECT_EQ(doc.at("reached").at("quote_locked").as_int64(), 2);
+  EXPECT_EQ(doc.at("reached").at("payment_confirmed").as_int64(), 1);
+  EXPECT_EQ(doc.at("furthest_stage").at("thread_opened").as_int64(), 1);
+  EXPECT_EQ(doc.at("furthest_stage").at("offer_created").as_int64(), 1);
+  EXPECT_EQ(doc.at("furthest_stage").at("payment_confirmed").as_int64(), 1);
+  EXPECT_DOUBLE_EQ(doc.at("median_minutes").at("open_to_quote_lock").as_double(), 3.0);  // (2 + 4) / 2
+  EXPECT_DOUBLE_EQ(doc.at("median_minutes").at("quote_lock_to_offer").as_double(), 3.0);  // (4 + 2) / 2
+  EXPECT_DOUBLE_EQ(doc.at("median_minutes").at("payment_to_confirmation").as_double(), 1.0);
+  EXPECT_TRUE(session_journeys({}, "24h", 0).at("median_minutes").at("offer_to_acceptance").is_null());
+}
+
+TEST(Ops, FirstPaymentHandoffSaysWhatWaits) {
+  OpsCounts n;
+  n.contracts_total = 2;
+  n.contracts_awaiting_payment = 1;
+  n.contracts_funded = 1;
+  n.window_offers_accepted = 2;
+  n.window_payments_submitted = 1;
+  auto doc = first_payment_handoff(n, "24h", "https://example.test", 0);
+  EXPECT_EQ(doc.at("status"), "accepted_contract_waiting_for_buyer_payment");
+  EXPECT_EQ(doc.at("observed").at("acceptance_to_payment_gap").as_int64(), 1);
+  EXPECT_EQ(doc.at("current_contract_snapshot").at("current_payment_gap").as_int64(), 1);
+  n.contracts_awaiting_payment = 0;
+  EXPECT_EQ(first_payment_handoff(n, "24h", "https://example.test", 0).at("status"), "no_contract_waiting_for_payment");
+}
+
 }  // namespace
 }  // namespace al::offer

@@ -1177,5 +1177,28 @@ TEST_F(OfferHttpTest, TrafficSummaryCountsTheFunnelWithoutIds) {
   expect_error(api.http.get("/api/ops/traffic-summary?window=2y"), 400);
 }
 
+TEST_F(OfferHttpTest, FirstPaymentHandoffAndSessionJourneysAreAggregatesWithoutIds) {
+  auto waiting = accepted_deal(api);  // accepted, not paid
+  auto paid = accepted_deal(api);
+  ASSERT_EQ(pay(api, paid.cid, paid.deal.requester, bj::serialize(bj::object{{"tx_hash", random_hash(13)}})).status, 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto handoff = api.http.get("/api/ops/first-payment-handoff");
+  ASSERT_EQ(handoff.status, 200u) << handoff.body;
+  auto h = handoff.json();
+  EXPECT_GE(h.at("current_contract_snapshot").at("awaiting_payment_contracts").as_int64(), 1);
+  EXPECT_GE(h.at("current_contract_snapshot").at("funded_contracts").as_int64(), 1);
+  EXPECT_EQ(h.at("status"), "accepted_contract_waiting_for_buyer_payment");
+  auto journeys = api.http.get("/api/ops/session-journeys?window=1h");
+  ASSERT_EQ(journeys.status, 200u) << journeys.body;
+  auto j = journeys.json();
+  EXPECT_GE(j.at("reached").at("payment_confirmed").as_int64(), 1);
+  EXPECT_GE(j.at("reached").at("thread_opened").as_int64(), j.at("reached").at("quote_locked").as_int64());
+  EXPECT_FALSE(j.at("median_minutes").at("acceptance_to_payment").is_null());
+  std::regex private_id("(thr|off|ctr|msg|svc|agt)_[a-z2-7]{8,}");
+  for (const auto* body : {&handoff.body, &journeys.body}) EXPECT_FALSE(std::regex_search(*body, private_id)) << *body;
+  EXPECT_EQ(handoff.body.find(waiting.cid), std::string::npos);
+  expect_error(api.http.get("/api/ops/session-journeys?window=forever"), 400);
+}
+
 }  // namespace
 }  // namespace al::testing

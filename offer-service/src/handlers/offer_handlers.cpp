@@ -283,6 +283,21 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
   add_snapshot("/api/ops/quote-to-offer-handoff", &quote_to_offer_handoff);
   add_snapshot("/api/ops/traffic-summary",
                [](const OpsCounts& n, std::string_view label, std::string_view, Millis now) { return traffic_summary(n, label, now); });
+  add_snapshot("/api/ops/first-payment-handoff", &first_payment_handoff);
+  router.add(verb::get, "/api/ops/session-journeys", [&store, &clock](const Request& req, Responder reply) {
+    std::string label = "24h";
+    std::vector<json::FieldError> errors;
+    for (const auto& [key, value] : req.query) {
+      if (key == "window") label = value;
+      else errors.push_back({key.substr(0, 64), "unknown query parameter"});
+    }
+    auto window = parse_window(label);
+    if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
+    if (!errors.empty()) return reply(validation_error(errors));
+    Millis now = clock.now_ms();
+    // The newest 10,000 threads of the window at most: the medians stay cheap.
+    reply(Response::json(200, session_journeys(store.journeys(now - *window, 10'000), label, now)));
+  });
 
   router.add(verb::get, "/api/contracts/{id}/tx-status", [&store, base_url](const Request& req, Responder reply) {
     std::string id(req.param("id"));

@@ -1,5 +1,7 @@
 #include "ops/handoff.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <array>
 
 #include "common/util/time_format.hpp"
@@ -244,6 +246,103 @@ bj::object traffic_summary(const OpsCounts& n, std::string_view window_label, Mi
           {"proof_boundary",
            "Traffic counts are workflow telemetry only; they are not payment, deposit, GMV, earnings, completion, "
            "payout, review, ranking, reputation, settlement, or on-chain proof."},
+          {"refreshed_at", format_rfc3339(now)}};
+}
+
+bj::object first_payment_handoff(const OpsCounts& n, std::string_view window_label, std::string_view base, Millis now) {
+  std::string b(base);
+  long long gap = std::max(0LL, n.window_offers_accepted - n.window_payments_submitted);
+  std::string status = n.contracts_awaiting_payment > 0      ? "accepted_contract_waiting_for_buyer_payment"
+                       : n.contracts_payment_submitted > 0 ? "payment_submitted_waiting_for_confirmations"
+                                                           : "no_contract_waiting_for_payment";
+  return {{"ok", true},
+          {"type", "agentlancer_first_payment_operator_handoff"},
+          {"purpose",
+           "Standalone operator-safe handoff for turning an accepted offer's contract into a first verified buyer "
+           "payment, without exposing private contract, offer, thread, buyer, or provider identifiers."},
+          {"window", window_label},
+          {"observed", bj::object{{"offers_accepted", n.window_offers_accepted},
+                                  {"payments_submitted", n.window_payments_submitted},
+                                  {"payments_confirmed", n.window_payments_confirmed},
+                                  {"acceptance_to_payment_gap", gap}}},
+          {"current_contract_snapshot", bj::object{{"type", "agentlancer_current_contract_snapshot"},
+                                                   {"total_contracts", n.contracts_total},
+                                                   {"awaiting_payment_contracts", n.contracts_awaiting_payment},
+                                                   {"payment_submitted_contracts", n.contracts_payment_submitted},
+                                                   {"funded_contracts", n.contracts_funded},
+                                                   {"completed_contracts", n.contracts_completed},
+                                                   {"refund_pending_contracts", n.contracts_refund_pending},
+                                                   {"expired_contracts", n.contracts_expired},
+                                                   {"current_payment_gap", n.contracts_awaiting_payment}}},
+          {"status", status},
+          {"required_order",
+           bj::array{"Requester lists authorized offers and selects the accepted offer's contract_id instead of guessing identifiers.",
+                     "Buyer reads the public GET /api/contracts/{contract_id}/tx-status for amount, token, network, pay_to and required confirmations.",
+                     "Buyer pays on chain, then submits POST /api/contracts/{contract_id}/payment with tx_hash=REAL_BUYER_TX_HASH.",
+                     "Anyone monitors the public tx-status until confirmations reach required_confirmations (status funded)."}},
+          {"copy_paste_sequence",
+           bj::array{"curl -sS '" + b + "/api/agent/offers?mode=outgoing&status=accepted' -H 'x-api-key: <REQUESTER_AGENT_API_KEY>' # use contract_id",
+                     "curl -fsS '" + b + "/api/contracts/{contract_id}/tx-status'",
+                     "curl -sS -X POST " + b + "/api/contracts/{contract_id}/payment -H 'content-type: application/json' -H "
+                         "'x-api-key: <REQUESTER_AGENT_API_KEY>' -d '{\"tx_hash\":\"REAL_BUYER_TX_HASH\"}'",
+                     "curl -sS -X POST " + b + "/api/public/feedback -H 'content-type: application/json' -d "
+                         "'{\"surface\":\"/api/contracts/{contract_id}/payment\",\"sentiment\":\"blocked\",\"category\":\"payment\","
+                         "\"message\":\"First payment blocked because reason=<wallet|token|network|api_error|trust|other>. No secrets included.\"}'"}},
+          {"lookup_boundary", kLookupBoundary},
+          {"proof_boundary",
+           "A contract is paid only when a real buyer tx_hash is verified with the required confirmations; accepted "
+           "offers and awaiting_payment contracts are workflow state, not payment, deposit, GMV, earnings, or settlement."},
+          {"refreshed_at", format_rfc3339(now)}};
+}
+
+namespace {
+bj::value median_minutes(std::vector<Millis> durations) {
+  if (durations.empty()) return nullptr;
+  std::sort(durations.begin(), durations.end());
+  std::size_t mid = durations.size() / 2;
+  double ms = durations.size() % 2 ? static_cast<double>(durations[mid])
+                                   : (static_cast<double>(durations[mid - 1]) + static_cast<double>(durations[mid])) / 2;
+  return std::round(ms / 60'000.0 * 100) / 100;  // minutes, two decimals
+}
+}  // namespace
+
+bj::object session_journeys(const std::vector<Journey>& journeys, std::string_view window_label, Millis now) {
+  std::array<long long, 6> reached{};
+  std::array<long long, 6> stopped{};
+  std::array<std::vector<Millis>, 5> steps;
+  for (const auto& j : journeys) {
+    std::array<std::optional<Millis>, 6> at = {j.opened_at,         j.quote_locked_at,     j.offer_created_at,
+                                               j.offer_accepted_at, j.payment_submitted_at, j.funded_at};
+    std::size_t furthest = 0;
+    for (std::size_t i = 0; i < at.size(); ++i) {
+      if (!at[i]) break;
+      ++reached[i];
+      furthest = i;
+      if (i > 0 && *at[i] >= *at[i - 1]) steps[i - 1].push_back(*at[i] - *at[i - 1]);
+    }
+    ++stopped[furthest];
+  }
+  static constexpr const char* kStages[] = {"thread_opened",  "quote_locked",      "offer_created",
+                                            "offer_accepted", "payment_submitted", "payment_confirmed"};
+  static constexpr const char* kSteps[] = {"open_to_quote_lock", "quote_lock_to_offer", "offer_to_acceptance",
+                                           "acceptance_to_payment", "payment_to_confirmation"};
+  bj::object reached_json, stopped_json, medians;
+  for (std::size_t i = 0; i < 6; ++i) {
+    reached_json[kStages[i]] = reached[i];
+    stopped_json[kStages[i]] = stopped[i];
+  }
+  for (std::size_t i = 0; i < 5; ++i) medians[kSteps[i]] = median_minutes(steps[i]);
+  return {{"ok", true},
+          {"type", "agentlancer_session_journeys"},
+          {"window", window_label},
+          {"journeys_counted", static_cast<long long>(journeys.size())},
+          {"reached", std::move(reached_json)},
+          {"furthest_stage", std::move(stopped_json)},
+          {"median_minutes", std::move(medians)},
+          {"lookup_boundary", kLookupBoundary},
+          {"proof_boundary",
+           "Journeys are aggregate workflow telemetry (a thread's first offer and its contract); they are not payment "
+           "or settlement proof."},
           {"refreshed_at", format_rfc3339(now)}};
 }
 

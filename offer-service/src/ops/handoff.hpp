@@ -21,6 +21,13 @@ boost::json::object quote_to_offer_handoff(const OpsCounts& counts, std::string_
 // GET /api/ops/traffic-summary: the window's funnel counts and where most traffic stopped.
 boost::json::object traffic_summary(const OpsCounts& counts, std::string_view window_label, Millis now);
 
+// GET /api/ops/first-payment-handoff: accepted contracts waiting for their first verified payment.
+boost::json::object first_payment_handoff(const OpsCounts& counts, std::string_view window_label,
+                                          std::string_view base_url, Millis now);
+
+// GET /api/ops/session-journeys: how far the window's threads got, and how long each step took.
+boost::json::object session_journeys(const std::vector<Journey>& journeys, std::string_view window_label, Millis now);
+
 // "24h", "7d" → milliseconds (1h..30d); nullopt otherwise.
 std::optional<Millis> parse_window(std::string_view text);
 

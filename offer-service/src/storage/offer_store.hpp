@@ -54,6 +54,15 @@ struct OpsCounts {
   // In the window.
   long long window_threads_opened = 0, window_quotes_locked = 0, window_offers_created = 0, window_offers_accepted = 0;
   long long window_payments_submitted = 0, window_payments_confirmed = 0;
+  // Contracts now, by status.
+  long long contracts_total = 0, contracts_awaiting_payment = 0, contracts_payment_submitted = 0, contracts_funded = 0;
+  long long contracts_completed = 0, contracts_refund_pending = 0, contracts_expired = 0;
+};
+
+// Per thread opened in the window: how far it got and when (ms since the epoch; absent = not reached).
+struct Journey {
+  Millis opened_at = 0;
+  std::optional<Millis> quote_locked_at, offer_created_at, offer_accepted_at, payment_submitted_at, funded_at;
 };
 
 class OfferStore {
@@ -68,6 +77,7 @@ class OfferStore {
   // Contracts whose payment was seen but is not yet final (the watcher asks the chain again).
   virtual std::vector<std::string> awaiting_confirmation(int limit) = 0;
   virtual OpsCounts ops_counts(Millis window_start) = 0;
+  virtual std::vector<Journey> journeys(Millis window_start, int limit) = 0;
   virtual bool healthy() = 0;
 };
 

@@ -383,6 +383,20 @@ OpsCounts SqliteOfferStore::ops_counts(Millis window_start) {
           else if (status == "inactive") n.offers_inactive = count;
         }
       }
+      {
+        auto q = c.query("SELECT status, count(*) FROM contracts GROUP BY status");
+        while (q.next()) {
+          std::string status = q.text(0);
+          long long count = q.int64(1);
+          n.contracts_total += count;
+          if (status == "awaiting_payment") n.contracts_awaiting_payment = count;
+          else if (status == "payment_submitted") n.contracts_payment_submitted = count;
+          else if (status == "funded") n.contracts_funded = count;
+          else if (status == "completed") n.contracts_completed = count;
+          else if (status == "refund_pending") n.contracts_refund_pending = count;
+          else if (status == "expired") n.contracts_expired = count;
+        }
+      }
       auto count = [&](const char* sql) {
         auto q = c.query(sql, window_start);
         return q.next() ? q.int64(0) : 0LL;
@@ -399,6 +413,32 @@ OpsCounts SqliteOfferStore::ops_counts(Millis window_start) {
       throw;
     }
     return n;
+  });
+}
+
+std::vector<Journey> SqliteOfferStore::journeys(Millis window_start, int limit) {
+  return db_.read([&](storage::Connection& c) {
+    std::vector<Journey> out;
+    // A thread's first offer and that offer's contract: the journey to a first payment.
+    auto q = c.query(
+        "SELECT t.opened_at, t.quote_locked_at, o.created_at, "
+        "CASE WHEN o.status = 'accepted' THEN o.decided_at END, k.payment_submitted_at, k.funded_at "
+        "FROM thread_views t "
+        "LEFT JOIN offers o ON o.pos = (SELECT min(pos) FROM offers WHERE thread_id = t.thread_id) "
+        "LEFT JOIN contracts k ON k.offer_id = o.id "
+        "WHERE t.opened_at >= ? ORDER BY t.opened_at DESC LIMIT ?",
+        window_start, static_cast<long long>(limit));
+    while (q.next()) {
+      Journey j;
+      j.opened_at = q.int64(0);
+      j.quote_locked_at = q.opt_int64(1);
+      j.offer_created_at = q.opt_int64(2);
+      j.offer_accepted_at = q.opt_int64(3);
+      j.payment_submitted_at = q.opt_int64(4);
+      j.funded_at = q.opt_int64(5);
+      out.push_back(j);
+    }
+    return out;
   });
 }
 

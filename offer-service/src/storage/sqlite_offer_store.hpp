@@ -20,6 +20,7 @@ class SqliteOfferStore final : public OfferStore {
   std::vector<std::string> due_for_expiry(Millis now, int limit) override;
   std::vector<std::string> awaiting_confirmation(int limit) override;
   OpsCounts ops_counts(Millis window_start) override;
+  std::vector<Journey> journeys(Millis window_start, int limit) override;
   bool healthy() override { return db_.healthy(); }
 
   // A transaction on a connection the caller holds (the event consumer's).
