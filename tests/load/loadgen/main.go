@@ -51,6 +51,7 @@ type Config struct {
 
 	LockedThreads int // offer-flow: locked threads made in setup (0: enough for the run)
 	Contracts     int // contract-status: contracts made in setup
+	Settle        time.Duration
 	SetupTimeout  time.Duration
 }
 
@@ -109,6 +110,7 @@ func cmdRun(args []string) int {
 	fs.IntVar(&cfg.Contracts, "contracts", 1000, "contract-status: contracts (accepted offers) made in setup")
 	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 5*time.Minute, "limit of the (untimed) setup")
 	fs.IntVar(&cfg.SetupConc, "setup-concurrency", 8, "concurrent requests during (untimed) setup")
+	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "after setup, wait until /metrics shows every outbox published and consumers quiet for this long (0: do not wait)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
 	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client: fast (built-in lean HTTP/1.1 keep-alive client) or std (net/http: ~1.5x the CPU, ~2x the floor latency)")
 	fs.StringVar(&cfg.Label, "label", "", "free-form label stored in the report (e.g. nginx, agentlancer)")
@@ -185,6 +187,14 @@ func cmdRun(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %s: SETUP FAILED against %s: %v\n", sc.Name(), cfg.URL, err)
 		return exitSetup
+	}
+	if cfg.Settle > 0 && sc.Name() != "get204" {
+		took, err := settle(ctx, http.DefaultClient, cfg.URL, cfg.Settle, 5*time.Minute)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "loadgen: %s: server did not settle after setup: %v\n", sc.Name(), err)
+			return exitSetup
+		}
+		fmt.Printf("settled after setup in %.1fs (outboxes published, consumers quiet for %s)\n", took.Seconds(), cfg.Settle)
 	}
 
 	r := Execute(ctx, sc, &cfg)
