@@ -138,3 +138,33 @@ start_agentlancer() {
     fi
     api="http://127.0.0.1:$port"
 }
+
+# has SCENARIO: whether $SCENARIOS (space-separated) names it.
+has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# compare_pair NAME TITLE: agentlancer's NAME run ($OUT_DIR/server-NAME.json) next to the nginx
+# baseline's (baseline-NAME.json), or whichever of the two ran.
+compare_pair() {
+    local run_json="$OUT_DIR/server-$1.json" base_json="$OUT_DIR/baseline-$1.json"
+    if [ -s "$run_json" ] && [ -s "$base_json" ]; then
+        "$lg" compare -run "$run_json" -base "$base_json" -title "$2"
+    elif [ -s "$run_json" ]; then
+        "$lg" compare -run "$run_json" -title "$2 (no baseline)"
+    elif [ -s "$base_json" ]; then
+        "$lg" compare -run "$base_json" -title "$2 (baseline only)"
+    else
+        return 0
+    fi
+    echo
+}
+
+# bench_exit: lists what could not be measured and exits 1, else exits 0.
+bench_exit() {
+    if [ ${#problems[@]} -gt 0 ]; then
+        echo
+        echo "NOT everything could be measured:"
+        printf '  - %s\n' "${problems[@]}"
+        exit 1
+    fi
+    exit 0
+}

@@ -138,10 +138,4 @@ if [ "$compared" = 0 ]; then
     done
 fi
 echo "raw results (tables .txt, JSON lines .json): $OUT_DIR"
-if [ ${#problems[@]} -gt 0 ]; then
-    echo
-    echo "NOT everything could be measured:"
-    printf '  - %s\n' "${problems[@]}"
-    exit 1
-fi
-exit 0
+bench_exit

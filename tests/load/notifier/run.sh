@@ -84,7 +84,6 @@ for sc in $SCENARIOS; do
             ;;
     esac
 done
-has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # The per-agent limit must admit the largest per-agent socket count asked for.
 max_cpa=1
@@ -272,10 +271,4 @@ fi
 has catchup && pair catchup "catch-up: $((CU_AGENTS * CU_CONNS_PER_AGENT)) sockets, $CU_BACKLOG events per agent, since=0"
 
 echo "raw results (tables .txt, JSON lines .json, server logs): $OUT_DIR"
-if [ ${#problems[@]} -gt 0 ]; then
-    echo
-    echo "NOT everything could be measured:"
-    printf '  - %s\n' "${problems[@]}"
-    exit 1
-fi
-exit 0
+bench_exit

@@ -71,7 +71,6 @@ for s in $SCENARIOS; do
         *) echo "unknown scenario '$s' in SCENARIOS (want: offers status)" >&2; exit 2 ;;
     esac
 done
-has() { case " $SCENARIOS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 bench_init agentlancer-offer-bench
 nginx_dir="$work/nginx"
@@ -144,27 +143,7 @@ fi
 
 # ------------------------------------------------------------------ side by side
 log "summary (ratio = agentlancer / nginx baseline at the same request rate)"
-# pair NAME TITLE: agentlancer's NAME run next to the baseline's, or whichever of the two ran.
-pair() {
-    local run_json="$OUT_DIR/server-$1.json" base_json="$OUT_DIR/baseline-$1.json"
-    if [ -s "$run_json" ] && [ -s "$base_json" ]; then
-        "$lg" compare -run "$run_json" -base "$base_json" -title "$2"
-    elif [ -s "$run_json" ]; then
-        "$lg" compare -run "$run_json" -title "$2 (no baseline)"
-    elif [ -s "$base_json" ]; then
-        "$lg" compare -run "$base_json" -title "$2 (baseline only)"
-    else
-        return 0
-    fi
-    echo
-}
-has offers && pair of "offer-flow ($OF_RATE writes/s: create-offer, accept) vs nginx get204 @ $OF_RATE req/s"
-has status && pair cs "contract-status (public tx-status) @ $CS_RATE req/s vs nginx get204 @ $CS_RATE req/s"
+has offers && compare_pair of "offer-flow ($OF_RATE writes/s: create-offer, accept) vs nginx get204 @ $OF_RATE req/s"
+has status && compare_pair cs "contract-status (public tx-status) @ $CS_RATE req/s vs nginx get204 @ $CS_RATE req/s"
 echo "raw results (tables .txt, JSON lines .json): $OUT_DIR"
-if [ ${#problems[@]} -gt 0 ]; then
-    echo
-    echo "NOT everything could be measured:"
-    printf '  - %s\n' "${problems[@]}"
-    exit 1
-fi
-exit 0
+bench_exit
