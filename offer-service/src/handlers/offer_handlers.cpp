@@ -85,6 +85,23 @@ std::optional<OfferParty> offer_party(const Request& req, const Responder& reply
   }
   return OfferParty{*who.agent_id, std::move(*offer)};
 }
+
+// ?window=… of the ops snapshots (default 24h): the label and its length, or the reply is sent.
+std::optional<std::pair<std::string, Millis>> ops_window(const Request& req, const Responder& reply) {
+  std::string label = "24h";
+  std::vector<json::FieldError> errors;
+  for (const auto& [key, value] : req.query) {
+    if (key == "window") label = value;
+    else errors.push_back({key.substr(0, 64), "unknown query parameter"});
+  }
+  auto window = parse_window(label);
+  if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
+  if (!errors.empty()) {
+    reply(validation_error(errors));
+    return std::nullopt;
+  }
+  return std::pair{label, *window};
+}
 }  // namespace
 
 void add_offer_routes(http::Router& router, OfferService& service, OfferStore& store,
@@ -267,17 +284,10 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
   // Public aggregate snapshots (seed 000): numbers only, never an id.
   auto add_snapshot = [&](std::string path, bj::object (*render)(const OpsCounts&, std::string_view, std::string_view, Millis)) {
     router.add(verb::get, std::move(path), [&store, &clock, base_url, render](const Request& req, Responder reply) {
-      std::string label = "24h";
-      std::vector<json::FieldError> errors;
-      for (const auto& [key, value] : req.query) {
-        if (key == "window") label = value;
-        else errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
-      auto window = parse_window(label);
-      if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
-      if (!errors.empty()) return reply(validation_error(errors));
+      auto window = ops_window(req, reply);
+      if (!window) return;
       Millis now = clock.now_ms();
-      reply(Response::json(200, render(store.ops_counts(now - *window), label, base_url(), now)));
+      reply(Response::json(200, render(store.ops_counts(now - window->second), window->first, base_url(), now)));
     });
   };
   add_snapshot("/api/ops/quote-to-offer-handoff", &quote_to_offer_handoff);
@@ -285,18 +295,11 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
                [](const OpsCounts& n, std::string_view label, std::string_view, Millis now) { return traffic_summary(n, label, now); });
   add_snapshot("/api/ops/first-payment-handoff", &first_payment_handoff);
   router.add(verb::get, "/api/ops/session-journeys", [&store, &clock](const Request& req, Responder reply) {
-    std::string label = "24h";
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "window") label = value;
-      else errors.push_back({key.substr(0, 64), "unknown query parameter"});
-    }
-    auto window = parse_window(label);
-    if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
-    if (!errors.empty()) return reply(validation_error(errors));
+    auto window = ops_window(req, reply);
+    if (!window) return;
     Millis now = clock.now_ms();
     // The newest 10,000 threads of the window at most: the medians stay cheap.
-    reply(Response::json(200, session_journeys(store.journeys(now - *window, 10'000), label, now)));
+    reply(Response::json(200, session_journeys(store.journeys(now - window->second, 10'000), window->first, now)));
   });
 
   router.add(verb::get, "/api/contracts/{id}/tx-status", [&store, base_url](const Request& req, Responder reply) {

@@ -1,5 +1,7 @@
 #include "storage/sqlite_offer_store.hpp"
 
+#include <initializer_list>
+
 #include "common/events/outbox.hpp"
 
 namespace al::offer {
@@ -359,44 +361,28 @@ OpsCounts SqliteOfferStore::ops_counts(Millis window_start) {
     OpsCounts n;
     c.query("BEGIN").run();  // one snapshot for every figure
     try {
-      {
-        auto q = c.query("SELECT status, count(*) FROM thread_views GROUP BY status");
+      // Counts by status into the named fields; every row also adds to the total.
+      auto by_status = [&](const char* table, long long& total,
+                           std::initializer_list<std::pair<const char*, long long*>> fields) {
+        auto q = c.query(std::string("SELECT status, count(*) FROM ") + table + " GROUP BY status");
         while (q.next()) {
           std::string status = q.text(0);
           long long count = q.int64(1);
-          n.threads_total += count;
-          if (status == "negotiating") n.threads_negotiating = count;
-          else if (status == "quote_locked") n.threads_quote_locked = count;
-          else if (status == "offered") n.threads_offered = count;
-          else if (status == "closed") n.threads_closed = count;
+          total += count;
+          for (const auto& [name, field] : fields)
+            if (status == name) *field = count;
         }
-      }
-      {
-        auto q = c.query("SELECT status, count(*) FROM offers GROUP BY status");
-        while (q.next()) {
-          std::string status = q.text(0);
-          long long count = q.int64(1);
-          n.offers_total += count;
-          if (status == "open") n.offers_open = count;
-          else if (status == "accepted") n.offers_accepted = count;
-          else if (status == "rejected") n.offers_rejected = count;
-          else if (status == "inactive") n.offers_inactive = count;
-        }
-      }
-      {
-        auto q = c.query("SELECT status, count(*) FROM contracts GROUP BY status");
-        while (q.next()) {
-          std::string status = q.text(0);
-          long long count = q.int64(1);
-          n.contracts_total += count;
-          if (status == "awaiting_payment") n.contracts_awaiting_payment = count;
-          else if (status == "payment_submitted") n.contracts_payment_submitted = count;
-          else if (status == "funded") n.contracts_funded = count;
-          else if (status == "completed") n.contracts_completed = count;
-          else if (status == "refund_pending") n.contracts_refund_pending = count;
-          else if (status == "expired") n.contracts_expired = count;
-        }
-      }
+      };
+      by_status("thread_views", n.threads_total,
+                {{"negotiating", &n.threads_negotiating}, {"quote_locked", &n.threads_quote_locked},
+                 {"offered", &n.threads_offered}, {"closed", &n.threads_closed}});
+      by_status("offers", n.offers_total,
+                {{"open", &n.offers_open}, {"accepted", &n.offers_accepted}, {"rejected", &n.offers_rejected},
+                 {"inactive", &n.offers_inactive}});
+      by_status("contracts", n.contracts_total,
+                {{"awaiting_payment", &n.contracts_awaiting_payment}, {"payment_submitted", &n.contracts_payment_submitted},
+                 {"funded", &n.contracts_funded}, {"completed", &n.contracts_completed},
+                 {"refund_pending", &n.contracts_refund_pending}, {"expired", &n.contracts_expired}});
       auto count = [&](const char* sql) {
         auto q = c.query(sql, window_start);
         return q.next() ? q.int64(0) : 0LL;
