@@ -15,6 +15,7 @@ deps-test:
 	@bash scripts/install-deps.sh test
 	@bash scripts/kafka/kafka.sh fetch >/dev/null
 	@cd tests/socketio && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@cd tests/chain && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
 build-release: deps
 	cmake --preset release >/dev/null

@@ -14,16 +14,22 @@ struct PaymentExpectation {
   std::optional<std::string> pay_to;
   std::string network;
   int required_confirmations = 1;
+  // The block hash a previous check saw the transaction in: a different (or no) block now means a
+  // reorganization moved or dropped it.
+  std::optional<std::string> seen_block_hash;
 };
 
 struct PaymentCheck {
   // verified | pending | not_found | invalid_hash | failed | wrong_token | wrong_recipient |
-  // underpaid | wrong_network | unavailable
+  // underpaid | wrong_network | unavailable (docs/offer-service.md, "Payment verification")
   std::string status;
   std::string message;
   std::string adapter;  // which adapter decided ("sandbox", "evm-jsonrpc")
   int confirmations = 0;
   int required_confirmations = 0;
+  long long block_number = 0;  // the block the transaction is in (0: not mined, or no chain)
+  std::string block_hash;
+  bool reorged = false;        // it left the block seen_block_hash named
   bool verified() const { return status == "verified"; }
 };
 
