@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/chain/chain.hpp"
+#include "common/chain/evm_jsonrpc.hpp"
 #include "common/events/outbox.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
@@ -26,11 +27,43 @@ std::vector<ConfigEntry> offer_config_entries() {
        "polygon:USDC=0x3c499c542cEF5E3811e1192ce70d8cC03d5c3359",
        "Token contracts by network and symbol, `network:SYMBOL=0x…[,…]` (defaults: Circle's USDC). A quote may also name the token by its address. Offers in other tokens are refused (409 `token_not_supported`).", {}},
       {"ops.feedback_per_minute", "10", "Feedback messages one client address may send per minute (more: 429 with Retry-After).", {}},
-      {"contracts.chain_adapter", "sandbox", "Payment verification: `sandbox` (embedded default, clearly marked in every contract response).", {}},
+      {"contracts.chain_adapter", "sandbox", "Payment verification: `sandbox` (embedded default; accepts any well-formed hash except all zeros, and every contract response says so) or `evm-jsonrpc` (real nodes, `contracts.rpc_urls`; see docs/offer-service.md).", {}},
+      {"contracts.rpc_urls", "", "`evm-jsonrpc`: the JSON-RPC node of each network, `network:url[,…]`, e.g. `base:https://mainnet.base.org`. Payments on a network without one get 503.", {}, true},
+      {"contracts.chain_ids", "", "`evm-jsonrpc`: chain ids of networks it does not know, `network:id[,…]` (known: ethereum, sepolia, holesky, base, base-sepolia, optimism, optimism-sepolia, arbitrum, arbitrum-sepolia, polygon, polygon-amoy). A node answering another chain id is refused.", {}},
+      {"contracts.rpc_timeout_ms", "5000", "`evm-jsonrpc`: timeout of each connect, write and read to a node (ms).", {}},
+      {"contracts.rpc_ca_file", "", "`evm-jsonrpc`: extra CA bundle (PEM) for https nodes; the system's CAs are always trusted.", {}},
+      {"contracts.payment_give_up_ms", "3600000", "A submitted payment the chain no longer (or never) shows for this long is turned down: the contract returns to `awaiting_payment` (ms; default 1 h).", {}},
   };
 }
 
 namespace {
+std::unique_ptr<chain::ChainAdapter> chain_adapter_from(const Config& config, boost::asio::io_context& io) {
+  if (config.get("contracts.chain_adapter") != "evm-jsonrpc") return std::make_unique<chain::SandboxChain>();
+  auto urls = PerNetwork::parse(config.get("contracts.rpc_urls"));
+  auto ids = PerNetwork::parse(config.get("contracts.chain_ids"));
+  if (urls.values().empty()) throw ConfigError("contracts.chain_adapter=evm-jsonrpc needs contracts.rpc_urls (network:url[,…])");
+  std::vector<chain::EvmNetwork> networks;
+  for (const auto& [network, url] : urls.values()) {
+    if (network == "*") throw ConfigError("contracts.rpc_urls: name each network (a node serves one chain)");
+    long long id = chain::known_chain_id(network);
+    if (auto configured = ids.values().find(network); configured != ids.values().end()) {
+      if (!parse_positive_int64(configured->second, id)) throw ConfigError("contracts.chain_ids: " + network + " needs a positive chain id");
+    }
+    if (id == 0) throw ConfigError("contracts.chain_ids: give the chain id of network " + network);
+    networks.push_back(chain::EvmNetwork{network, url, id});
+  }
+  chain::JsonRpcOptions options;
+  options.timeout = std::chrono::milliseconds(config.get_int("contracts.rpc_timeout_ms"));
+  options.ca_file = config.get("contracts.rpc_ca_file");
+  try {
+    return std::make_unique<chain::EvmJsonRpcChain>(io, std::move(networks), options);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("contracts.rpc_urls: ") + e.what());
+  } catch (const std::exception& e) {  // e.g. an unreadable CA file
+    throw ConfigError(std::string("contracts.rpc_ca_file: ") + e.what());
+  }
+}
+
 OfferServiceOptions options_from(const Config& config) {
   OfferServiceOptions o;
   o.ttl_ms = config.get_int("offers.ttl_ms");
@@ -39,7 +72,10 @@ OfferServiceOptions options_from(const Config& config) {
   o.confirmations = PerNetwork::parse(config.get("contracts.confirmations"));
   o.tokens = TokenRegistry::parse(config.get("contracts.tokens"));
   o.chain_adapter = config.get("contracts.chain_adapter");
-  if (o.chain_adapter != "sandbox") throw ConfigError("contracts.chain_adapter: only \"sandbox\" is available in this build");
+  if (o.chain_adapter != "sandbox" && o.chain_adapter != "evm-jsonrpc")
+    throw ConfigError("contracts.chain_adapter must be sandbox or evm-jsonrpc, got \"" + o.chain_adapter + "\"");
+  o.payment_give_up_ms = config.get_int("contracts.payment_give_up_ms");
+  if (o.payment_give_up_ms < 1) throw ConfigError("contracts.payment_give_up_ms must be positive");
   if (o.ttl_ms < 1) throw ConfigError("offers.ttl_ms must be positive");
   if (!o.pay_to.get("*")) throw ConfigError("contracts.pay_to needs a default (`*:0x…`)");
   for (const auto& [network, n] : o.confirmations.values()) {
@@ -54,9 +90,10 @@ class OfferModule final : public Module {
  public:
   explicit OfferModule(Runtime& rt)
       : rt_(rt),
+        chain_(chain_adapter_from(rt.config, rt.io)),
         db_(rt.data_dir + "/offer-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
         store_(db_, rt.clock),
-        service_(store_, chain_, rt.clock, rt.scheduler, options_from(rt.config)),
+        service_(store_, *chain_, rt.clock, rt.scheduler, options_from(rt.config)),
         relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "offer-service",
                                     .replay_published_on_start = rt.embedded_kafka,
@@ -130,7 +167,7 @@ class OfferModule final : public Module {
   }
 
   Runtime& rt_;
-  chain::SandboxChain chain_;
+  std::unique_ptr<chain::ChainAdapter> chain_;
   storage::Database db_;
   SqliteOfferStore store_;
   OfferService service_;

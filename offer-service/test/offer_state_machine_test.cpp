@@ -148,18 +148,81 @@ TEST(Contract, FollowsItsJobToTheEndOnce) {
   EXPECT_EQ(follow_job_phase(expired, 6, 1500).events, std::vector<std::string>{"contract.expired"});
 }
 
+PaymentObservation seen_in(const std::string& status, int confirmations, long long block, const std::string& hash,
+                           bool reorged = false) {
+  return PaymentObservation{status, confirmations, block, hash, reorged, "evm-jsonrpc"};
+}
+
 TEST(Contract, PaymentFundsOnlyWithEnoughConfirmations) {
   Offer o = open_offer();
   Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 3, "sandbox"}, 1100);
-  Outcome seen = apply_payment(c, "0xhash", true, 1, "evm-jsonrpc", 1200);
+  Outcome seen = apply_payment(c, "0xhash", seen_in("pending", 1, 7, "0xb7"), 1200);
   EXPECT_EQ(seen.events, std::vector<std::string>{"contract.payment_submitted"});
   EXPECT_EQ(c.status, "payment_submitted");
-  EXPECT_EQ(apply_payment(c, "0xhash", true, 2, "evm-jsonrpc", 1300).verdict, Verdict::Unchanged);
-  EXPECT_EQ(apply_payment(c, "0xhash", true, 3, "evm-jsonrpc", 1400).events, std::vector<std::string>{"contract.funded"});
+  EXPECT_EQ(c.payment_block_number, 7);
+  EXPECT_EQ(c.payment_block_hash, "0xb7");
+  EXPECT_EQ(c.payment_seen_at, 1200);
+  EXPECT_EQ(apply_payment(c, "0xhash", seen_in("pending", 2, 7, "0xb7"), 1300).verdict, Verdict::Unchanged);
+  EXPECT_EQ(c.confirmations, 2);
+  EXPECT_EQ(apply_payment(c, "0xhash", seen_in("verified", 3, 7, "0xb7"), 1400).events,
+            std::vector<std::string>{"contract.funded"});
   EXPECT_EQ(c.status, "funded");
   EXPECT_EQ(check_payment(c, "agt_r", "0xhash").verdict, Verdict::Unchanged);
   EXPECT_EQ(check_payment(c, "agt_r", "0xother").code, "contract_not_awaiting_payment");
   EXPECT_EQ(check_payment(c, "agt_p", "0xhash").message, "Only the buyer can submit the payment");
+  // A funded contract is final: later looks change nothing.
+  EXPECT_EQ(observe_payment(c, seen_in("not_found", 0, 0, ""), 1500, 1000).verdict, Verdict::Unchanged);
+  EXPECT_EQ(c.status, "funded");
+}
+
+TEST(Contract, AReorganizationThatMovesThePaymentIsAnnouncedAndCountedAgain) {
+  Offer o = open_offer();
+  Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 3, "evm-jsonrpc"}, 1100);
+  apply_payment(c, "0xhash", seen_in("pending", 2, 7, "0xb7"), 1200);
+  // Re-mined in another block at the same height: the confirmations start again from there.
+  Outcome moved = observe_payment(c, seen_in("pending", 1, 7, "0xc7", true), 1300, 60'000);
+  EXPECT_EQ(moved.events, std::vector<std::string>{"contract.payment_reorged"});
+  EXPECT_EQ(c.payment_block_hash, "0xc7");
+  EXPECT_EQ(c.confirmations, 1);
+  EXPECT_EQ(c.status, "payment_submitted");
+  Outcome funded = observe_payment(c, seen_in("verified", 3, 7, "0xc7"), 1400, 60'000);
+  EXPECT_EQ(funded.events, std::vector<std::string>{"contract.funded"});
+}
+
+TEST(Contract, ADroppedPaymentWaitsToComeBackThenIsTurnedDown) {
+  Offer o = open_offer();
+  Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 3, "evm-jsonrpc"}, 1100);
+  apply_payment(c, "0xhash", seen_in("pending", 1, 7, "0xb7"), 1200);
+  // The block that held it is gone, and so is the transaction.
+  Outcome dropped = observe_payment(c, seen_in("not_found", 0, 0, "", true), 1300, 60'000);
+  EXPECT_EQ(dropped.events, std::vector<std::string>{"contract.payment_reorged"});
+  EXPECT_EQ(c.status, "payment_submitted");
+  EXPECT_EQ(c.confirmations, 0);
+  EXPECT_FALSE(c.payment_block_hash);
+  // Still missing, but not for long: nothing happens (it may be mined again).
+  EXPECT_EQ(observe_payment(c, seen_in("not_found", 0, 0, ""), 1200 + 59'999, 60'000).verdict, Verdict::Unchanged);
+  EXPECT_EQ(observe_payment(c, seen_in("unavailable", 0, 0, ""), 1200 + 90'000, 60'000).verdict, Verdict::Unchanged);
+  // Missing since it was last seen for the whole give-up time: turned down, the contract can be paid again.
+  Outcome gone = observe_payment(c, seen_in("not_found", 0, 0, ""), 1200 + 60'000, 60'000);
+  EXPECT_EQ(gone.events, std::vector<std::string>{"contract.payment_rejected"});
+  EXPECT_EQ(c.status, "awaiting_payment");
+  EXPECT_FALSE(c.tx_hash);
+  EXPECT_EQ(c.rejected_tx_hash, "0xhash");
+  EXPECT_EQ(c.rejected_code, "not_found");
+  EXPECT_EQ(check_payment(c, "agt_r", "0xhash").verdict, Verdict::Applied);
+}
+
+TEST(Contract, APaymentReMinedWrongIsTurnedDownAtOnce) {
+  for (std::string status : {"failed", "wrong_token", "wrong_recipient", "underpaid", "wrong_network"}) {
+    Offer o = open_offer();
+    Contract c = contract_for(o, "ctr_1", PaymentTerms{"0xabc", 3, "evm-jsonrpc"}, 1100);
+    apply_payment(c, "0xhash", seen_in("pending", 0, 0, ""), 1200);  // seen in the mempool only
+    Outcome out = observe_payment(c, seen_in(status, 0, 9, "0xb9"), 1300, 60'000);
+    EXPECT_EQ(out.events, std::vector<std::string>{"contract.payment_rejected"}) << status;
+    EXPECT_EQ(c.status, "awaiting_payment") << status;
+    EXPECT_EQ(c.rejected_code, status);
+    EXPECT_FALSE(c.payment_submitted_at);
+  }
 }
 
 TEST(Ops, LeadingDropoffIsTheStepAfterTheLargestDrop) {

@@ -1,5 +1,7 @@
 #include "domain/offer.hpp"
 
+#include <set>
+
 #include "common/config/config.hpp"
 
 namespace al::offer {
@@ -205,25 +207,71 @@ Outcome check_payment(const Contract& c, std::string_view actor, const std::stri
   return {};
 }
 
-Outcome apply_payment(Contract& c, const std::string& tx_hash, bool verified, int confirmations,
-                      const std::string& adapter, Millis now) {
+Outcome apply_payment(Contract& c, const std::string& tx_hash, const PaymentObservation& seen, Millis now) {
   Outcome out;
-  bool first = !c.tx_hash;
+  bool first = c.tx_hash != tx_hash;
+  bool had_block = c.payment_block_hash.has_value();
   c.tx_hash = tx_hash;
-  c.chain_adapter = adapter;
-  c.confirmations = confirmations;
+  c.chain_adapter = seen.adapter;
+  c.confirmations = seen.confirmations;
+  c.payment_seen_at = now;
+  if (seen.block_number > 0) {
+    c.payment_block_number = seen.block_number;
+    c.payment_block_hash = seen.block_hash;
+  } else {
+    c.payment_block_number.reset();
+    c.payment_block_hash.reset();
+  }
   c.updated_at = now;
   if (first) {
     c.payment_submitted_at = now;
     c.status = "payment_submitted";
     out.events.emplace_back("contract.payment_submitted");
+  } else if (seen.reorged && had_block) {
+    out.events.emplace_back("contract.payment_reorged");
   }
-  if (verified && confirmations >= c.required_confirmations && c.status != "funded") {
+  if (seen.status == "verified" && seen.confirmations >= c.required_confirmations && c.status != "funded") {
     c.funded_at = now;
     c.status = "funded";
     out.events.emplace_back("contract.funded");
   }
   if (out.events.empty()) out.verdict = Verdict::Unchanged;
+  return out;
+}
+
+Outcome observe_payment(Contract& c, const PaymentObservation& seen, Millis now, Millis give_up_ms) {
+  static const std::set<std::string, std::less<>> kTurnedDown = {"failed", "wrong_token", "wrong_recipient", "underpaid",
+                                                                 "wrong_network"};
+  Outcome unchanged{Verdict::Unchanged, {}, {}, {}};
+  if (c.status != "payment_submitted" || !c.tx_hash) return unchanged;
+  if (seen.status == "verified" || seen.status == "pending") return apply_payment(c, *c.tx_hash, seen, now);
+  bool give_up = false;
+  if (seen.status == "not_found") {
+    if (c.payment_block_hash) {  // it was in a block: a reorganization dropped it; it may come back
+      c.payment_block_hash.reset();
+      c.payment_block_number.reset();
+      c.confirmations = 0;
+      c.updated_at = now;
+      Outcome out;
+      out.events.emplace_back("contract.payment_reorged");
+      return out;
+    }
+    give_up = now - c.payment_seen_at.value_or(c.payment_submitted_at.value_or(now)) >= give_up_ms;
+  }
+  if (!give_up && !kTurnedDown.contains(seen.status)) return unchanged;
+  c.rejected_tx_hash = c.tx_hash;
+  c.rejected_code = seen.status;
+  c.rejected_at = now;
+  c.tx_hash.reset();
+  c.payment_block_hash.reset();
+  c.payment_block_number.reset();
+  c.payment_seen_at.reset();
+  c.payment_submitted_at.reset();
+  c.confirmations = 0;
+  c.status = "awaiting_payment";
+  c.updated_at = now;
+  Outcome out;
+  out.events.emplace_back("contract.payment_rejected");
   return out;
 }
 

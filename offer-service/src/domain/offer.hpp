@@ -72,6 +72,15 @@ struct Contract {
   std::string chain_adapter;
   std::optional<Millis> payment_submitted_at;
   std::optional<Millis> funded_at;
+  // Where the chain last saw the payment, and when (the watcher's reorganization check).
+  std::optional<long long> payment_block_number;
+  std::optional<std::string> payment_block_hash;
+  std::optional<Millis> payment_seen_at;
+  // The last payment the watcher turned down after accepting it (the contract went back to
+  // awaiting_payment): its hash, the chain adapter's status, and when.
+  std::optional<std::string> rejected_tx_hash;
+  std::optional<std::string> rejected_code;
+  std::optional<Millis> rejected_at;
   Millis created_at = 0;
   Millis updated_at = 0;
   long long version = 0;
@@ -131,11 +140,31 @@ inline constexpr std::string_view kNotContractParty = "Not authorized to act on 
 // Whether `actor` may submit `tx_hash` for the contract now (before asking the chain).
 // Unchanged: the same hash was already accepted.
 Outcome check_payment(const Contract& contract, std::string_view actor, const std::string& tx_hash);
-// What the chain said about the payment: verified with enough confirmations funds the contract;
-// verified with fewer, or not yet seen, leaves it `payment_submitted` (watched); events in
-// `Outcome::events` (contract.* types).
-Outcome apply_payment(Contract& contract, const std::string& tx_hash, bool verified, int confirmations,
-                      const std::string& adapter, Millis now);
+// What the chain adapter saw of a payment (chain::PaymentCheck, without the I/O).
+struct PaymentObservation {
+  std::string status;  // verified | pending | not_found | failed | wrong_token | wrong_recipient | underpaid | wrong_network | …
+  int confirmations = 0;
+  long long block_number = 0;  // 0: not in a block
+  std::string block_hash;
+  bool reorged = false;        // it left the block the contract recorded
+  std::string adapter;
+};
+
+// A payment the chain accepted (status verified or pending): verified with enough confirmations
+// funds the contract; fewer, or still in the mempool, leaves it `payment_submitted` (watched).
+// A reorganization that moved it is announced (contract.payment_reorged). Events in
+// `Outcome::events` (contract.* types); Unchanged when only the confirmations moved.
+Outcome apply_payment(Contract& contract, const std::string& tx_hash, const PaymentObservation& seen, Millis now);
+
+// The watcher's later look at a `payment_submitted` contract's payment:
+// - verified / pending: as apply_payment;
+// - not_found after a reorganization dropped it: confirmations back to 0 (contract.payment_reorged);
+//   not found for `give_up_ms` since it was last seen: the payment is turned down;
+// - failed, wrong_token, wrong_recipient, underpaid, wrong_network (a reorganization can re-mine
+//   it differently): the payment is turned down: back to `awaiting_payment`, the hash released
+//   for this contract only (contract.payment_rejected);
+// - unavailable and anything else: nothing changes.
+Outcome observe_payment(Contract& contract, const PaymentObservation& seen, Millis now, Millis give_up_ms);
 
 // The contract follows its job (job-service): COMPLETED (4) → completed, REJECTED (5) →
 // refund_pending (the buyer's refund claim), EXPIRED (6) → expired. Unchanged otherwise, and once ended.

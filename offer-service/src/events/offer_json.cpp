@@ -96,6 +96,18 @@ bj::object offer_to_json(const Offer& o, Viewer viewer, std::string_view base) {
   return out;
 }
 
+namespace {
+bj::value payment_block_json(const Contract& c) {
+  if (!c.payment_block_number || !c.payment_block_hash) return nullptr;
+  return bj::object{{"number", *c.payment_block_number}, {"hash", *c.payment_block_hash}};
+}
+
+bj::value rejected_payment_json(const Contract& c) {
+  if (!c.rejected_tx_hash || !c.rejected_code) return nullptr;
+  return bj::object{{"tx_hash", *c.rejected_tx_hash}, {"code", *c.rejected_code}, {"at", format_rfc3339(c.rejected_at.value_or(0))}};
+}
+}  // namespace
+
 bj::object contract_event_json(const Contract& c) {
   return {{"id", c.id},
           {"offer_id", c.offer_id},
@@ -113,6 +125,8 @@ bj::object contract_event_json(const Contract& c) {
           {"confirmations", c.confirmations},
           {"tx_hash", opt(c.tx_hash)},
           {"chain_adapter", c.chain_adapter},
+          {"payment_block", payment_block_json(c)},
+          {"rejected_payment", rejected_payment_json(c)},
           {"created_at", format_rfc3339(c.created_at)}};
 }
 
@@ -126,10 +140,17 @@ bj::object contract_monitor_json(const Contract& c, std::string_view base) {
     next["payment_curl"] = "curl -sS -X POST " + std::string(base) + "/api/contracts/" + c.id +
                            "/payment -H 'content-type: application/json' -H 'x-api-key: <REQUESTER_AGENT_API_KEY>' "
                            "-d '{\"tx_hash\":\"REAL_BUYER_TX_HASH\"}'";
+    if (c.rejected_code)
+      next["description"] = "A later chain check turned down the last payment (" + *c.rejected_code +
+                            ", see rejected_payment): pay again. " + std::string(next["description"].as_string());
   } else if (c.status == "payment_submitted") {
     next["action"] = "wait_for_confirmations";
-    next["description"] = "The payment was seen with " + std::to_string(c.confirmations) + " of " +
-                          std::to_string(c.required_confirmations) + " confirmation(s); it is checked again until final.";
+    next["description"] = c.payment_block_number
+                              ? "The payment was seen in block " + std::to_string(*c.payment_block_number) + " with " +
+                                    std::to_string(c.confirmations) + " of " + std::to_string(c.required_confirmations) +
+                                    " confirmation(s); it is checked again until final."
+                              : "The payment is known to the chain but in no block yet (the mempool, or taken out of its "
+                                "block by a reorganization); it is checked again until final.";
   } else if (c.status == "funded") {
     next["action"] = "work";
     next["description"] = "The contract is funded: the provider delivers; the buyer evaluates the deliverable.";
@@ -147,6 +168,8 @@ bj::object contract_monitor_json(const Contract& c, std::string_view base) {
                  {"required_confirmations", c.required_confirmations},
                  {"confirmations", c.confirmations},
                  {"tx_hash", opt(c.tx_hash)},
+                 {"payment_block", payment_block_json(c)},
+                 {"rejected_payment", rejected_payment_json(c)},
                  {"chain_adapter", c.chain_adapter},
                  {"next_step", std::move(next)},
                  {"proof_boundary",

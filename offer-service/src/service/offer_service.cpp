@@ -245,6 +245,20 @@ void OfferService::follow_thread(OfferTx& tx, const events::CloudEvent& e) {
   if (apply_thread_event(view, e.type, e.data, e.seq, e.time)) tx.save_thread(view);
 }
 
+namespace {
+PaymentObservation observation_of(const chain::PaymentCheck& check) {
+  return PaymentObservation{check.status, check.confirmations, check.block_number, check.block_hash, check.reorged,
+                            check.adapter};
+}
+
+chain::PaymentExpectation expectation_for(const Contract& contract, const std::string& tx_hash) {
+  chain::PaymentExpectation e{tx_hash, contract.amount, contract.token_address, contract.pay_to, contract.network,
+                              contract.required_confirmations};
+  if (contract.tx_hash == tx_hash) e.seen_block_hash = contract.payment_block_hash;
+  return e;
+}
+}  // namespace
+
 void OfferService::submit_payment(std::string contract_id, std::string actor, std::string tx_hash,
                                   std::string request_id, Callback done) {
   auto current = store_.get_contract(contract_id);
@@ -253,9 +267,7 @@ void OfferService::submit_payment(std::string contract_id, std::string actor, st
   if (precheck.verdict == Verdict::Unchanged) return done(Result{Result::Kind::Unchanged, {}, {}, {}, current});
   if (precheck.verdict != Verdict::Applied)
     return done(Result{kind_of(precheck.verdict), precheck.message, precheck.code, {}, current});
-  chain::PaymentExpectation expectation{tx_hash, current->amount, current->token_address, current->pay_to,
-                                        current->network, current->required_confirmations};
-  chain_.verify(expectation, [this, contract_id, tx_hash, request_id, done](chain::PaymentCheck check) {
+  chain_.verify(expectation_for(*current, tx_hash), [this, contract_id, tx_hash, request_id, done](chain::PaymentCheck check) {
     // Seen but not final ("pending") is a submitted payment the watcher follows; anything else
     // (not found, wrong token or recipient, underpaid, failed …) is refused and changes nothing.
     if (check.status != "verified" && check.status != "pending") {
@@ -263,12 +275,12 @@ void OfferService::submit_payment(std::string contract_id, std::string actor, st
       if (check.status == "unavailable") refused.kind = Result::Kind::Internal;
       return done(std::move(refused));
     }
-    apply_check(contract_id, tx_hash, check, request_id, done);
+    apply_submission(contract_id, tx_hash, check, request_id, done);
   });
 }
 
-void OfferService::apply_check(const std::string& contract_id, const std::string& tx_hash,
-                               const chain::PaymentCheck& check, const std::string& request_id, Callback done) {
+void OfferService::apply_submission(const std::string& contract_id, const std::string& tx_hash,
+                                    const chain::PaymentCheck& check, const std::string& request_id, Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
       [this, contract_id, tx_hash, check, request_id, result](OfferTx& tx) {
@@ -288,21 +300,43 @@ void OfferService::apply_check(const std::string& contract_id, const std::string
             result->contract = std::move(contract);
             return;
           }
-          if (tx.tx_hash_used(tx_hash)) {
+          if (!tx.bind_tx_hash(tx_hash, contract->id)) {
             result->kind = Result::Kind::Conflict;
             result->message = "Transaction hash already used for another contract";
             result->code = "tx_hash_used";
             return;
           }
         }
-        Outcome applied = apply_payment(*contract, tx_hash, check.verified(), check.confirmations, check.adapter,
-                                        clock_.now_ms());
+        Outcome applied = apply_payment(*contract, tx_hash, observation_of(check), clock_.now_ms());
         if (!applied.events.empty()) record_contract(tx, *contract, applied.events, request_id);
-        else if (contract->confirmations != check.confirmations) tx.save_contract(*contract);
+        else tx.save_contract(*contract);  // the confirmations and the block moved
         result->kind = applied.events.empty() ? Result::Kind::Unchanged : Result::Kind::Ok;
         result->contract = std::move(contract);
       },
       finish(result, std::move(done)));
+}
+
+void OfferService::apply_observation(const std::string& contract_id, const std::string& tx_hash,
+                                     const chain::PaymentCheck& check) {
+  store_.transact(
+      [this, contract_id, tx_hash, check](OfferTx& tx) {
+        auto contract = tx.load_contract(contract_id);
+        if (!contract || contract->tx_hash != tx_hash) return;  // paid otherwise meanwhile
+        Outcome seen = observe_payment(*contract, observation_of(check), clock_.now_ms(), options_.payment_give_up_ms);
+        if (!seen.events.empty()) {
+          if (contract->status == "awaiting_payment")
+            log::warn("payment turned down after a later chain check",
+                      {{"contract", contract_id}, {"status", check.status}, {"message", check.message}});
+          record_contract(tx, *contract, seen.events, "payment-watcher");
+        } else if (check.status == "verified" || check.status == "pending") {
+          tx.save_contract(*contract);
+        }
+      },
+      [this, contract_id](std::exception_ptr error) {
+        if (error) log::error("payment watcher could not store a chain check", {{"contract", contract_id}});
+        std::lock_guard lock(watching_mutex_);
+        watching_.erase(contract_id);
+      });
 }
 
 int OfferService::watch_payments(int limit) {
@@ -310,11 +344,12 @@ int OfferService::watch_payments(int limit) {
   for (const auto& id : ids) {
     auto contract = store_.get_contract(id);
     if (!contract || !contract->tx_hash) continue;
-    chain::PaymentExpectation expectation{*contract->tx_hash, contract->amount, contract->token_address,
-                                          contract->pay_to, contract->network, contract->required_confirmations};
-    chain_.verify(expectation, [this, id, hash = *contract->tx_hash](chain::PaymentCheck check) {
-      if (check.status != "verified" && check.status != "pending") return;  // reorgs and failures: next step
-      apply_check(id, hash, check, "payment-watcher", [](Result) {});
+    {
+      std::lock_guard lock(watching_mutex_);
+      if (!watching_.insert(id).second) continue;
+    }
+    chain_.verify(expectation_for(*contract, *contract->tx_hash), [this, id, hash = *contract->tx_hash](chain::PaymentCheck check) {
+      apply_observation(id, hash, check);  // lets go of the contract once stored
     });
   }
   return static_cast<int>(ids.size());

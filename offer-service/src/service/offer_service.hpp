@@ -1,6 +1,8 @@
 #pragma once
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <set>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,6 +43,7 @@ struct OfferServiceOptions {
   PerNetwork confirmations;
   TokenRegistry tokens;
   std::string chain_adapter = "sandbox";
+  Millis payment_give_up_ms = 3600LL * 1000;  // a submitted payment not found on chain this long is turned down
   std::string source = "offer-service";
 };
 
@@ -72,8 +75,14 @@ class OfferService {
   void record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types, const std::string& request_id);
   void record_contract(OfferTx& tx, Contract& contract, const std::vector<std::string>& types,
                        const std::string& request_id);
-  void apply_check(const std::string& contract_id, const std::string& tx_hash, const chain::PaymentCheck& check,
-                   const std::string& request_id, Callback done);
+  void apply_submission(const std::string& contract_id, const std::string& tx_hash, const chain::PaymentCheck& check,
+                        const std::string& request_id, Callback done);
+  void apply_observation(const std::string& contract_id, const std::string& tx_hash, const chain::PaymentCheck& check);
+
+  // Contracts whose payment the watcher is asking the chain about (a slow node must not pile up
+  // checks of the same payment).
+  std::mutex watching_mutex_;
+  std::set<std::string> watching_;
 
   OfferStore& store_;
   chain::ChainAdapter& chain_;

@@ -28,7 +28,8 @@ class OfferTx {
   virtual void insert_contract(const Contract& contract) = 0;
   virtual std::optional<Contract> load_contract(const std::string& id) = 0;
   virtual void save_contract(const Contract& contract) = 0;
-  virtual bool tx_hash_used(const std::string& tx_hash) = 0;  // by any contract
+  // Binds a payment hash to the contract for good; false if another contract holds it.
+  virtual bool bind_tx_hash(const std::string& tx_hash, const std::string& contract_id) = 0;
   virtual void publish(const std::string& topic, const events::CloudEvent& event) = 0;
   virtual void insert_feedback(const Feedback& feedback, Millis now) = 0;
 };

@@ -91,6 +91,21 @@ CREATE TABLE feedback (
   created_at INTEGER NOT NULL
 );
 )sql"},
+      // Where the chain saw a payment (reorganization checks), the last payment turned down, and
+      // every hash ever bound to a contract: one hash pays one contract, even after a rejection.
+      {6, R"sql(
+ALTER TABLE contracts ADD COLUMN payment_block_number INTEGER;
+ALTER TABLE contracts ADD COLUMN payment_block_hash TEXT;
+ALTER TABLE contracts ADD COLUMN payment_seen_at INTEGER;
+ALTER TABLE contracts ADD COLUMN rejected_tx_hash TEXT;
+ALTER TABLE contracts ADD COLUMN rejected_code TEXT;
+ALTER TABLE contracts ADD COLUMN rejected_at INTEGER;
+CREATE TABLE payment_hashes (
+  tx_hash TEXT PRIMARY KEY,
+  contract_id TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO payment_hashes(tx_hash, contract_id) SELECT tx_hash, id FROM contracts WHERE tx_hash IS NOT NULL;
+)sql"},
   };
 }
 
@@ -128,7 +143,8 @@ Offer read_offer(const storage::Query& q) {
 constexpr const char* kContractColumns =
     "id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
     "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version, token_address, "
-    "deliverable, payment_submitted_at, funded_at";
+    "deliverable, payment_submitted_at, funded_at, payment_block_number, payment_block_hash, payment_seen_at, "
+    "rejected_tx_hash, rejected_code, rejected_at";
 
 Contract read_contract(const storage::Query& q) {
   Contract c;
@@ -153,6 +169,12 @@ Contract read_contract(const storage::Query& q) {
   c.deliverable = q.text(18);
   c.payment_submitted_at = q.opt_int64(19);
   c.funded_at = q.opt_int64(20);
+  c.payment_block_number = q.opt_int64(21);
+  c.payment_block_hash = q.opt_text(22);
+  c.payment_seen_at = q.opt_int64(23);
+  c.rejected_tx_hash = q.opt_text(24);
+  c.rejected_code = q.opt_text(25);
+  c.rejected_at = q.opt_int64(26);
   return c;
 }
 
@@ -249,15 +271,19 @@ class SqliteOfferTx final : public OfferTx {
 
   void save_contract(const Contract& k) override {
     c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
-             "funded_at=?, updated_at=?, version=? WHERE id=?",
+             "funded_at=?, updated_at=?, version=?, payment_block_number=?, payment_block_hash=?, payment_seen_at=?, "
+             "rejected_tx_hash=?, rejected_code=?, rejected_at=? WHERE id=?",
              k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.payment_submitted_at, k.funded_at, k.updated_at,
-             k.version, k.id)
+             k.version, k.payment_block_number, k.payment_block_hash, k.payment_seen_at, k.rejected_tx_hash,
+             k.rejected_code, k.rejected_at, k.id)
         .run();
   }
 
-  bool tx_hash_used(const std::string& tx_hash) override {
-    auto q = c_.query("SELECT 1 FROM contracts WHERE tx_hash = ?", tx_hash);
-    return q.next();
+  bool bind_tx_hash(const std::string& tx_hash, const std::string& contract_id) override {
+    auto q = c_.query("SELECT contract_id FROM payment_hashes WHERE tx_hash = ?", tx_hash);
+    if (q.next()) return q.text(0) == contract_id;
+    c_.query("INSERT INTO payment_hashes(tx_hash, contract_id) VALUES (?, ?)", tx_hash, contract_id).run();
+    return true;
   }
 
   void publish(const std::string& topic, const events::CloudEvent& event) override {
