@@ -106,16 +106,19 @@ struct JsonRpcClient::Impl {
       std::string failure;
       try {
         if (!conn) conn = co_await connect();
-        auto [keep_alive, text] = conn->tls ? co_await exchange_on(*conn->tls, *conn, body)
-                                            : co_await exchange_on(*conn->plain, *conn, body);
-        if (keep_alive && idle.size() < options.max_idle_connections) idle.push_back(std::move(conn));
-        co_return std::move(text);
+        // (if/else, not ?: — GCC 12 destroys the result of a ?: with co_await in both arms twice.)
+        std::pair<bool, std::string> reply;
+        if (conn->tls) reply = co_await exchange_on(*conn->tls, *conn, body);
+        else reply = co_await exchange_on(*conn->plain, *conn, body);
+        if (reply.first && idle.size() < options.max_idle_connections) idle.push_back(std::move(conn));
+        co_return std::move(reply.second);
       } catch (const RpcError&) {
         throw;
       } catch (const boost::system::system_error& e) {
         failure = e.code() == beast::error::timeout ? "timed out" : e.code().message();
       }
       if (!(reused && attempt == 0)) throw RpcError(display + ": " + failure);
+      idle.clear();  // the node closed one kept-alive connection: the others are likely closed too
     }
   }
 
