@@ -2,30 +2,15 @@
 // ERC-20 deployed (tests/chain/anvil_fixture.sh, TestToken.sol, 6 decimals). The suite shares one
 // pair of nodes, so every test makes its own fresh transactions.
 #include <gtest/gtest.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <future>
-#include <map>
 #include <memory>
 #include <optional>
-#include <random>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -33,72 +18,18 @@
 
 #include "common/chain/evm_jsonrpc.hpp"
 #include "common/chain/json_rpc_client.hpp"
+#include "support/anvil.hpp"
 
 namespace {
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace json = boost::json;
 using al::chain::PaymentCheck;
 using al::chain::PaymentExpectation;
+using al::testing::AnvilChains;
+using namespace al::testing::anvil;  // rpc, receipt, transfer, send, mine, … (tests/support/anvil.hpp)
 using namespace std::chrono_literals;
 
 constexpr std::uint64_t kAmountUnits = 12'500'000;  // 12.5 with 6 decimals
-
-// Runs a shell command, returning (exit status, combined output).
-std::pair<int, std::string> run(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-std::string hex_u64(std::uint64_t value) {
-  char buffer[24];
-  std::snprintf(buffer, sizeof buffer, "0x%llx", static_cast<unsigned long long>(value));
-  return buffer;
-}
-
-// A 32-byte ABI word: an address (0x + 40 hex) or a number, left-padded with zeros.
-std::string word_address(const std::string& address) { return std::string(24, '0') + address.substr(2); }
-std::string word_u64(std::uint64_t value) {
-  char buffer[17];
-  std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(value));
-  return std::string(48, '0') + buffer;
-}
-
-long long quantity(const json::value& v) { return std::stoll(std::string(v.as_string()), nullptr, 16); }
-
-std::string random_hash() {
-  std::random_device rd;
-  std::mt19937_64 gen(rd());
-  std::string out = "0x";
-  for (int i = 0; i < 4; ++i) {
-    char buffer[17];
-    std::snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(gen()));
-    out += buffer;
-  }
-  return out;
-}
-
-// A loopback port nothing listens on (bound, then released).
-int closed_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
 
 // Sockets (any state) in this network namespace whose remote end is 127.0.0.1:port.
 int connections_to(int port) {
@@ -120,61 +51,14 @@ int connections_to(int port) {
 class EvmJsonRpcChain : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    char tmpl[] = "/tmp/evm_chain_test.XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      setup_error_ = "mkdtemp failed";
+    chains_ = std::make_unique<AnvilChains>();
+    if (!chains_->start("/tmp/evm_chain_test.XXXXXX")) {  // forks its watchdog: before the io thread starts
+      setup_error_ = chains_->error();
       return;
     }
-    state_dir_ = tmpl;
-    script_ = std::string(AGENTLANCER_SOURCE_DIR) + "/tests/chain/anvil_fixture.sh";
-    auto [status, output] = run("bash '" + script_ + "' start '" + state_dir_ + "'");
-    if (status != 0) {
-      setup_error_ = "anvil_fixture.sh start failed (status " + std::to_string(status) + "):\n" + output;
-      return;
-    }
-    start_watchdog();
-    std::ifstream in(state_dir_ + "/chain.env");
-    std::string line;
-    while (std::getline(in, line)) {
-      auto eq = line.find('=');
-      if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
-    }
-    for (const char* key : {"ANVIL_A_URL", "ANVIL_B_URL", "ANVIL_A_CHAIN_ID", "ANVIL_B_CHAIN_ID", "BUYER", "OTHER_ACCOUNT",
-                            "PAY_TO", "TOKEN_A", "OTHER_A", "TOKEN_B"})
-      if (env_[key].empty()) setup_error_ += std::string("chain.env lacks ") + key + "\n";
     io_ = std::make_unique<asio::io_context>();
     work_.emplace(io_->get_executor());
     thread_ = std::thread([] { io_->run(); });
-  }
-
-  // A child that stops the nodes once this process is gone, however it ends (an ASan abort or a
-  // crash skips TearDownTestSuite): it waits for EOF on a pipe only this process can write to.
-  // Forked before the io thread starts.
-  static void start_watchdog() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return;
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(fds[1]);
-      char c;
-      while (::read(fds[0], &c, 1) != 0) {
-        if (errno != EINTR) break;
-      }
-      int null = ::open("/dev/null", O_RDWR);
-      ::dup2(null, 0);
-      ::dup2(null, 1);
-      ::dup2(null, 2);
-      ::execlp("bash", "bash", "-c", "bash \"$0\" stop \"$1\"; rm -rf \"$1\"", script_.c_str(), state_dir_.c_str(),
-               static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(fds[0]);
-    if (pid > 0) {
-      watchdog_fd_ = fds[1];
-      watchdog_pid_ = pid;
-    } else {
-      ::close(fds[1]);
-    }
   }
 
   static void TearDownTestSuite() {
@@ -185,16 +69,9 @@ class EvmJsonRpcChain : public ::testing::Test {
     }
     adapters_.clear();
     io_.reset();
-    if (!state_dir_.empty()) {
-      auto [status, output] = run("bash '" + script_ + "' stop '" + state_dir_ + "'");
-      if (status != 0) ADD_FAILURE() << "anvil_fixture.sh stop failed:\n" << output;
-      std::error_code ec;
-      std::filesystem::remove_all(state_dir_, ec);
-    }
-    if (watchdog_pid_ > 0) {  // nothing left for it to stop
-      ::close(watchdog_fd_);
-      ::waitpid(watchdog_pid_, nullptr, 0);
-      watchdog_pid_ = -1;
+    if (chains_) {
+      if (auto failure = chains_->stop(); !failure.empty()) ADD_FAILURE() << failure;
+      chains_.reset();
     }
   }
 
@@ -203,41 +80,16 @@ class EvmJsonRpcChain : public ::testing::Test {
     if (!setup_error_.empty()) GTEST_FAIL() << setup_error_;
   }
 
-  static const std::string& env(const std::string& key) { return env_[key]; }
-  static const std::string& A() { return env_["ANVIL_A_URL"]; }
-  static const std::string& B() { return env_["ANVIL_B_URL"]; }
-
-  // One synchronous JSON-RPC call to a node over a fresh connection (the test's own Beast client, so
-  // that its setup does not depend on the code under test); throws on an error.
-  static json::value rpc(const std::string& url, const std::string& method, json::array params = {}) {
-    auto hostport = url.substr(url.find("//") + 2);
-    auto colon = hostport.find(':');
-    asio::io_context ioc;
-    beast::tcp_stream stream(ioc);
-    stream.connect(asio::ip::tcp::resolver(ioc).resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
-    http::request<http::string_body> request{http::verb::post, "/", 11};
-    request.set(http::field::host, hostport);
-    request.set(http::field::content_type, "application/json");
-    request.body() = json::serialize(json::object{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", std::move(params)}});
-    request.prepare_payload();
-    http::write(stream, request);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    http::read(stream, buffer, response);
-    beast::error_code ec;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    json::value reply = json::parse(response.body());
-    if (const auto* error = reply.as_object().if_contains("error"); error && !error->is_null())
-      throw std::runtime_error(method + ": " + json::serialize(*error));
-    return reply.at("result");
-  }
+  static const std::string& env(const std::string& key) { return chains_->env(key); }
+  static const std::string& A() { return chains_->a(); }
+  static const std::string& B() { return chains_->b(); }
 
   // An adapter with networks "anvil" (A, 31337) and "anvil-b" (B, 31338), or the networks given.
   static al::chain::EvmJsonRpcChain& adapter(std::optional<std::vector<al::chain::EvmNetwork>> networks = std::nullopt,
                                              al::chain::JsonRpcOptions options = {}) {
     if (!networks)
-      networks = std::vector<al::chain::EvmNetwork>{{"anvil", A(), std::stoll(env_["ANVIL_A_CHAIN_ID"])},
-                                                    {"anvil-b", B(), std::stoll(env_["ANVIL_B_CHAIN_ID"])}};
+      networks = std::vector<al::chain::EvmNetwork>{{"anvil", A(), std::stoll(env("ANVIL_A_CHAIN_ID"))},
+                                                    {"anvil-b", B(), std::stoll(env("ANVIL_B_CHAIN_ID"))}};
     adapters_.push_back(std::make_unique<al::chain::EvmJsonRpcChain>(*io_, std::move(*networks), std::move(options)));
     return *adapters_.back();
   }
@@ -246,8 +98,8 @@ class EvmJsonRpcChain : public ::testing::Test {
     PaymentExpectation e;
     e.tx_hash = tx_hash;
     e.amount = *al::Decimal::parse(amount);
-    e.token_address = env_["TOKEN_A"];
-    e.pay_to = env_["PAY_TO"];
+    e.token_address = env("TOKEN_A");
+    e.pay_to = env("PAY_TO");
     e.network = "anvil";
     e.required_confirmations = required;
     return e;
@@ -267,69 +119,8 @@ class EvmJsonRpcChain : public ::testing::Test {
     return future.get();
   }
 
-  static json::value receipt(const std::string& url, const std::string& hash) {
-    json::array params;
-    params.push_back(json::string(hash));
-    return rpc(url, "eth_getTransactionReceipt", std::move(params));
-  }
-
-  // anvil's automine mines a sent transaction asynchronously: eth_sendTransaction often returns
-  // before the block exists (a receipt asked for right after is null about half the time).
-  static json::value wait_receipt(const std::string& url, const std::string& hash) {
-    for (auto deadline = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < deadline;) {
-      json::value r = receipt(url, hash);
-      if (!r.is_null()) return r;
-      std::this_thread::sleep_for(5ms);
-    }
-    throw std::runtime_error("transaction " + hash + " was not mined within 10 s");
-  }
-
-  // eth_sendTransaction from an unlocked dev account; returns the tx hash once it is mined (unless
-  // `mined` is false). `extra` adds fields.
-  static std::string send(const std::string& url, const std::string& from, const std::string& to, const std::string& data,
-                          json::object extra = {}, bool mined = true) {
-    json::object tx{{"from", from}, {"to", to}, {"gas", "0x30000"}};
-    if (!data.empty()) tx["data"] = data;
-    for (auto& [k, v] : extra) tx[k] = v;
-    json::array params;
-    params.push_back(std::move(tx));
-    std::string hash(rpc(url, "eth_sendTransaction", std::move(params)).as_string());
-    if (mined) wait_receipt(url, hash);
-    return hash;
-  }
-
-  static std::string transfer_data(const std::string& to, std::uint64_t amount) {
-    return "0xa9059cbb" + word_address(to) + word_u64(amount);
-  }
-
-  // token.transfer(to, amount) sent by `from`; returns the tx hash.
-  static std::string transfer(const std::string& url, const std::string& token, const std::string& from, const std::string& to,
-                              std::uint64_t amount, json::object extra = {}, bool mined = true) {
-    return send(url, from, token, transfer_data(to, amount), std::move(extra), mined);
-  }
-
   static std::string pay(std::uint64_t amount = kAmountUnits, bool mined = true) {
-    return transfer(A(), env_["TOKEN_A"], env_["BUYER"], env_["PAY_TO"], amount, {}, mined);
-  }
-
-  // token.balanceOf(owner) in base units.
-  static std::uint64_t balance_of(const std::string& url, const std::string& token, const std::string& owner) {
-    json::array params{json::object{{"to", token}, {"data", "0x70a08231" + word_address(owner)}}, "latest"};
-    auto value = al::chain::Uint256::from_hex(std::string(rpc(url, "eth_call", std::move(params)).as_string()));
-    if (!value) throw std::runtime_error("balanceOf: malformed reply");
-    return std::stoull(value->to_decimal());
-  }
-
-  static void mine(const std::string& url, int blocks) {
-    json::array params;
-    params.push_back(json::string(hex_u64(static_cast<std::uint64_t>(blocks))));
-    rpc(url, "anvil_mine", std::move(params));
-  }
-
-  static void set_automine(const std::string& url, bool on) {
-    json::array params;
-    params.push_back(on);
-    rpc(url, "evm_setAutomine", std::move(params));
+    return chains_->pay(amount, {}, mined);
   }
 
   static void expect_mined(const PaymentCheck& c) {
@@ -339,13 +130,10 @@ class EvmJsonRpcChain : public ::testing::Test {
   }
 
   static inline std::string setup_error_;
-  static inline std::string state_dir_, script_;
-  static inline std::map<std::string, std::string> env_;
+  static inline std::unique_ptr<AnvilChains> chains_;
   static inline std::unique_ptr<asio::io_context> io_;
   static inline std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   static inline std::thread thread_;
-  static inline int watchdog_fd_ = -1;
-  static inline pid_t watchdog_pid_ = -1;
   static inline std::vector<std::unique_ptr<al::chain::EvmJsonRpcChain>> adapters_;
 };
 
@@ -568,10 +356,8 @@ TEST_F(EvmJsonRpcChain, MempoolThenMined) {
 // 13.
 TEST_F(EvmJsonRpcChain, ReorgDropsThenRemines) {
   auto& a = adapter();
-  json::value snapshot = rpc(A(), "evm_snapshot");
-  json::array count_params{json::string(env("BUYER")), json::string("latest")};
-  std::string nonce(rpc(A(), "eth_getTransactionCount", std::move(count_params)).as_string());
-  json::object fixed{{"nonce", nonce}, {"maxFeePerGas", "0x77359400"}, {"maxPriorityFeePerGas", "0x3b9aca00"}};
+  json::value snapshot_id = snapshot(A());
+  json::object fixed = fixed_fields(nonce_of(A(), env("BUYER")));
   std::string hash = transfer(A(), env("TOKEN_A"), env("BUYER"), env("PAY_TO"), kAmountUnits, fixed);
 
   auto c = verify(a, expect(hash, 2));
@@ -582,11 +368,9 @@ TEST_F(EvmJsonRpcChain, ReorgDropsThenRemines) {
   EXPECT_FALSE(c.reorged);
   const std::string h1 = c.block_hash;
   const long long block = c.block_number;
-  json::array block_params{json::string(hex_u64(static_cast<std::uint64_t>(block))), false};
-  long long timestamp = quantity(rpc(A(), "eth_getBlockByNumber", std::move(block_params)).at("timestamp"));
+  long long timestamp = block_timestamp(A(), block);
 
-  json::array revert_params{snapshot};
-  ASSERT_TRUE(rpc(A(), "evm_revert", std::move(revert_params)).as_bool());
+  ASSERT_TRUE(revert(A(), snapshot_id));
   ASSERT_TRUE(receipt(A(), hash).is_null());
 
   auto seen = expect(hash, 2);
@@ -604,8 +388,7 @@ TEST_F(EvmJsonRpcChain, ReorgDropsThenRemines) {
   EXPECT_FALSE(c.reorged);
   EXPECT_EQ(c.block_number, 0);
 
-  json::array ts_params{timestamp + 5};
-  rpc(A(), "evm_setNextBlockTimestamp", std::move(ts_params));
+  set_next_block_timestamp(A(), timestamp + 5);
   std::string again = transfer(A(), env("TOKEN_A"), env("BUYER"), env("PAY_TO"), kAmountUnits, fixed);
   ASSERT_EQ(again, hash);
   c = verify(a, seen);

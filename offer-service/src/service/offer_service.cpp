@@ -267,6 +267,10 @@ void OfferService::submit_payment(std::string contract_id, std::string actor, st
   if (precheck.verdict == Verdict::Unchanged) return done(Result{Result::Kind::Unchanged, {}, {}, {}, current});
   if (precheck.verdict != Verdict::Applied)
     return done(Result{kind_of(precheck.verdict), precheck.message, precheck.code, {}, current});
+  // A hash bound to another contract is refused before the chain is asked: whatever the chain
+  // says of it now (a later check may have turned it down), it never pays a second contract.
+  if (auto owner = store_.contract_of_tx_hash(tx_hash); owner && *owner != contract_id)
+    return done(Result{Result::Kind::Conflict, "Transaction hash already used for another contract", "tx_hash_used", {}, {}});
   chain_.verify(expectation_for(*current, tx_hash), [this, contract_id, tx_hash, request_id, done](chain::PaymentCheck check) {
     // Seen but not final ("pending") is a submitted payment the watcher follows; anything else
     // (not found, wrong token or recipient, underpaid, failed …) is refused and changes nothing.

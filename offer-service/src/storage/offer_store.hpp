@@ -74,6 +74,8 @@ class OfferStore {
   virtual std::optional<Offer> get_offer(const std::string& id) = 0;
   virtual OfferPage list_offers(const OfferQuery& query) = 0;
   virtual std::optional<Contract> get_contract(const std::string& id) = 0;
+  // The contract a payment hash is bound to, if any (payment_hashes).
+  virtual std::optional<std::string> contract_of_tx_hash(const std::string& tx_hash) = 0;
   virtual std::vector<std::string> due_for_expiry(Millis now, int limit) = 0;
   // Contracts whose payment was seen but is not yet final (the watcher asks the chain again).
   virtual std::vector<std::string> awaiting_confirmation(int limit) = 0;

@@ -354,6 +354,14 @@ OfferPage SqliteOfferStore::list_offers(const OfferQuery& query) {
   });
 }
 
+std::optional<std::string> SqliteOfferStore::contract_of_tx_hash(const std::string& tx_hash) {
+  return db_.read([&](storage::Connection& c) -> std::optional<std::string> {
+    auto q = c.query("SELECT contract_id FROM payment_hashes WHERE tx_hash = ?", tx_hash);
+    if (!q.next()) return std::nullopt;
+    return q.text(0);
+  });
+}
+
 std::optional<Contract> SqliteOfferStore::get_contract(const std::string& id) {
   return db_.read([&](storage::Connection& c) -> std::optional<Contract> {
     auto q = c.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?", id);

@@ -17,6 +17,7 @@ class SqliteOfferStore final : public OfferStore {
   std::optional<Offer> get_offer(const std::string& id) override;
   OfferPage list_offers(const OfferQuery& query) override;
   std::optional<Contract> get_contract(const std::string& id) override;
+  std::optional<std::string> contract_of_tx_hash(const std::string& tx_hash) override;
   std::vector<std::string> due_for_expiry(Millis now, int limit) override;
   std::vector<std::string> awaiting_confirmation(int limit) override;
   OpsCounts ops_counts(Millis window_start) override;
