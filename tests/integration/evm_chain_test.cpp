@@ -6,6 +6,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
+#include <csignal>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -491,4 +492,79 @@ TEST_F(EvmJsonRpcChain, ManyVerificationsReuseConnections) {
   }
 }
 
+}  // namespace
+
+namespace {
+// A node behind TLS and Basic auth, as hosted providers serve them: tests/chain/tls_proxy.js in
+// front of anvil A with a certificate made for this run (SAN 127.0.0.1 and localhost).
+class TlsNode {
+ public:
+  TlsNode(const std::string& dir, const std::string& upstream, const std::string& credentials) {
+    cert_ = dir + "/rpc-cert.pem";
+    std::string key = dir + "/rpc-key.pem";
+    auto [cert_status, cert_output] = run(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
+        "-addext 'subjectAltName=IP:127.0.0.1,DNS:localhost' -days 2 -keyout '" + key + "' -out '" + cert_ + "'");
+    if (cert_status != 0) throw std::runtime_error("openssl: " + cert_output);
+    std::string out = dir + "/tls-proxy.out";
+    auto [status, pid] = run("WATCH_PID=" + std::to_string(::getpid()) + " node '" AGENTLANCER_SOURCE_DIR
+                                    "/tests/chain/tls_proxy.js' '" + cert_ + "' '" + key + "' '" + upstream + "' '" +
+                                    credentials + "' > '" + out + "' 2>&1 & echo $!");
+    if (status != 0) throw std::runtime_error("tls_proxy: " + pid);
+    pid_ = std::stoi(pid);
+    for (int i = 0; i < 100 && port_ == 0; ++i) {
+      std::ifstream in(out);
+      std::string line;
+      if (std::getline(in, line) && line.rfind("{\"port\":", 0) == 0) port_ = std::stoi(line.substr(8));
+      else std::this_thread::sleep_for(50ms);
+    }
+    if (port_ == 0) throw std::runtime_error("tls_proxy did not start");
+  }
+  ~TlsNode() {
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+  }
+  int port() const { return port_; }
+  const std::string& cert() const { return cert_; }
+
+ private:
+  std::string cert_;
+  int pid_ = 0;
+  int port_ = 0;
+};
+
+// 17.
+TEST_F(EvmJsonRpcChain, HttpsNodeWithBasicAuthAndItsOwnCa) {
+  TlsNode node(chains_->state_dir(), A(), "rpcuser:s3cret");
+  std::string hash = pay();
+  al::chain::JsonRpcOptions trusted;
+  trusted.timeout = 3s;
+  trusted.ca_file = node.cert();
+  auto https = [&](const std::string& userinfo, const std::string& host) {
+    return std::vector<al::chain::EvmNetwork>{
+        {"anvil", "https://" + userinfo + host + ":" + std::to_string(node.port()) + "/", 31337}};
+  };
+
+  // Credentials in the URL become Basic authorization; the certificate is checked against the CA file
+  // and the host name (localhost, and the IP address).
+  auto c = verify(adapter(https("rpcuser:s3cret@", "localhost"), trusted), expect(hash));
+  EXPECT_EQ(c.status, "verified") << c.message;
+  expect_mined(c);
+  c = verify(adapter(https("rpcuser:s3cret@", "127.0.0.1"), trusted), expect(hash));
+  EXPECT_EQ(c.status, "verified") << c.message;
+
+  // Without the credentials the node answers 401: unavailable, and the password never shows.
+  c = verify(adapter(https("", "localhost"), trusted), expect(hash));
+  EXPECT_EQ(c.status, "unavailable") << c.message;
+  EXPECT_NE(c.message.find("401"), std::string::npos) << c.message;
+  c = verify(adapter(https("rpcuser:wrong@", "localhost"), trusted), expect(hash));
+  EXPECT_EQ(c.status, "unavailable") << c.message;
+  EXPECT_EQ(c.message.find("wrong"), std::string::npos) << c.message;
+
+  // A certificate nobody vouched for (the system CAs do not know this one) is refused.
+  al::chain::JsonRpcOptions system_cas;
+  system_cas.timeout = 3s;
+  c = verify(adapter(https("rpcuser:s3cret@", "localhost"), system_cas), expect(hash));
+  EXPECT_EQ(c.status, "unavailable") << c.message;
+  EXPECT_NE(c.message.find("certificate"), std::string::npos) << c.message;
+}
 }  // namespace
