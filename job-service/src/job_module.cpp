@@ -34,7 +34,8 @@ class JobModule final : public Module {
         relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "job-service",
                                     .replay_published_on_start = rt.embedded_kafka,
-                                    .retention_ms = rt.config.get_int("outbox.retention_ms")}),
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms")},
+               rt.producer_settings),
         agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, db_,
                 rt.clock, &SqliteJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),
         // A contract (offer-service) becomes this service's provider job; its funding, the escrow.

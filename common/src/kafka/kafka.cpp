@@ -31,7 +31,7 @@ Producer::Producer(const std::string& bootstrap, const Settings& extra) {
       {"bootstrap.servers", bootstrap},
       {"enable.idempotence", "true"},
       {"acks", "all"},
-      {"linger.ms", "2"},
+      {"linger.ms", "10"},
       {"message.timeout.ms", "30000"},
       {"socket.keepalive.enable", "true"},
       {"log.connection.close", "false"},

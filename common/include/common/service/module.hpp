@@ -44,6 +44,8 @@ struct Runtime {
   std::string data_dir;
   // librdkafka settings every consumer of this process adds to its own (kafka.* config).
   std::map<std::string, std::string> consumer_settings;
+  // librdkafka settings every outbox relay (producer) of this process adds to its own.
+  std::map<std::string, std::string> producer_settings;
   // The base URL agents reach this deployment at (no trailing slash), for absolute URLs in
   // responses: `http.public_base_url`, else this process's own address and port.
   std::function<std::string()> public_base_url;
