@@ -103,11 +103,15 @@ class OfferModule final : public Module {
         // and a contract follows its job (job-service).
         threads_("offer-service.events", rt.kafka_bootstrap, "offer-service", {"agentlancer.threads.v1", "agentlancer.jobs.v1"},
                  db_, rt.clock,
-                 [this](storage::Connection& c, const events::CloudEvent& e) {
-                   auto tx = SqliteOfferStore::tx_on(c, rt_.clock);
+                 events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
+                   auto written = std::make_shared<std::vector<std::string>>();
+                   auto tx = store_.tx_on(c, written.get());
                    if (e.type.rfind("job.", 0) == 0) service_.follow_job(*tx, e);
                    else service_.follow_thread(*tx, e);
-                 },
+                   std::function<void()> after_commit;
+                   if (!written->empty()) after_commit = [this, written] { store_.contracts_committed(*written); };
+                   return after_commit;
+                 }},
                  &rt.metrics, rt.consumer_settings),
         sweeper_(rt.io) {
     db_.migrate(offer_migrations());

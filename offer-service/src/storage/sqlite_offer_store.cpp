@@ -200,7 +200,8 @@ std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::st
 
 class SqliteOfferTx final : public OfferTx {
  public:
-  SqliteOfferTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
+  SqliteOfferTx(storage::Connection& c, const Clock& clock, std::vector<std::string>* written)
+      : c_(c), clock_(clock), written_(written) {}
 
   std::optional<ThreadView> load_thread(const std::string& id) override { return read_thread_view(c_, id); }
 
@@ -253,6 +254,7 @@ class SqliteOfferTx final : public OfferTx {
   }
 
   void insert_contract(const Contract& k) override {
+    if (written_) written_->push_back(k.id);
     c_.query(
         "INSERT INTO contracts(id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
         "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version, token_address, "
@@ -270,6 +272,7 @@ class SqliteOfferTx final : public OfferTx {
   }
 
   void save_contract(const Contract& k) override {
+    if (written_) written_->push_back(k.id);
     c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
              "funded_at=?, updated_at=?, version=?, payment_block_number=?, payment_block_hash=?, payment_seen_at=?, "
              "rejected_tx_hash=?, rejected_code=?, rejected_at=? WHERE id=?",
@@ -302,20 +305,56 @@ class SqliteOfferTx final : public OfferTx {
  private:
   storage::Connection& c_;
   const Clock& clock_;
+  std::vector<std::string>* written_;
 };
 }  // namespace
 
-std::unique_ptr<OfferTx> SqliteOfferStore::tx_on(storage::Connection& connection, const Clock& clock) {
-  return std::make_unique<SqliteOfferTx>(connection, clock);
+std::shared_ptr<const Contract> ContractCache::find(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+std::uint64_t ContractCache::generation() {
+  std::lock_guard lock(mutex_);
+  return generation_;
+}
+
+void ContractCache::offer(std::shared_ptr<const Contract> contract, std::uint64_t generation_before_read) {
+  std::lock_guard lock(mutex_);
+  if (generation_ != generation_before_read) return;
+  if (entries_.size() >= capacity_) entries_.clear();  // rare; a cold start is correct, only slower
+  entries_[contract->id] = std::move(contract);
+}
+
+void ContractCache::drop(const std::vector<std::string>& ids) {
+  if (ids.empty()) return;
+  std::lock_guard lock(mutex_);
+  for (const auto& id : ids) entries_.erase(id);
+  ++generation_;
+}
+
+std::size_t ContractCache::size() {
+  std::lock_guard lock(mutex_);
+  return entries_.size();
+}
+
+std::unique_ptr<OfferTx> SqliteOfferStore::tx_on(storage::Connection& connection, std::vector<std::string>* written) {
+  return std::make_unique<SqliteOfferTx>(connection, clock_, written);
 }
 
 void SqliteOfferStore::transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) {
+  auto written = std::make_shared<std::vector<std::string>>();
   db_.write(
-      [this, work = std::move(work)](storage::Connection& c) {
-        SqliteOfferTx tx(c, clock_);
+      [this, work = std::move(work), written](storage::Connection& c) {
+        written->clear();  // a retried group commit runs this again
+        SqliteOfferTx tx(c, clock_, written.get());
         work(tx);
       },
-      std::move(done));
+      [this, written, done = std::move(done)](std::exception_ptr error) {
+        contracts_.drop(*written);  // before anyone hears of the commit (a rollback: harmless)
+        done(error);
+      });
 }
 
 std::optional<ThreadView> SqliteOfferStore::get_thread(const std::string& thread_id) {
@@ -363,11 +402,15 @@ std::optional<std::string> SqliteOfferStore::contract_of_tx_hash(const std::stri
 }
 
 std::optional<Contract> SqliteOfferStore::get_contract(const std::string& id) {
-  return db_.read([&](storage::Connection& c) -> std::optional<Contract> {
+  if (auto hit = contracts_.find(id)) return *hit;
+  std::uint64_t generation = contracts_.generation();
+  auto found = db_.read([&](storage::Connection& c) -> std::optional<Contract> {
     auto q = c.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?", id);
     if (!q.next()) return std::nullopt;
     return read_contract(q);
   });
+  if (found) contracts_.offer(std::make_shared<const Contract>(*found), generation);
+  return found;
 }
 
 std::vector<std::string> SqliteOfferStore::due_for_expiry(Millis now, int limit) {

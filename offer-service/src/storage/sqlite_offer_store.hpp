@@ -1,5 +1,8 @@
 #pragma once
 #include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include "common/storage/sqlite.hpp"
 #include "storage/offer_store.hpp"
@@ -7,6 +10,27 @@
 namespace al::offer {
 
 std::vector<storage::Migration> offer_migrations();
+
+// Committed contracts by id, so the public monitor (tx-status) and the payment path stop reading
+// SQLite once warm. Every commit that wrote a contract drops its entry afterwards; a read that
+// raced such a commit does not store what it read (the generation moved), so an entry is never
+// older than the last commit that has dropped it.
+class ContractCache {
+ public:
+  explicit ContractCache(std::size_t capacity = 100'000) : capacity_(capacity) {}
+  std::shared_ptr<const Contract> find(const std::string& id);
+  std::uint64_t generation();
+  // Stores what a read found, unless a commit dropped contracts since `generation_before_read`.
+  void offer(std::shared_ptr<const Contract> contract, std::uint64_t generation_before_read);
+  void drop(const std::vector<std::string>& ids);
+  std::size_t size();
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const Contract>> entries_;
+  std::uint64_t generation_ = 0;
+  std::size_t capacity_;
+};
 
 class SqliteOfferStore final : public OfferStore {
  public:
@@ -24,12 +48,16 @@ class SqliteOfferStore final : public OfferStore {
   std::vector<Journey> journeys(Millis window_start, int limit) override;
   bool healthy() override { return db_.healthy(); }
 
-  // A transaction on a connection the caller holds (the event consumer's).
-  static std::unique_ptr<OfferTx> tx_on(storage::Connection& connection, const Clock& clock);
+  // A transaction on a connection the caller holds (the event consumer's). The ids of the
+  // contracts it writes go to `written`: pass them to contracts_committed once it has committed.
+  std::unique_ptr<OfferTx> tx_on(storage::Connection& connection, std::vector<std::string>* written);
+  void contracts_committed(const std::vector<std::string>& ids) { contracts_.drop(ids); }
+  ContractCache& contract_cache() { return contracts_; }
 
  private:
   storage::Database& db_;
   const Clock& clock_;
+  ContractCache contracts_;
 };
 
 }  // namespace al::offer
