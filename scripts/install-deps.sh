@@ -7,7 +7,7 @@ packages=(cmake ninja-build g++ pkg-config libboost1.81-dev libboost-json1.81-de
           librdkafka-dev libsqlite3-dev libssl-dev)
 case "$what" in
   build) ;;
-  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl) ;;
+  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl) ;;
   bench) packages+=(nginx-light golang-go curl) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
