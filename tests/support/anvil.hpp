@@ -9,9 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
@@ -28,13 +25,11 @@
 #include <utility>
 
 #include "common/chain/uint256.hpp"
+#include "http_client.hpp"
 
 namespace al::testing {
 
 namespace anvil {
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace json = boost::json;
 
 // Runs a shell command, returning (exit status, combined output).
@@ -97,23 +92,12 @@ inline int closed_port() {
 // One synchronous JSON-RPC call to a node over a fresh connection (the test's own Beast client, so
 // that its setup does not depend on the code under test); throws on an error.
 inline json::value rpc(const std::string& url, const std::string& method, json::array params = {}) {
-  auto hostport = url.substr(url.find("//") + 2);
-  auto colon = hostport.find(':');
-  asio::io_context ioc;
-  beast::tcp_stream stream(ioc);
-  stream.connect(asio::ip::tcp::resolver(ioc).resolve(hostport.substr(0, colon), hostport.substr(colon + 1)));
-  http::request<http::string_body> request{http::verb::post, "/", 11};
-  request.set(http::field::host, hostport);
-  request.set(http::field::content_type, "application/json");
-  request.body() = json::serialize(json::object{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", std::move(params)}});
-  request.prepare_payload();
-  http::write(stream, request);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  http::read(stream, buffer, response);
-  beast::error_code ec;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  json::value reply = json::parse(response.body());
+  // The fixture's nodes are http://127.0.0.1:<port>.
+  HttpClient client(static_cast<unsigned short>(std::stoi(url.substr(url.rfind(':') + 1))));
+  auto response = client.post(
+      "/", json::object{{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", std::move(params)}});
+  if (response.status != 200) throw std::runtime_error(method + ": HTTP " + std::to_string(response.status));
+  json::value reply = response.json();
   if (const auto* error = reply.as_object().if_contains("error"); error && !error->is_null())
     throw std::runtime_error(method + ": " + json::serialize(*error));
   return reply.at("result");

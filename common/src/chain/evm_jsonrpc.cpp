@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 namespace al::chain {
 namespace asio = boost::asio;
@@ -24,10 +25,12 @@ std::string string_field(const json::object& object, std::string_view key) {
 // A JSON-RPC QUANTITY ("0x1b4") as a number; throws RpcError when malformed (a node bug).
 long long quantity(const json::value& value, std::string_view what) {
   const auto* s = value.if_string();
-  auto parsed = s ? Uint256::from_hex(std::string_view(*s)) : std::nullopt;
-  if (!parsed || *parsed > Uint256::from_u64(static_cast<std::uint64_t>(std::numeric_limits<long long>::max())))
-    throw RpcError("node sent a malformed " + std::string(what));
-  return std::stoll(parsed->to_decimal());
+  long long out = 0;
+  if (s && s->size() > 2 && (*s)[0] == '0' && (*s)[1] == 'x') {
+    auto [end, ec] = std::from_chars(s->data() + 2, s->data() + s->size(), out, 16);
+    if (ec == std::errc() && end == s->data() + s->size() && out >= 0) return out;
+  }
+  throw RpcError("node sent a malformed " + std::string(what));
 }
 
 std::string hex_quantity(long long value) {
