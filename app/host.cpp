@@ -36,6 +36,9 @@ std::vector<ConfigEntry> all_config_entries() {
       {"auth.secrets", "", "API-key signing secrets as `kid:secret[,kid:secret…]` (each secret ≥ 32 bytes). Empty: read `auth.secret_file`, else generate one under `data_dir`.", {}, true},
       {"auth.secret_file", "", "File with `kid:secret` lines (a mounted Secret in k8s).", {}},
       {"auth.signing_kid", "k1", "Key id that signs new API keys; the others still verify.", {}},
+      {"storage.url", "", "Where the services keep their data. Empty: one SQLite file per service under `data_dir` (the embedded default). A libpq URI (`postgresql://user[:password]@host:port/db`): PostgreSQL, each service in its own schema (`job_service`, `thread_service`, `offer_service`, `notifier`) of that database, migrated at start under an advisory lock (replicas may start at once). One URL may serve all four services, or each service process its own database.", {"STORAGE_URL"}, true},
+      {"storage.pool_size", "8", "PostgreSQL: connections (and threads) per service that run write transactions; reads use a pool of the same size.", {}},
+      {"storage.max_attempts", "10", "PostgreSQL: runs of a write transaction that meets a serialization failure, a deadlock or a concurrent update before the request fails.", {}},
       {"db.synchronous", "FULL", "SQLite `synchronous` pragma. FULL: a change is on disk before the client hears of it.", {}},
       {"outbox.retention_ms", "604800000", "How long published outbox rows are kept (ms; default 7 days).", {}},
       {"log.level", "info", "debug, info, warn or error.", {}},
@@ -126,6 +129,9 @@ void Host::start() {
   if (fetch_wait.empty()) fetch_wait = embedded ? "10" : "500";
   runtime_->consumer_settings["fetch.wait.max.ms"] = fetch_wait;
   runtime_->producer_settings["linger.ms"] = config_.get("kafka.linger_ms");
+  runtime_->storage = storage::StorageSettings{config_.get("storage.url"), data_dir, config_.get("db.synchronous"),
+                                               static_cast<int>(config_.get_int("storage.pool_size")),
+                                               static_cast<int>(config_.get_int("storage.max_attempts"))};
   std::string public_base = config_.get("http.public_base_url");
   while (!public_base.empty() && public_base.back() == '/') public_base.pop_back();
   if (!public_base.empty() && public_base.rfind("http://", 0) != 0 && public_base.rfind("https://", 0) != 0)

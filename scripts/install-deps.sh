@@ -4,10 +4,10 @@
 set -euo pipefail
 what="${1:-build}"
 packages=(cmake ninja-build g++ pkg-config libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-          librdkafka-dev libsqlite3-dev libssl-dev)
+          librdkafka-dev libsqlite3-dev libpq-dev libssl-dev)
 case "$what" in
   build) ;;
-  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl) ;;
+  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl postgresql-15) ;;
   bench) packages+=(nginx-light golang-go curl) ;;
   *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac

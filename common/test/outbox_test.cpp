@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/kafka/kafka.hpp"
+#include "common/storage/sqlite.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
 #include "test_clock.hpp"
@@ -31,6 +32,7 @@ using al::events::OutboxRelay;
 using al::events::RelayOptions;
 using al::storage::Connection;
 using al::storage::Database;
+using al::storage::SqliteDatabase;
 using namespace std::chrono_literals;
 
 const std::string kTopic = "agentlancer.jobs.v1";
@@ -86,7 +88,7 @@ CloudEvent make_event(const std::string& subject, long long seq, const std::stri
 
 TEST(DatabaseGroupCommit, ConcurrentWritesCommitTogetherAndAFailureIsIsolated) {
   TempDir dir;
-  Database db(dir.file("group.db"));
+  SqliteDatabase db(dir.file("group.db"));
   db.migrate({{1, "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT NOT NULL)"}});
   std::atomic<int> commits{0};
   db.add_commit_listener([&] { ++commits; });
@@ -154,7 +156,7 @@ TEST(DatabaseGroupCommit, BatchesAreBoundedByMaxBatch) {
   TempDir dir;
   al::storage::DatabaseOptions options;
   options.max_batch = 10;
-  Database db(dir.file("bounded.db"), options);
+  SqliteDatabase db(dir.file("bounded.db"), options);
   db.migrate({{1, "CREATE TABLE t(k INTEGER PRIMARY KEY)"}});
   std::atomic<int> commits{0};
   db.add_commit_listener([&] { ++commits; });
@@ -177,7 +179,7 @@ TEST(DatabaseGroupCommit, BatchesAreBoundedByMaxBatch) {
 
 TEST(DatabaseGroupCommit, WriteSyncRethrowsAndConstraintErrorsAreRecognisable) {
   TempDir dir;
-  Database db(dir.file("sync.db"));
+  SqliteDatabase db(dir.file("sync.db"));
   db.migrate({{1, "CREATE TABLE t(k INTEGER PRIMARY KEY)"}});
   db.write_sync([](Connection& c) { c.query("INSERT INTO t(k) VALUES (1)").run(); });
   try {
@@ -194,11 +196,11 @@ TEST(DatabaseGroupCommit, WriteSyncRethrowsAndConstraintErrorsAreRecognisable) {
 TEST(DatabaseGroupCommit, MigrationsApplyOnceInOrder) {
   TempDir dir;
   {
-    Database db(dir.file("m.db"));
+    SqliteDatabase db(dir.file("m.db"));
     db.migrate({al::events::outbox_migration(1), {2, "CREATE TABLE extra(x INTEGER)"}});
     EXPECT_EQ(scalar(db, "SELECT MAX(version) FROM schema_migrations"), 2);
   }
-  Database again(dir.file("m.db"));
+  SqliteDatabase again(dir.file("m.db"));
   // Re-running is a no-op (CREATE TABLE would fail if re-applied); a new version is applied.
   EXPECT_NO_THROW(again.migrate({al::events::outbox_migration(1), {2, "CREATE TABLE extra(x INTEGER)"},
                                  {3, "CREATE TABLE more(y INTEGER)"}}));
@@ -207,7 +209,7 @@ TEST(DatabaseGroupCommit, MigrationsApplyOnceInOrder) {
 
 TEST(DatabaseGroupCommit, WritesAfterStopAreRejected) {
   TempDir dir;
-  Database db(dir.file("stop.db"));
+  SqliteDatabase db(dir.file("stop.db"));
   db.stop();
   std::exception_ptr error;
   db.write([](Connection&) {}, [&](std::exception_ptr e) { error = e; });
@@ -219,7 +221,7 @@ TEST(DatabaseGroupCommit, WritesAfterStopAreRejected) {
 
 TEST(Outbox, ClaimEventIsOncePerConsumer) {
   TempDir dir;
-  Database db(dir.file("claim.db"));
+  SqliteDatabase db(dir.file("claim.db"));
   db.migrate({al::events::outbox_migration(1)});
   std::vector<bool> results;
   db.write_sync([&](Connection& c) {
@@ -234,14 +236,14 @@ TEST(Outbox, ClaimEventIsOncePerConsumer) {
 
 TEST(Outbox, AppendStoresTheCloudEvent) {
   TempDir dir;
-  Database db(dir.file("append.db"));
-  db.migrate({al::events::outbox_migration(1)});
+  SqliteDatabase db(dir.file("append.db"));
+  db.migrate({al::events::outbox_migration(1), al::events::outbox_published_at_migration(2)});
   CloudEvent e = make_event("job_1", 3);
   db.write_sync([&](Connection& c) { al::events::append_to_outbox(c, kTopic, e, 42); });
   auto row = db.read([](Connection& c) {
     auto q = c.query(
         "SELECT event_id, topic, msg_key, payload, created_at, "
-        "seq > COALESCE((SELECT MAX(published_upto) FROM outbox_watermark), 0) FROM outbox");
+        "CASE WHEN published_at IS NULL THEN 1 ELSE 0 END FROM outbox");
     EXPECT_TRUE(q.next());
     return std::make_tuple(q.text(0), q.text(1), q.text(2), q.text(3), q.int64(4), q.int64(5) == 1);
   });
@@ -271,9 +273,9 @@ class OutboxKafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {
     cluster = std::make_unique<al::kafka::EmbeddedCluster>(1, 3);
-    db = std::make_unique<Database>(dir.file("outbox.db"));
-    db->migrate({al::events::outbox_migration(1)});
-    sink = std::make_unique<Database>(dir.file("sink.db"));
+    db = std::make_unique<SqliteDatabase>(dir.file("outbox.db"));
+    db->migrate({al::events::outbox_migration(1), al::events::outbox_published_at_migration(2)});
+    sink = std::make_unique<SqliteDatabase>(dir.file("sink.db"));
     sink->migrate({al::events::outbox_migration(1),
                    {2, "CREATE TABLE applied(n INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, "
                        "subject TEXT NOT NULL, seq INTEGER NOT NULL)"}});
@@ -327,9 +329,9 @@ class OutboxKafkaTest : public ::testing::Test {
 
   long long applied() { return scalar(*sink, "SELECT COUNT(*) FROM applied"); }
   long long applied_distinct() { return scalar(*sink, "SELECT COUNT(DISTINCT event_id) FROM applied"); }
-  // Rows above the relays' published watermark.
+  // Rows not marked published.
   long long backlog() {
-    return scalar(*db, "SELECT COUNT(*) FROM outbox WHERE seq > COALESCE((SELECT MAX(published_upto) FROM outbox_watermark), 0)");
+    return scalar(*db, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL");
   }
 
   // subject -> seqs in the order they were applied
@@ -379,7 +381,7 @@ TEST_F(OutboxKafkaTest, RelayPublishesInOrderPerKeyAndConsumerAppliesOnce) {
 
   EXPECT_EQ(r.published_count(), 180);
   EXPECT_EQ(r.failed_count(), 0);
-  EXPECT_EQ(scalar(*db, "SELECT published_upto FROM outbox_watermark"), 180);  // every row delivered
+  EXPECT_EQ(scalar(*db, "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL"), 180);  // every row delivered
   EXPECT_EQ(applied(), 180);
   EXPECT_EQ(applied_distinct(), 180);
   EXPECT_EQ(sub.applied_count(), 180);

@@ -8,7 +8,7 @@
 #include "handlers/job_handlers.hpp"
 #include "service/job_service.hpp"
 #include "storage/caching_job_store.hpp"
-#include "storage/sqlite_job_store.hpp"
+#include "storage/sql_job_store.hpp"
 
 namespace al::job {
 
@@ -26,30 +26,30 @@ class JobModule final : public Module {
  public:
   explicit JobModule(Runtime& rt)
       : rt_(rt),
-        db_(rt.data_dir + "/job-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
-        sqlite_store_(db_, rt.clock),
-        store_(sqlite_store_),
+        db_(storage::open_database(rt.storage, "job-service")),
+        sql_store_(*db_, rt.clock),
+        store_(sql_store_),
         service_(store_, chain_, rt.clock, rt.scheduler,
                  JobServiceOptions{rt.config.get_int("job.default_ttl_ms"), rt.config.get_int("job.agent_wait_ms")}),
-        relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
+        relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "job-service",
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms")},
                rt.producer_settings),
-        agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, db_,
-                rt.clock, &SqliteJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),
+        agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, *db_,
+                rt.clock, &SqlJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),
         // A contract (offer-service) becomes this service's provider job; its funding, the escrow.
-        contracts_("job-service.contracts", rt.kafka_bootstrap, "job-service-contracts", {"agentlancer.contracts.v1"}, db_,
+        contracts_("job-service.contracts", rt.kafka_bootstrap, "job-service-contracts", {"agentlancer.contracts.v1"}, *db_,
                    rt.clock,
                    events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
-                     auto tx = SqliteJobStore::tx_on(c, rt_.clock);
+                     auto tx = SqlJobStore::tx_on(c, rt_.clock);
                      return store_.recording(*tx, [&](JobTx& t) { service_.follow_contract(t, e); });
                    }},
                    &rt.metrics, rt.consumer_settings),
         sweeper_(rt.io) {
     if (rt.config.get("job.chain_adapter") != "sandbox")
       throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");
-    db_.migrate(job_migrations());
+    db_->migrate(job_migrations());
     rt.metrics.register_gauge("job_service_outbox_backlog", "Job events committed but not yet published.",
                               [this] { return static_cast<double>(relay_.backlog()); });
   }
@@ -70,7 +70,7 @@ class JobModule final : public Module {
     contracts_.stop();
     agents_.stop();
     relay_.stop();
-    db_.stop();
+    db_->stop();
   }
 
   bool ready(std::string& reason) override {
@@ -78,7 +78,7 @@ class JobModule final : public Module {
       reason = "job-service database unavailable";
       return false;
     }
-    if (!relay_.broker_reachable(1000)) {
+    if (!relay_.broker_reachable()) {
       reason = "job-service cannot reach the Kafka broker";
       return false;
     }
@@ -106,9 +106,9 @@ class JobModule final : public Module {
 
   Runtime& rt_;
   chain::SandboxChain chain_;
-  storage::Database db_;
-  SqliteJobStore sqlite_store_;
-  CachingJobStore store_;  // reads from memory; writes go through to SQLite
+  std::unique_ptr<storage::Database> db_;
+  SqlJobStore sql_store_;
+  CachingJobStore store_;  // reads from memory; writes go through to the database
   JobService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop agents_;

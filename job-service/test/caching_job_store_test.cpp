@@ -6,7 +6,7 @@
 
 #include "common/storage/sqlite.hpp"
 #include "storage/caching_job_store.hpp"
-#include "storage/sqlite_job_store.hpp"
+#include "storage/sql_job_store.hpp"
 #include "test_clock.hpp"
 
 namespace al::job {
@@ -17,9 +17,9 @@ class CachingJobStoreTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/agentlancer-cache-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    db_ = std::make_unique<storage::Database>(dir_ + "/jobs.db");
+    db_ = std::make_unique<storage::SqliteDatabase>(dir_ + "/jobs.db");
     db_->migrate(job_migrations());
-    sqlite_ = std::make_unique<SqliteJobStore>(*db_, clock_);
+    sqlite_ = std::make_unique<SqlJobStore>(*db_, clock_);
     cache_ = std::make_unique<CachingJobStore>(*sqlite_);
   }
   void TearDown() override {
@@ -52,7 +52,7 @@ class CachingJobStoreTest : public ::testing::Test {
   std::string dir_;
   testing::TestClock clock_;
   std::unique_ptr<storage::Database> db_;
-  std::unique_ptr<SqliteJobStore> sqlite_;
+  std::unique_ptr<SqlJobStore> sqlite_;
   std::unique_ptr<CachingJobStore> cache_;
 };
 

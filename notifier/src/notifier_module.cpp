@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "delivery/socket_events.hpp"
+#include "storage/agent_log_store.hpp"
 #include "ws/agent_socket.hpp"
 
 #include "common/events/outbox.hpp"
@@ -18,75 +19,6 @@ using http::Request;
 using http::Responder;
 using http::Response;
 namespace bj = boost::json;
-
-std::vector<storage::Migration> migrations() {
-  return {
-      events::outbox_migration(1),  // processed_events and dead_letters for the consumer
-      {2, R"sql(
-CREATE TABLE agent_events (
-  agent_id TEXT NOT NULL,
-  event_id INTEGER NOT NULL,
-  cloudevent_id TEXT NOT NULL,
-  type TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  PRIMARY KEY (agent_id, event_id)
-) WITHOUT ROWID;
-CREATE INDEX agent_events_by_age ON agent_events(created_at);
-CREATE TABLE agent_event_counters (
-  agent_id TEXT PRIMARY KEY,
-  last_event_id INTEGER NOT NULL
-) WITHOUT ROWID;
-)sql"},
-      // Entries carry the whole event (about 1-2 kB): in a WITHOUT ROWID table keyed by agent
-      // they were inserted all over the B-tree (page splits, many dirty pages per commit). A rowid
-      // table appends them; the (agent, event) key is a small index.
-      {3, R"sql(
-CREATE TABLE agent_events_appended (
-  agent_id TEXT NOT NULL,
-  event_id INTEGER NOT NULL,
-  cloudevent_id TEXT NOT NULL,
-  type TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  UNIQUE (agent_id, event_id)
-);
-INSERT INTO agent_events_appended(agent_id, event_id, cloudevent_id, type, payload, created_at)
-  SELECT agent_id, event_id, cloudevent_id, type, payload, created_at FROM agent_events ORDER BY created_at;
-DROP TABLE agent_events;
-ALTER TABLE agent_events_appended RENAME TO agent_events;
-CREATE INDEX agent_events_by_age ON agent_events(created_at);
-)sql"},
-  };
-}
-
-struct Appended {
-  std::string agent_id;
-  long long event_id;
-};
-
-// Appends the event to the log of every agent in its audience (inside the consumer's
-// transaction, together with the processed-event marker: a redelivery adds nothing).
-std::vector<Appended> append_to_agent_logs(storage::Connection& c, const events::CloudEvent& event,
-                                           const std::string& payload, Millis now) {
-  std::vector<Appended> appended;
-  for (const auto& agent : event.audience) {
-    if (std::any_of(appended.begin(), appended.end(), [&](const Appended& a) { return a.agent_id == agent; })) continue;
-    long long id = 0;
-    {
-      auto q = c.query("INSERT INTO agent_event_counters(agent_id, last_event_id) VALUES (?, 1) "
-                       "ON CONFLICT(agent_id) DO UPDATE SET last_event_id = last_event_id + 1 "
-                       "RETURNING last_event_id",
-                       agent);
-      if (q.next()) id = q.int64(0);
-    }
-    c.query("INSERT INTO agent_events(agent_id, event_id, cloudevent_id, type, payload, created_at) VALUES (?,?,?,?,?,?)",
-            agent, id, event.id, event.type, payload, now)
-        .run();
-    appended.push_back({agent, id});
-  }
-  return appended;
-}
 
 LiveEvent render(std::string_view cloud_event, const std::string& agent_id, long long event_id) {
   LiveEvent live;
@@ -115,18 +47,19 @@ class NotifierModule final : public Module, private EventLog {
  public:
   explicit NotifierModule(Runtime& rt)
       : rt_(rt),
-        db_(rt.data_dir + "/notifier.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
+        db_(storage::open_database(rt.storage, "notifier")),
+        log_(*db_),
         sockets_(std::make_shared<SocketContext>(
             static_cast<EventLog&>(*this), rt.auth, socket_settings(rt.config),
             static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections_per_agent")),
             static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections")))),
-        consumer_("notifier", rt.kafka_bootstrap, "notifier", kafka::all_topics(), db_, rt.clock,
+        consumer_("notifier", rt.kafka_bootstrap, "notifier", kafka::all_topics(), *db_, rt.clock,
                   events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
                     return append(c, e);
                   }},
                   &rt.metrics, rt.consumer_settings),
         trimmer_(rt.io) {
-    db_.migrate(migrations());
+    db_->migrate(agent_log_migrations());
     register_metrics();
   }
 
@@ -159,10 +92,10 @@ class NotifierModule final : public Module, private EventLog {
       log::warn("websockets still open after the close timeout", {{"open", static_cast<long long>(sockets_->hub.size())}});
     trimmer_.cancel();
     consumer_.stop();
-    db_.stop();
+    db_->stop();
   }
   bool ready(std::string& reason) override {
-    if (!db_.healthy()) {
+    if (!db_->healthy()) {
       reason = "notifier database unavailable";
       return false;
     }
@@ -190,15 +123,9 @@ class NotifierModule final : public Module, private EventLog {
     }
     if (!errors.empty())
       return reply(Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors)));
-    auto page = db_.read([&](storage::Connection& c) {
-      bj::array out;
-      auto q = c.query("SELECT event_id, payload FROM agent_events WHERE agent_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
-                       *who.agent_id, since, limit);
-      while (q.next()) {
-        out.push_back(log_row(bj::parse(q.text(1)).as_object(), q.int64(0)));
-      }
-      return out;
-    });
+    bj::array page;
+    for (auto& entry : log_.after(*who.agent_id, since, limit))
+      page.push_back(log_row(bj::parse(entry.payload).as_object(), entry.event_id));
     long long next = since;
     if (!page.empty()) next = page.back().at("event_id").as_int64();
     reply(Response::json(200, bj::object{{"events", std::move(page)}, {"next_since_id", next}}));
@@ -210,7 +137,7 @@ class NotifierModule final : public Module, private EventLog {
   // new entries to the agents' live sockets (never an entry that was rolled back).
   std::function<void()> append(storage::Connection& c, const events::CloudEvent& e) {
     std::string payload = bj::serialize(e.to_json());
-    auto appended = append_to_agent_logs(c, e, payload, rt_.clock.now_ms());
+    auto appended = AgentLogStore::append(c, e, payload, rt_.clock.now_ms());
     if (appended.empty()) return {};
     return [this, appended = std::move(appended), payload = std::move(payload)] {
       for (const auto& a : appended) {
@@ -221,26 +148,18 @@ class NotifierModule final : public Module, private EventLog {
   }
 
   Bounds bounds(const std::string& agent_id) override {
-    return db_.read([&](storage::Connection& c) {
-      Bounds b;
-      {
-        auto q = c.query("SELECT last_event_id FROM agent_event_counters WHERE agent_id = ?", agent_id);
-        if (q.next()) b.head = q.int64(0);
-      }
-      auto q = c.query("SELECT MIN(event_id) FROM agent_events WHERE agent_id = ?", agent_id);
-      if (q.next() && !q.is_null(0)) b.oldest = q.int64(0);
-      return b;
-    });
+    auto [head, oldest] = log_.head_and_oldest(agent_id);
+    Bounds b;
+    b.head = head;
+    b.oldest = oldest;
+    return b;
   }
 
   std::vector<LiveEvent> after(const std::string& agent_id, long long after_event_id, std::size_t limit) override {
-    return db_.read([&](storage::Connection& c) {
-      std::vector<LiveEvent> page;
-      auto q = c.query("SELECT event_id, payload FROM agent_events WHERE agent_id = ? AND event_id > ? ORDER BY event_id LIMIT ?",
-                       agent_id, after_event_id, static_cast<long long>(limit));
-      while (q.next()) page.push_back(render(q.text(1), agent_id, q.int64(0)));
-      return page;
-    });
+    std::vector<LiveEvent> page;
+    for (auto& entry : log_.after(agent_id, after_event_id, static_cast<long long>(limit)))
+      page.push_back(render(entry.payload, agent_id, entry.event_id));
+    return page;
   }
 
   // --- the socket endpoint -------------------------------------------------------------------
@@ -306,16 +225,14 @@ class NotifierModule final : public Module, private EventLog {
     trimmer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
       Millis cutoff = rt_.clock.now_ms() - rt_.config.get_int("notifier.retention_ms");
-      db_.write([cutoff](storage::Connection& c) { c.query("DELETE FROM agent_events WHERE created_at < ?", cutoff).run(); },
-                [](std::exception_ptr error) {
-                  if (error) log::warn("notifier retention trim failed");
-                });
+      log_.trim(cutoff);
       schedule_trim();
     });
   }
 
   Runtime& rt_;
-  storage::Database db_;
+  std::unique_ptr<storage::Database> db_;
+  AgentLogStore log_;
   std::shared_ptr<SocketContext> sockets_;
   events::ConsumerLoop consumer_;
   boost::asio::steady_timer trimmer_;

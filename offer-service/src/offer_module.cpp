@@ -9,7 +9,7 @@
 #include "common/util/ids.hpp"
 #include "handlers/offer_handlers.hpp"
 #include "service/offer_service.hpp"
-#include "storage/sqlite_offer_store.hpp"
+#include "storage/sql_offer_store.hpp"
 
 namespace al::offer {
 
@@ -91,10 +91,10 @@ class OfferModule final : public Module {
   explicit OfferModule(Runtime& rt)
       : rt_(rt),
         chain_(chain_adapter_from(rt.config, rt.io)),
-        db_(rt.data_dir + "/offer-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
-        store_(db_, rt.clock),
+        db_(storage::open_database(rt.storage, "offer-service")),
+        store_(*db_, rt.clock),
         service_(store_, *chain_, rt.clock, rt.scheduler, options_from(rt.config)),
-        relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
+        relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "offer-service",
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms")},
@@ -102,7 +102,7 @@ class OfferModule final : public Module {
         // The locked quotes come from thread-service's events (no request calls it).
         // and a contract follows its job (job-service).
         threads_("offer-service.events", rt.kafka_bootstrap, "offer-service", {"agentlancer.threads.v1", "agentlancer.jobs.v1"},
-                 db_, rt.clock,
+                 *db_, rt.clock,
                  events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
                    auto written = std::make_shared<std::vector<std::string>>();
                    auto tx = store_.tx_on(c, written.get());
@@ -114,7 +114,7 @@ class OfferModule final : public Module {
                  }},
                  &rt.metrics, rt.consumer_settings),
         sweeper_(rt.io) {
-    db_.migrate(offer_migrations());
+    db_->migrate(offer_migrations());
     rt.metrics.register_gauge("offer_service_outbox_backlog", "Offer-service events committed but not yet published.",
                               [this] { return static_cast<double>(relay_.backlog()); });
   }
@@ -136,7 +136,7 @@ class OfferModule final : public Module {
     sweeper_.cancel();
     threads_.stop();
     relay_.stop();
-    db_.stop();
+    db_->stop();
   }
 
   bool ready(std::string& reason) override {
@@ -144,7 +144,7 @@ class OfferModule final : public Module {
       reason = "offer-service database unavailable";
       return false;
     }
-    if (!relay_.broker_reachable(1000)) {
+    if (!relay_.broker_reachable()) {
       reason = "offer-service cannot reach the Kafka broker";
       return false;
     }
@@ -173,8 +173,8 @@ class OfferModule final : public Module {
 
   Runtime& rt_;
   std::unique_ptr<chain::ChainAdapter> chain_;
-  storage::Database db_;
-  SqliteOfferStore store_;
+  std::unique_ptr<storage::Database> db_;
+  SqlOfferStore store_;
   OfferService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop threads_;

@@ -1,4 +1,4 @@
-// The contract read cache of SqliteOfferStore against a real SQLite file: reads fill it, every
+// The contract read cache of SqlOfferStore against a real SQLite file: reads fill it, every
 // committed write of a contract (use case or event consumer) drops its entry before anyone hears
 // of the commit, and a read that raced a commit never stores what it read.
 #include <gtest/gtest.h>
@@ -9,7 +9,8 @@
 
 #include "common/clock/clock.hpp"
 #include "domain/offer.hpp"
-#include "storage/sqlite_offer_store.hpp"
+#include "common/storage/sqlite.hpp"
+#include "storage/sql_offer_store.hpp"
 
 namespace al::offer {
 namespace {
@@ -37,9 +38,9 @@ class ContractCacheTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/contract-cache-test-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    db_ = std::make_unique<storage::Database>(dir_ + "/offer-service.db", storage::DatabaseOptions{"NORMAL"});
+    db_ = std::make_unique<storage::SqliteDatabase>(dir_ + "/offer-service.db", storage::DatabaseOptions{"NORMAL"});
     db_->migrate(offer_migrations());
-    store_ = std::make_unique<SqliteOfferStore>(*db_, SystemClock::instance());
+    store_ = std::make_unique<SqlOfferStore>(*db_, SystemClock::instance());
   }
   void TearDown() override {
     store_.reset();
@@ -59,7 +60,7 @@ class ContractCacheTest : public ::testing::Test {
 
   std::string dir_;
   std::unique_ptr<storage::Database> db_;
-  std::unique_ptr<SqliteOfferStore> store_;
+  std::unique_ptr<SqlOfferStore> store_;
   std::optional<Contract> seen_in_done_;
 };
 

@@ -7,7 +7,9 @@
 #include <set>
 #include <thread>
 
-#include "common/storage/sqlite.hpp"
+#include <fstream>
+
+#include "common/storage/database.hpp"
 #include "support/test_stack.hpp"
 #include "test_clock.hpp"
 
@@ -201,10 +203,12 @@ TEST(NotifierPoll, LogFromThePreviousSchemaSurvivesTheMigration) {
     ASSERT_EQ(before.size(), 2u);
   }
   {
-    // Put the database back in the shape of schema version 2.
-    storage::Database db(dir + "/notifier.db");
-    db.write_sync([](storage::Connection& c) {
-      c.exec(R"sql(
+    // Put the database back in the shape of schema version 2 (on whichever backend the stack ran).
+    std::string url;
+    std::ifstream(dir + "/storage.url") >> url;
+    auto db = storage::open_database(storage::StorageSettings{url, dir}, "notifier");
+    db->write_sync([](storage::Connection& c) {
+      std::string sql = R"sql(
 CREATE TABLE old_agent_events (
   agent_id TEXT NOT NULL, event_id INTEGER NOT NULL, cloudevent_id TEXT NOT NULL, type TEXT NOT NULL,
   payload TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (agent_id, event_id)
@@ -213,10 +217,11 @@ INSERT INTO old_agent_events SELECT agent_id, event_id, cloudevent_id, type, pay
 DROP TABLE agent_events;
 ALTER TABLE old_agent_events RENAME TO agent_events;
 CREATE INDEX agent_events_by_age ON agent_events(created_at);
-DELETE FROM schema_migrations WHERE version >= 3;
-)sql");
+DELETE FROM schema_migrations WHERE version = 3;
+)sql";
+      c.exec(c.dialect() == storage::Dialect::Postgres ? storage::postgres_ddl(sql) : sql);
     });
-    db.stop();
+    db->stop();
   }
   TestStack second({}, nullptr, dir);
   HttpClient c(second.port());

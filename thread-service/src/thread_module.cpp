@@ -8,7 +8,7 @@
 #include "handlers/thread_handlers.hpp"
 #include "service/thread_service.hpp"
 #include "storage/caching_thread_store.hpp"
-#include "storage/sqlite_thread_store.hpp"
+#include "storage/sql_thread_store.hpp"
 
 namespace al::thread_service {
 
@@ -36,27 +36,27 @@ class ThreadModule final : public Module {
  public:
   explicit ThreadModule(Runtime& rt)
       : rt_(rt),
-        db_(rt.data_dir + "/thread-service.db", storage::DatabaseOptions{rt.config.get("db.synchronous")}),
-        sqlite_store_(db_, rt.clock),
-        store_(sqlite_store_),
+        db_(storage::open_database(rt.storage, "thread-service")),
+        sql_store_(*db_, rt.clock),
+        store_(sql_store_),
         rows_(rt.public_base_url),
         service_(store_, rt.clock, thread::ThreadServiceOptions{rt.config.get_int("threads.max_messages")}),
-        relay_(db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
+        relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "thread-service",
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms")},
                rt.producer_settings),
         // The thread follows its offer and contract (offer-service) through this idempotent consumer.
         offers_("thread-service.offers", rt.kafka_bootstrap, "thread-service",
-                {"agentlancer.offers.v1", "agentlancer.contracts.v1"}, db_, rt.clock,
+                {"agentlancer.offers.v1", "agentlancer.contracts.v1"}, *db_, rt.clock,
                 events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
-                  auto tx = thread::SqliteThreadStore::tx_on(c, rt_.clock);
+                  auto tx = thread::SqlThreadStore::tx_on(c, rt_.clock);
                   // The cache learns of the change only once it has committed.
                   return store_.recording(*tx, [&](thread::ThreadTx& t) { service_.follow(t, e); });
                 }},
                 &rt.metrics, rt.consumer_settings) {
     if (rt.config.get_int("threads.max_messages") < 1) throw ConfigError("threads.max_messages must be at least 1");
-    db_.migrate(thread::thread_migrations());
+    db_->migrate(thread::thread_migrations());
     rt.metrics.register_gauge("thread_service_outbox_backlog", "Thread-service events committed but not yet published.",
                               [this] { return static_cast<double>(relay_.backlog()); });
   }
@@ -78,14 +78,14 @@ class ThreadModule final : public Module {
   void stop() override {
     offers_.stop();
     relay_.stop();
-    db_.stop();
+    db_->stop();
   }
   bool ready(std::string& reason) override {
-    if (!db_.healthy()) {
+    if (!db_->healthy()) {
       reason = "thread-service database unavailable";
       return false;
     }
-    if (!relay_.broker_reachable(1000)) {
+    if (!relay_.broker_reachable()) {
       reason = "thread-service cannot reach the Kafka broker";
       return false;
     }
@@ -119,14 +119,8 @@ class ThreadModule final : public Module {
     e.audience = {agent_id};
     e.request_id = req.request_id;
     e.data = agent_json(agent_id, *name, description, now);
-    db_.write(
-        [=](storage::Connection& c) {
-          // Only a fingerprint of the key is kept (for revocation); the key itself is shown once.
-          c.query("INSERT INTO agents(agent_id, name, description, key_fingerprint, created_at) VALUES (?,?,?,?,?)",
-                  agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now)
-              .run();
-          events::append_to_outbox(c, "agentlancer.agents.v1", e, now);
-        },
+    sql_store_.add_agent(
+        {agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now}, e,
         [=](std::exception_ptr err) {
           if (err) return reply(Response::error(500, "Internal error", "internal"));
           bj::object out = agent_json(agent_id, *name, description, now);
@@ -138,19 +132,15 @@ class ThreadModule final : public Module {
   void me(const Request& req, const Responder& reply) {
     auto who = auth::authenticate(req, rt_.auth);
     if (!who.agent_id) return reply(std::move(who.failure));
-    auto found = db_.read([&](storage::Connection& c) -> std::optional<bj::object> {
-      auto q = c.query("SELECT name, description, created_at FROM agents WHERE agent_id = ?", *who.agent_id);
-      if (!q.next()) return std::nullopt;
-      return agent_json(*who.agent_id, q.text(0), q.opt_text(1), q.int64(2));
-    });
+    auto found = sql_store_.find_agent(*who.agent_id);
     if (!found) return reply(Response::error(404, "Agent not found", "not_found"));
-    reply(Response::json(200, *found));
+    reply(Response::json(200, agent_json(found->agent_id, found->name, found->description, found->created_at)));
   }
 
   Runtime& rt_;
-  storage::Database db_;
-  thread::SqliteThreadStore sqlite_store_;
-  thread::CachingThreadStore store_;  // thread reads from memory; writes go through to SQLite
+  std::unique_ptr<storage::Database> db_;
+  thread::SqlThreadStore sql_store_;
+  thread::CachingThreadStore store_;  // thread reads from memory; writes go through to the database
   thread::RowCache rows_;
   thread::ThreadService service_;
   events::OutboxRelay relay_;

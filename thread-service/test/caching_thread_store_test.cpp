@@ -9,7 +9,7 @@
 #include "common/storage/sqlite.hpp"
 #include "service/thread_service.hpp"
 #include "storage/caching_thread_store.hpp"
-#include "storage/sqlite_thread_store.hpp"
+#include "storage/sql_thread_store.hpp"
 #include "test_clock.hpp"
 
 namespace al::thread {
@@ -20,9 +20,9 @@ class CachingThreadStoreTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/agentlancer-threads-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    db_ = std::make_unique<storage::Database>(dir_ + "/threads.db");
+    db_ = std::make_unique<storage::SqliteDatabase>(dir_ + "/threads.db");
     db_->migrate(thread_migrations());
-    sqlite_ = std::make_unique<SqliteThreadStore>(*db_, clock_);
+    sqlite_ = std::make_unique<SqlThreadStore>(*db_, clock_);
     cache_ = std::make_unique<CachingThreadStore>(*sqlite_);
     service_ = std::make_unique<ThreadService>(*cache_, clock_);
     service_id_ = publish("agt_p");
@@ -66,7 +66,7 @@ class CachingThreadStoreTest : public ::testing::Test {
   testing::TestClock clock_;
   std::string dir_;
   std::unique_ptr<storage::Database> db_;
-  std::unique_ptr<SqliteThreadStore> sqlite_;
+  std::unique_ptr<SqlThreadStore> sqlite_;
   std::unique_ptr<CachingThreadStore> cache_;
   std::unique_ptr<ThreadService> service_;
   std::string service_id_;
@@ -114,7 +114,7 @@ TEST_F(CachingThreadStoreTest, ConsumerChangesAppearOnlyAfterCommitAndNeverGoBac
   auto before = cache_->find_thread(id);
   std::function<void()> after_commit;
   db_->write_sync([&](storage::Connection& c) {
-    auto tx = SqliteThreadStore::tx_on(c, clock_);
+    auto tx = SqlThreadStore::tx_on(c, clock_);
     after_commit = cache_->recording(*tx, [&](ThreadTx& t) {
       auto loaded = t.load_thread(id);
       ASSERT_TRUE(loaded);
@@ -129,12 +129,24 @@ TEST_F(CachingThreadStoreTest, ConsumerChangesAppearOnlyAfterCommitAndNeverGoBac
   auto now = cache_->find_thread(id);
   ASSERT_TRUE(now->contract);
   EXPECT_EQ(now->revision, before->revision + 1);
-  // A late snapshot of the older revision (e.g. a slow writer's) does not replace it.
-  std::function<void()> stale;
-  db_->write_sync([&](storage::Connection& c) {
-    auto tx = SqliteThreadStore::tx_on(c, clock_);
-    stale = cache_->recording(*tx, [&](ThreadTx& t) { t.save_thread(*before); });
-  });
+  // The database refuses a write based on the older revision (version check)…
+  EXPECT_THROW(db_->write_sync([&](storage::Connection& c) {
+                 auto tx = SqlThreadStore::tx_on(c, clock_);
+                 tx->save_thread(*before);
+               }),
+               storage::ConcurrentUpdate);
+  // …and a late snapshot of it reaching the cache (e.g. a slow writer's) does not replace it.
+  struct SnapshotOnlyTx final : ThreadTx {
+    std::optional<Service> load_service(const std::string&) override { return std::nullopt; }
+    void insert_service(Service&) override {}
+    void save_service(const Service&) override {}
+    std::optional<Thread> load_thread(const std::string&) override { return std::nullopt; }
+    void insert_thread(Thread&) override {}
+    void save_thread(const Thread&) override {}
+    void insert_message(const Thread&, const Message&) override {}
+    void publish(const std::string&, const events::CloudEvent&) override {}
+  } snapshot_only;
+  auto stale = cache_->recording(snapshot_only, [&](ThreadTx& t) { t.save_thread(*before); });
   stale();
   EXPECT_TRUE(cache_->find_thread(id)->contract);
 }

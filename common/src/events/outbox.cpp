@@ -2,57 +2,26 @@
 
 #include <boost/json/serialize.hpp>
 #include <future>
+#include <map>
 
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
 
 namespace al::events {
 
-storage::Migration outbox_migration(int version) {
-  return {version, R"sql(
-CREATE TABLE outbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  event_id TEXT NOT NULL UNIQUE,
-  topic TEXT NOT NULL,
-  msg_key TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-);
--- Per relay: every row with seq <= published_upto has been delivered (publication is in order
--- and a failed delivery rewinds), so one row replaces a per-message "published" mark.
-CREATE TABLE outbox_watermark (
-  relay TEXT PRIMARY KEY,
-  published_upto INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE processed_events (
-  consumer TEXT NOT NULL,
-  event_id TEXT NOT NULL,
-  processed_at INTEGER NOT NULL,
-  PRIMARY KEY (consumer, event_id)
-) WITHOUT ROWID;
-CREATE TABLE dead_letters (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  consumer TEXT NOT NULL,
-  topic TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  error TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-);
-)sql"};
+storage::Migration outbox_migration(int version) { return storage::outbox::tables_migration(version); }
+storage::Migration outbox_published_at_migration(int version) {
+  return storage::outbox::published_at_migration(version);
 }
 
 void append_to_outbox(storage::Connection& c, const std::string& topic, const CloudEvent& event,
                       Millis now) {
-  c.query("INSERT INTO outbox(event_id, topic, msg_key, payload, created_at) VALUES (?,?,?,?,?)",
-          event.id, topic, event.subject, boost::json::serialize(event.to_json()), now)
-      .run();
+  storage::outbox::append(c, event.id, topic, event.subject, boost::json::serialize(event.to_json()), now);
 }
 
 bool claim_event(storage::Connection& c, const std::string& consumer, const std::string& event_id,
                  Millis now) {
-  return c.query("INSERT OR IGNORE INTO processed_events(consumer, event_id, processed_at) VALUES (?,?,?)",
-                 consumer, event_id, now)
-             .run() == 1;
+  return storage::outbox::claim(c, consumer, event_id, now);
 }
 
 OutboxRelay::OutboxRelay(storage::Database& db, std::string bootstrap, const Clock& clock,
@@ -69,12 +38,9 @@ OutboxRelay::~OutboxRelay() { stop(); }
 void OutboxRelay::start() {
   if (running_) throw std::logic_error("outbox relay already started");
   producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
-  published_upto_ = persisted_upto_ = db_.read([this](storage::Connection& c) {
-    auto q = c.query("SELECT published_upto FROM outbox_watermark WHERE relay = ?", options_.name);
-    return q.next() ? q.int64(0) : 0LL;
-  });
-  // The embedded broker starts empty: publish every retained row again.
-  cursor_ = options_.replay_published_on_start ? 0 : published_upto_;
+  // The embedded broker starts empty: publish every retained row again, then the new ones.
+  if (options_.replay_published_on_start)
+    replay_upto_ = db_.read([](storage::Connection& c) { return storage::outbox::max_seq(c); });
   running_ = true;
   thread_ = std::thread([this] { loop(); });
   listener_id_ = db_.add_commit_listener([this] { wake(); });
@@ -93,11 +59,7 @@ void OutboxRelay::stop() {
   db_.remove_commit_listener(listener_id_);
   wake();
   if (thread_.joinable()) thread_.join();
-  if (!abandon_) {
-    producer_->flush(5000);
-    handle(producer_->poll(0));
-    persist_watermark(true);
-  }
+  if (!abandon_) producer_->flush(5000);  // a batch cut short is unmarked: published again next start
   producer_.reset();
 }
 
@@ -107,131 +69,135 @@ void OutboxRelay::abandon() {
 }
 
 long long OutboxRelay::backlog() {
-  return db_.read([this](storage::Connection& c) {
-    auto q = c.query(
-        "SELECT COUNT(*) FROM outbox WHERE seq > COALESCE((SELECT published_upto FROM outbox_watermark WHERE relay = ?), 0)",
-        options_.name);
-    return q.next() ? q.int64(0) : 0LL;
-  });
-}
-
-void OutboxRelay::persist_watermark(bool now) {
-  long long upto = in_flight_.empty() ? cursor_ : *in_flight_.begin() - 1;
-  if (!options_.fault_drop_delivery_reports && upto > published_upto_) published_upto_ = upto;
-  if (published_upto_ <= persisted_upto_) return;
-  auto steady = std::chrono::steady_clock::now();
-  if (!now && steady - last_persist_ < std::chrono::milliseconds(50)) return;
-  last_persist_ = steady;
-  persisted_upto_ = published_upto_;
-  db_.write(
-      [name = options_.name, upto = published_upto_](storage::Connection& c) {
-        c.query("INSERT INTO outbox_watermark(relay, published_upto) VALUES (?, ?) "
-                "ON CONFLICT(relay) DO UPDATE SET published_upto = MAX(published_upto, excluded.published_upto)",
-                name, upto)
-            .run();
-      },
-      [name = options_.name](std::exception_ptr error) {
-        // Not fatal: rows above the stored watermark are published again and consumers dedupe.
-        if (error) log::warn("outbox watermark write failed", {{"relay", name}});
-      });
+  return db_.read([](storage::Connection& c) { return storage::outbox::backlog(c); });
 }
 
 bool OutboxRelay::broker_reachable(int timeout_ms) {
-  return producer_ && producer_->reachable(timeout_ms);
+  if (timeout_ms <= 0) return broker_ok_.load();
+  std::unique_lock lock(probe_mutex_);
+  probe_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return broker_ok_.load() || !running_; });
+  return broker_ok_.load();
 }
 
-void OutboxRelay::handle(const std::vector<kafka::Delivery>& deliveries) {
-  if (deliveries.empty()) return;
-  long long ok = 0;
-  for (const auto& d : deliveries) {
-    if (d.error == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ++ok;
-      in_flight_.erase(d.opaque);
-    } else {
-      ++failed_;
-      if (metrics_) metrics_->add_counter("outbox_publish_failures_total", "Outbox messages whose delivery failed (they are retried).");
-      log::warn("outbox delivery failed", {{"relay", options_.name}, {"seq", d.opaque}, {"error", rd_kafka_err2str(d.error)}});
-      if (rewind_to_ < 0 || d.opaque < rewind_to_) rewind_to_ = d.opaque;
-    }
+void OutboxRelay::set_broker_ok(bool ok) {
+  {
+    std::lock_guard lock(probe_mutex_);
+    broker_ok_ = ok;
   }
-  if (ok == 0 || options_.fault_drop_delivery_reports) return;
-  published_ += ok;
-  if (metrics_) metrics_->add_counter("outbox_published_total", "Outbox messages delivered to Kafka.", static_cast<double>(ok));
+  probe_cv_.notify_all();
+}
+
+void OutboxRelay::probe_broker() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_probe_ < std::chrono::seconds(1)) return;
+  last_probe_ = now;
+  set_broker_ok(producer_->reachable(1000));
+}
+
+std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::Row>& rows, bool& failed) {
+  std::map<long long, bool> outcome;  // seq → delivered; absent: no report yet
+  std::size_t produced = 0;
+  failed = false;
+  auto collect = [&](int timeout_ms) {
+    for (const auto& d : producer_->poll(timeout_ms)) {
+      bool ok = d.error == RD_KAFKA_RESP_ERR_NO_ERROR;
+      outcome[d.opaque] = ok;
+      if (!ok) {
+        ++failed_;
+        failed = true;
+        if (metrics_) metrics_->add_counter("outbox_publish_failures_total", "Outbox messages whose delivery failed (they are retried).");
+        log::warn("outbox delivery failed", {{"relay", options_.name}, {"seq", d.opaque}, {"error", rd_kafka_err2str(d.error)}});
+      }
+    }
+  };
+  for (const auto& row : rows) {
+    std::string error;
+    while (running_ && !producer_->produce(row.topic, row.key, row.payload, row.seq, error)) collect(20);  // local queue full
+    if (!running_) break;
+    ++produced;
+  }
+  // Every report of the batch arrives within message.timeout.ms (as a success or a failure). On
+  // stop, the batch in flight gets a few seconds to be acknowledged and marked; a crash gets none.
+  auto stop_deadline = std::chrono::steady_clock::time_point::max();
+  while (!abandon_ && producer_->outstanding() > 0) {
+    if (!running_ && stop_deadline == std::chrono::steady_clock::time_point::max())
+      stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    if (std::chrono::steady_clock::now() > stop_deadline) break;
+    collect(5);
+    if (running_) probe_broker();  // readiness follows a broker that went away mid-batch
+  }
+  collect(0);
+  std::vector<long long> prefix;
+  for (std::size_t i = 0; i < produced; ++i) {
+    auto it = outcome.find(rows[i].seq);
+    if (it == outcome.end() || !it->second) break;
+    prefix.push_back(rows[i].seq);
+  }
+  if (!prefix.empty()) set_broker_ok(true);
+  if (!prefix.empty() && !options_.fault_drop_delivery_reports) {
+    published_ += static_cast<long long>(prefix.size());
+    if (metrics_) metrics_->add_counter("outbox_published_total", "Outbox messages delivered to Kafka.", static_cast<double>(prefix.size()));
+  }
+  if (prefix.size() < rows.size()) failed = true;
+  return prefix;
 }
 
 void OutboxRelay::loop() {
-  struct Row {
-    long long seq;
-    std::string topic, key, payload;
-  };
   while (running_) {
-    if (rewind_to_ >= 0) {
-      // Everything from the failed row on is produced again (later rows may arrive twice).
-      cursor_ = std::min(cursor_, rewind_to_ - 1);
-      in_flight_.erase(in_flight_.lower_bound(rewind_to_), in_flight_.end());
-      rewind_to_ = -1;
-    }
     if (auto fatal = producer_->fatal_error()) {
       // An idempotent producer's fatal error (e.g. sequence gap) needs a fresh producer; rows
       // not yet marked are published again.
       log::error("outbox producer fatal error, recreating", {{"relay", options_.name}, {"error", *fatal}});
       producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
-      cursor_ = published_upto_;
-      in_flight_.clear();
     }
-    std::vector<Row> rows;
+    probe_broker();
+    bool replaying = replay_cursor_ < replay_upto_;
+    std::vector<storage::outbox::Row> rows;
     try {
       rows = db_.read([&](storage::Connection& c) {
-        std::vector<Row> out;
-        auto q = c.query(
-            "SELECT seq, topic, msg_key, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            cursor_, static_cast<long long>(options_.batch));
-        while (q.next()) out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3)});
+        if (replaying) return storage::outbox::between(c, replay_cursor_, replay_upto_, options_.batch);
+        auto out = storage::outbox::unpublished(c, options_.batch + delivered_unmarked_.size());
+        std::erase_if(out, [&](const auto& r) { return delivered_unmarked_.count(r.seq) > 0; });
         return out;
       });
     } catch (const std::exception& e) {
       log::error("outbox read failed", {{"relay", options_.name}, {"what", e.what()}});
-    }
-    bool stalled = false;
-    for (const auto& row : rows) {
-      std::string error;
-      if (!producer_->produce(row.topic, row.key, row.payload, row.seq, error)) {
-        stalled = true;  // local queue full: serve delivery reports first
-        break;
-      }
-      cursor_ = row.seq;
-      in_flight_.insert(row.seq);
-    }
-    handle(producer_->poll(rows.empty() ? 0 : 1));
-    if (rewind_to_ < 0) persist_watermark(false);
-    if (rewind_to_ >= 0) {
       std::unique_lock lock(mutex_);
       cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });
+      continue;
+    }
+    if (replaying && rows.empty()) replay_cursor_ = replay_upto_;
+    if (!rows.empty()) {
+      bool failed = false;
+      auto delivered = publish(rows, failed);
+      if (abandon_) break;
+      if (replaying && !delivered.empty()) replay_cursor_ = delivered.back();
+      if (options_.fault_drop_delivery_reports) {
+        delivered_unmarked_.insert(delivered.begin(), delivered.end());
+      } else if (!delivered.empty()) {
+        try {
+          // Synchronous: the next read must not find these rows unpublished again.
+          db_.write_sync([&](storage::Connection& c) { storage::outbox::mark_published(c, delivered, clock_.now_ms()); });
+        } catch (const std::exception& e) {
+          // Not fatal: they are published again and consumers dedupe.
+          log::warn("outbox mark failed", {{"relay", options_.name}, {"what", e.what()}});
+        }
+      }
+      if (failed && running_) {
+        std::unique_lock lock(mutex_);
+        cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });
+      }
       continue;
     }
     Millis now = clock_.now_ms();
     if (now - last_trim_ > 60000) {
       last_trim_ = now;
       Millis cutoff = now - options_.retention_ms;
-      db_.write([cutoff, upto = persisted_upto_](storage::Connection& c) {
-        c.query("DELETE FROM outbox WHERE seq <= ? AND created_at < ?", upto, cutoff).run();
-      }, nullptr);
+      db_.write([cutoff](storage::Connection& c) { storage::outbox::trim(c, cutoff); }, nullptr);
     }
-    if (rows.empty() || stalled) {
-      if (producer_->outstanding() > 0) {
-        handle(producer_->poll(stalled ? 20 : 5));
-        persist_watermark(false);
-        if (!stalled) {
-          std::unique_lock lock(mutex_);
-          cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return woken_ || !running_; });
-          woken_ = false;
-        }
-      } else {
-        std::unique_lock lock(mutex_);
-        cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return woken_ || !running_; });
-        woken_ = false;
-      }
-    }
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return woken_ || !running_; });
+    woken_ = false;
   }
 }
 
@@ -305,68 +271,80 @@ void ConsumerLoop::loop() {
     }
     if (!joined_ && consumer->joined()) joined_ = true;
     if (batch.empty()) continue;
-    // Each event is its own write (so a poison event fails alone); the database groups them
-    // into one commit. Offsets are stored only after every write of the batch has committed.
+    // The batch is one unit of work, each event in its own savepoint (a poison event fails alone,
+    // into dead_letters), applied in the order consumed: events of one aggregate never overtake
+    // each other, whichever backend and however many pool threads. Offsets are stored only after
+    // the commit.
     bool all_durable = false;
     while (running_ && !all_durable) {
-      std::vector<std::future<void>> pending;
-      for (const auto& message : batch) {
-        auto promise = std::make_shared<std::promise<void>>();
-        pending.push_back(promise->get_future());
-        auto after_commit = std::make_shared<std::function<void()>>();
-        db_.write(
-            [this, &message, after_commit](storage::Connection& c) {
-              *after_commit = nullptr;  // a retried batch runs this again
+      struct Outcome {
+        std::vector<std::function<void()>> after_commit;
+        long long applied = 0, duplicates = 0;
+      };
+      auto outcome = std::make_shared<Outcome>();
+      std::promise<void> promise;
+      auto future = promise.get_future();
+      db_.write(
+          [this, &batch, outcome](storage::Connection& c) {
+            *outcome = Outcome{};  // a retried unit of work starts over
+            for (const auto& message : batch) {
               std::string parse_error;
               auto value = json::parse(message.payload, parse_error);
               std::optional<CloudEvent> event;
               if (value) event = CloudEvent::from_json(*value);
               if (!event) {
-                c.query("INSERT INTO dead_letters(consumer, topic, payload, error, created_at) VALUES (?,?,?,?,?)",
-                        name_, message.topic, message.payload.substr(0, 65536), "not a CloudEvent", clock_.now_ms())
-                    .run();
-                return;
+                storage::outbox::dead_letter(c, name_, message.topic, message.payload.substr(0, 65536),
+                                             "not a CloudEvent", clock_.now_ms());
+                continue;
               }
               if (!claim_event(c, name_, event->id, clock_.now_ms())) {
-                ++duplicates_;
-                return;
+                ++outcome->duplicates;
+                continue;
               }
+              c.exec("SAVEPOINT apply");
               try {
-                c.exec("SAVEPOINT apply");
                 auto then = apply_.apply(c, *event);
                 c.exec("RELEASE apply");
-                *after_commit = std::move(then);
-                ++applied_;
+                if (then) outcome->after_commit.push_back(std::move(then));
+                ++outcome->applied;
+              } catch (const storage::StorageError& e) {
+                // Conflicts and lost connections are the whole unit's: it is run again.
+                if (e.kind == storage::ErrorKind::Retryable || e.kind == storage::ErrorKind::Unavailable) throw;
+                c.exec("ROLLBACK TO apply");
+                c.exec("RELEASE apply");
+                storage::outbox::dead_letter(c, name_, message.topic, message.payload.substr(0, 65536), e.what(),
+                                             clock_.now_ms());
+                log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id}, {"what", e.what()}});
               } catch (const std::exception& e) {
                 c.exec("ROLLBACK TO apply");
                 c.exec("RELEASE apply");
-                c.query("INSERT INTO dead_letters(consumer, topic, payload, error, created_at) VALUES (?,?,?,?,?)",
-                        name_, message.topic, message.payload.substr(0, 65536), std::string(e.what()), clock_.now_ms())
-                    .run();
+                storage::outbox::dead_letter(c, name_, message.topic, message.payload.substr(0, 65536), e.what(),
+                                             clock_.now_ms());
                 log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id}, {"what", e.what()}});
               }
-            },
-            [this, promise, after_commit](std::exception_ptr error) {
-              if (!error && *after_commit) {
+            }
+          },
+          [this, &promise, outcome](std::exception_ptr error) {
+            if (!error) {
+              applied_ += outcome->applied;
+              duplicates_ += outcome->duplicates;
+              for (auto& then : outcome->after_commit) {
                 try {
-                  (*after_commit)();
+                  then();
                 } catch (const std::exception& e) {
                   log::error("after-commit action failed", {{"consumer", name_}, {"what", e.what()}});
                 }
               }
-              if (error) promise->set_exception(error); else promise->set_value();
-            });
+            }
+            if (error) promise.set_exception(error); else promise.set_value();
+          });
+      try {
+        future.get();
+        all_durable = true;
+      } catch (const std::exception& e) {
+        log::error("consumer write failed, retrying batch", {{"consumer", name_}, {"what", e.what()}});
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
-      all_durable = true;
-      for (auto& f : pending) {
-        try {
-          f.get();
-        } catch (const std::exception& e) {
-          all_durable = false;
-          log::error("consumer write failed, retrying batch", {{"consumer", name_}, {"what", e.what()}});
-        }
-      }
-      if (!all_durable) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     if (!all_durable) break;
     for (const auto& message : batch) consumer->store_offset(message);

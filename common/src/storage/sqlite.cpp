@@ -1,63 +1,100 @@
 #include "common/storage/sqlite.hpp"
 
+#include <cstring>
 #include <future>
 
 #include "common/log/log.hpp"
 
 namespace al::storage {
 
-Query::~Query() {
-  if (stmt_) {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
+namespace {
+ErrorKind kind_of(int code) {
+  switch (code & 0xff) {
+    case SQLITE_CONSTRAINT: return ErrorKind::Constraint;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return ErrorKind::Retryable;
+    default: return ErrorKind::Other;
   }
 }
 
-bool Query::next() {
+// strpos(haystack, needle), greatest(…), least(…): PostgreSQL's names, so one SQL text serves both.
+void sql_strpos(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  std::string_view haystack(reinterpret_cast<const char*>(sqlite3_value_text(argv[0])),
+                            static_cast<std::size_t>(sqlite3_value_bytes(argv[0])));
+  std::string_view needle(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])),
+                          static_cast<std::size_t>(sqlite3_value_bytes(argv[1])));
+  auto at = haystack.find(needle);
+  sqlite3_result_int64(ctx, at == std::string_view::npos ? 0 : static_cast<long long>(at) + 1);
+}
+
+// Like PostgreSQL: NULL arguments are ignored; NULL only when all are.
+template <bool Greatest>
+void sql_extreme(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  sqlite3_value* best = nullptr;
+  for (int i = 0; i < argc; ++i) {
+    if (sqlite3_value_type(argv[i]) == SQLITE_NULL) continue;
+    if (!best) {
+      best = argv[i];
+      continue;
+    }
+    bool better;
+    if (sqlite3_value_type(argv[i]) == SQLITE_INTEGER && sqlite3_value_type(best) == SQLITE_INTEGER) {
+      better = Greatest ? sqlite3_value_int64(argv[i]) > sqlite3_value_int64(best)
+                        : sqlite3_value_int64(argv[i]) < sqlite3_value_int64(best);
+    } else {
+      int cmp = std::strcmp(reinterpret_cast<const char*>(sqlite3_value_text(argv[i])),
+                            reinterpret_cast<const char*>(sqlite3_value_text(best)));
+      better = Greatest ? cmp > 0 : cmp < 0;
+    }
+    if (better) best = argv[i];
+  }
+  if (best) sqlite3_result_value(ctx, best);
+  else sqlite3_result_null(ctx);
+}
+}  // namespace
+
+SqliteError::SqliteError(int code, const std::string& message)
+    : StorageError(kind_of(code), std::to_string(code), message), result_code(code) {}
+
+bool SqliteCursor::next() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  connection_->fail(rc);
+  connection_.fail(rc);
 }
 
-int Query::run() {
+long long SqliteCursor::run() {
   while (next()) {
   }
-  return sqlite3_changes(connection_->raw());
+  return sqlite3_changes(connection_.raw());
 }
 
-long long Query::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
-std::string Query::text(int column) const {
+std::string SqliteCursor::text(int column) const {
   const unsigned char* t = sqlite3_column_text(stmt_, column);
   if (!t) return {};
   return std::string(reinterpret_cast<const char*>(t),
                      static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
 }
-std::optional<std::string> Query::opt_text(int column) const {
-  if (is_null(column)) return std::nullopt;
-  return text(column);
-}
-std::optional<long long> Query::opt_int64(int column) const {
-  if (is_null(column)) return std::nullopt;
-  return int64(column);
-}
-bool Query::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
-void Query::bind_int(int index, long long value) {
+void SqliteCursor::bind_int(int index, long long value) {
   int rc = sqlite3_bind_int64(stmt_, index, value);
-  if (rc != SQLITE_OK) connection_->fail(rc);
+  if (rc != SQLITE_OK) connection_.fail(rc);
 }
-void Query::bind(int index, std::string_view value) {
+void SqliteCursor::bind_text(int index, std::string_view value) {
   int rc = sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
-  if (rc != SQLITE_OK) connection_->fail(rc);
+  if (rc != SQLITE_OK) connection_.fail(rc);
 }
-void Query::bind(int index, std::nullptr_t) {
+void SqliteCursor::bind_null(int index, ParamType) {
   int rc = sqlite3_bind_null(stmt_, index);
-  if (rc != SQLITE_OK) connection_->fail(rc);
+  if (rc != SQLITE_OK) connection_.fail(rc);
 }
 
-Connection::Connection(const std::string& path, bool read_only, int busy_timeout_ms,
-                       const std::string& synchronous) {
+SqliteConnection::SqliteConnection(const std::string& path, bool read_only, int busy_timeout_ms,
+                                   const std::string& synchronous) {
   int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
               SQLITE_OPEN_NOMUTEX;
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
@@ -69,6 +106,10 @@ Connection::Connection(const std::string& path, bool read_only, int busy_timeout
   }
   sqlite3_busy_timeout(db_, busy_timeout_ms);
   sqlite3_extended_result_codes(db_, 1);
+  constexpr int kFlags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+  sqlite3_create_function_v2(db_, "strpos", 2, kFlags, nullptr, sql_strpos, nullptr, nullptr, nullptr);
+  sqlite3_create_function_v2(db_, "greatest", -1, kFlags, nullptr, sql_extreme<true>, nullptr, nullptr, nullptr);
+  sqlite3_create_function_v2(db_, "least", -1, kFlags, nullptr, sql_extreme<false>, nullptr, nullptr, nullptr);
   if (!read_only) {
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=" + synchronous);
@@ -76,16 +117,16 @@ Connection::Connection(const std::string& path, bool read_only, int busy_timeout
   exec("PRAGMA foreign_keys=ON");
 }
 
-Connection::~Connection() {
-  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+SqliteConnection::~SqliteConnection() {
+  cache_.clear();  // statements are finalized before the connection closes
   sqlite3_close(db_);
 }
 
-void Connection::fail(int code) const {
+void SqliteConnection::fail(int code) const {
   throw SqliteError(code, std::string("sqlite: ") + sqlite3_errmsg(db_));
 }
 
-void Connection::exec(std::string_view sql) {
+void SqliteConnection::exec(std::string_view sql) {
   std::string text(sql);
   char* error = nullptr;
   int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &error);
@@ -96,29 +137,31 @@ void Connection::exec(std::string_view sql) {
   }
 }
 
-sqlite3_stmt* Connection::prepare(std::string_view sql) {
+Cursor& SqliteConnection::prepare(std::string_view sql) {
   std::string key(sql);
   auto it = cache_.find(key);
-  if (it != cache_.end()) return it->second;
+  if (it != cache_.end()) return *it->second;
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v3(db_, key.data(), static_cast<int>(key.size()), SQLITE_PREPARE_PERSISTENT,
                               &stmt, nullptr);
   if (rc != SQLITE_OK) fail(rc);
-  cache_.emplace(std::move(key), stmt);
-  return stmt;
+  auto cursor = std::make_unique<SqliteCursor>(*this, stmt);
+  auto& ref = *cursor;
+  cache_.emplace(std::move(key), std::move(cursor));
+  return ref;
 }
 
-Database::Database(std::string path, DatabaseOptions options)
+SqliteDatabase::SqliteDatabase(std::string path, DatabaseOptions options)
     : path_(std::move(path)), options_(options) {
-  writer_ = std::make_unique<Connection>(path_, false, options_.busy_timeout_ms, options_.synchronous);
+  writer_ = std::make_unique<SqliteConnection>(path_, false, options_.busy_timeout_ms, options_.synchronous);
   // Checkpoints run beside the writer (PASSIVE never blocks it), not inside a commit.
   writer_->exec("PRAGMA wal_autocheckpoint=0");
   thread_ = std::thread([this] { writer_loop(); });
   checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
-void Database::checkpoint_loop() {
-  Connection c(path_, false, options_.busy_timeout_ms, options_.synchronous);
+void SqliteDatabase::checkpoint_loop() {
+  SqliteConnection c(path_, false, options_.busy_timeout_ms, options_.synchronous);
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     cv_checkpoint_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_; });
@@ -137,9 +180,9 @@ void Database::checkpoint_loop() {
   }
 }
 
-Database::~Database() { stop(); }
+SqliteDatabase::~SqliteDatabase() { stop(); }
 
-void Database::stop() {
+void SqliteDatabase::stop() {
   {
     std::lock_guard lock(mutex_);
     if (stopping_ && !thread_.joinable()) return;
@@ -151,7 +194,7 @@ void Database::stop() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
-void Database::migrate(const std::vector<Migration>& migrations) {
+void SqliteDatabase::migrate(const std::vector<Migration>& migrations) {
   write_sync([&](Connection& c) {
     c.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
     long long current = 0;
@@ -161,13 +204,13 @@ void Database::migrate(const std::vector<Migration>& migrations) {
     }
     for (const auto& m : migrations) {
       if (m.version <= current) continue;
-      c.exec(m.sql);
+      c.exec(m.sql);  // written for SQLite
       c.query("INSERT INTO schema_migrations(version) VALUES (?)", m.version).run();
     }
   });
 }
 
-void Database::write(Work work, Done done) {
+void SqliteDatabase::write(Work work, Done done) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) {
@@ -179,21 +222,12 @@ void Database::write(Work work, Done done) {
   cv_.notify_one();
 }
 
-void Database::write_sync(Work work) {
-  std::promise<void> promise;
-  auto future = promise.get_future();
-  write(std::move(work), [&promise](std::exception_ptr error) {
-    if (error) promise.set_exception(error); else promise.set_value();
-  });
-  future.get();
-}
-
-std::size_t Database::pending_writes() {
+std::size_t SqliteDatabase::pending_writes() {
   std::lock_guard lock(mutex_);
   return queue_.size();
 }
 
-void Database::writer_loop() {
+void SqliteDatabase::writer_loop() {
   for (;;) {
     std::vector<Item> batch;
     {
@@ -241,7 +275,31 @@ void Database::writer_loop() {
   }
 }
 
-std::unique_ptr<Connection> Database::acquire_reader() {
+void SqliteDatabase::with_reader(const std::function<void(Connection&)>& f, bool snapshot) {
+  auto connection = acquire_reader();
+  struct Return {
+    SqliteDatabase* db;
+    std::unique_ptr<SqliteConnection>* c;
+    ~Return() { db->release_reader(std::move(*c)); }
+  } ret{this, &connection};
+  if (!snapshot) {
+    f(*connection);
+    return;
+  }
+  connection->exec("BEGIN");
+  try {
+    f(*connection);
+  } catch (...) {
+    try {
+      connection->exec("ROLLBACK");
+    } catch (...) {
+    }
+    throw;
+  }
+  connection->exec("COMMIT");
+}
+
+std::unique_ptr<SqliteConnection> SqliteDatabase::acquire_reader() {
   {
     std::lock_guard lock(readers_mutex_);
     if (!readers_.empty()) {
@@ -250,27 +308,27 @@ std::unique_ptr<Connection> Database::acquire_reader() {
       return c;
     }
   }
-  return std::make_unique<Connection>(path_, true, options_.busy_timeout_ms, options_.synchronous);
+  return std::make_unique<SqliteConnection>(path_, true, options_.busy_timeout_ms, options_.synchronous);
 }
 
-void Database::release_reader(std::unique_ptr<Connection> connection) {
+void SqliteDatabase::release_reader(std::unique_ptr<SqliteConnection> connection) {
   std::lock_guard lock(readers_mutex_);
   readers_.push_back(std::move(connection));
 }
 
-int Database::add_commit_listener(std::function<void()> listener) {
+int SqliteDatabase::add_commit_listener(std::function<void()> listener) {
   std::lock_guard lock(listeners_mutex_);
   int id = next_listener_id_++;
   listeners_.emplace_back(id, std::move(listener));
   return id;
 }
 
-void Database::remove_commit_listener(int id) {
+void SqliteDatabase::remove_commit_listener(int id) {
   std::lock_guard lock(listeners_mutex_);
   std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
 }
 
-bool Database::healthy() {
+bool SqliteDatabase::healthy() {
   try {
     return read([](Connection& c) {
       auto q = c.query("SELECT 1");

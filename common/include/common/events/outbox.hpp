@@ -13,12 +13,15 @@
 #include "common/events/cloud_event.hpp"
 #include "common/kafka/kafka.hpp"
 #include "common/metrics/metrics.hpp"
-#include "common/storage/sqlite.hpp"
+#include "common/storage/database.hpp"
+#include "common/storage/outbox_store.hpp"
 
 namespace al::events {
 
-// Schema shared by every service database: the outbox and the consumers' processed-event ids.
+// Schema shared by every service database: the outbox and the consumers' processed-event ids
+// (both migrations, at the versions the service gives them).
 storage::Migration outbox_migration(int version);
+storage::Migration outbox_published_at_migration(int version);
 
 // Appends the event to the outbox inside the caller's transaction.
 void append_to_outbox(storage::Connection& connection, const std::string& topic,
@@ -37,13 +40,17 @@ struct RelayOptions {
   bool replay_published_on_start = false;
   long long retention_ms = 7LL * 24 * 3600 * 1000;
   int retry_backoff_ms = 500;
-  // Fault injection for tests: the watermark never advances, as if the relay died right after
+  // Fault injection for tests: rows are never marked published, as if the relay died right after
   // the broker acknowledged the messages.
   bool fault_drop_delivery_reports = false;
 };
 
-// Publishes outbox rows in order with an idempotent producer and marks a row published only on
-// its successful delivery report. A failed delivery rewinds to that row and retries.
+// Publishes outbox rows with an idempotent producer, a batch at a time: the lowest unpublished
+// committed rows in sequence order, then waits for their delivery reports and marks published
+// the delivered prefix (by sequence number). A failed delivery leaves it and every later row of
+// the batch unpublished: they are produced again after a backoff (consumers dedupe). Rows of one
+// aggregate are committed in sequence order (each writer holds the aggregate's row), so they are
+// published in order even when other rows commit out of order.
 class OutboxRelay {
  public:
   OutboxRelay(storage::Database& db, std::string bootstrap, const Clock& clock, Metrics* metrics,
@@ -56,33 +63,38 @@ class OutboxRelay {
   long long published_count() const { return published_.load(); }
   long long failed_count() const { return failed_.load(); }
   long long backlog();  // rows not yet published
-  bool broker_reachable(int timeout_ms);
+  // The last probe's answer (the relay probes in its own thread every second). With 0 it never
+  // blocks (readiness probes); otherwise it waits up to `timeout_ms` for a first "reachable".
+  bool broker_reachable(int timeout_ms = 0);
 
  private:
   void loop();
-  void handle(const std::vector<kafka::Delivery>& deliveries);
-  void persist_watermark(bool now);
+  // Produces `rows`, waits for their delivery reports; returns the delivered prefix.
+  std::vector<long long> publish(const std::vector<storage::outbox::Row>& rows, bool& failed);
+  void probe_broker();
+  void set_broker_ok(bool ok);
   storage::Database& db_;
   std::string bootstrap_;
   const Clock& clock_;
   Metrics* metrics_;
   RelayOptions options_;
   kafka::Settings producer_settings_;
-  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Producer> producer_;  // relay thread only (and stop() after the join)
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool woken_ = false;
   std::atomic<bool> running_{false};
   std::atomic<bool> abandon_{false};
-  // Relay-thread state: produced up to cursor_; in_flight_ not yet acknowledged; every row
-  // <= published_upto_ is delivered (persisted_upto_ of it is stored).
-  long long cursor_ = 0;
-  std::set<long long> in_flight_;
-  long long published_upto_ = 0;
-  long long persisted_upto_ = 0;
-  std::chrono::steady_clock::time_point last_persist_{};
-  long long rewind_to_ = -1;
+  std::atomic<bool> broker_ok_{false};
+  std::mutex probe_mutex_;
+  std::condition_variable probe_cv_;
+  std::chrono::steady_clock::time_point last_probe_{};
+  // Embedded broker: rows up to replay_upto_ are published again from replay_cursor_ on.
+  long long replay_upto_ = 0;
+  long long replay_cursor_ = 0;
+  // Fault mode only: delivered rows this process will not mark (nor produce again).
+  std::set<long long> delivered_unmarked_;
   std::atomic<long long> published_{0};
   std::atomic<long long> failed_{0};
   Millis last_trim_ = 0;

@@ -11,6 +11,7 @@
 #include "common/config/config.hpp"
 #include "common/http/router.hpp"
 #include "common/metrics/metrics.hpp"
+#include "common/storage/database.hpp"
 
 namespace al {
 
@@ -49,6 +50,8 @@ struct Runtime {
   // The base URL agents reach this deployment at (no trailing slash), for absolute URLs in
   // responses: `http.public_base_url`, else this process's own address and port.
   std::function<std::string()> public_base_url;
+  // Where each service keeps its data (storage.* config): SQLite files or PostgreSQL schemas.
+  storage::StorageSettings storage;
 };
 
 // A service hosted in a process (alone, or all together in the embedded default).

@@ -1,6 +1,7 @@
-#include "storage/sqlite_job_store.hpp"
+#include "storage/sql_job_store.hpp"
 
 #include <boost/json.hpp>
+#include <unordered_map>
 
 #include "common/events/outbox.hpp"
 #include "common/json/json.hpp"
@@ -60,7 +61,8 @@ CREATE TABLE known_agents (
   name TEXT NOT NULL,
   registered_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-)sql"},
+)sql", {}},
+      events::outbox_published_at_migration(3),
   };
 }
 
@@ -135,21 +137,25 @@ void load_memos(storage::Connection& c, Job& job) {
   }
 }
 
-std::optional<Job> load_job(storage::Connection& c, long long id) {
+// `for_change`: inside a write, the row is locked until commit (PostgreSQL), so a concurrent
+// writer of the same job waits and then reads this one's result.
+std::optional<Job> load_job(storage::Connection& c, long long id, bool for_change) {
   std::optional<Job> job;
   {
-    auto q = c.query(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?", id);
+    auto q = c.query(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?" +
+                         (for_change ? c.for_update() : ""),
+                     id);
     if (q.next()) job = read_job_row(q);
   }
   if (job) load_memos(c, *job);
   return job;
 }
 
-class SqliteJobTx final : public JobTx {
+class SqlJobTx final : public JobTx {
  public:
-  SqliteJobTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
+  SqlJobTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
 
-  std::optional<Job> load(long long id) override { return load_job(c_, id); }
+  std::optional<Job> load(long long id) override { return remember(load_job(c_, id, true)); }
 
   std::optional<Job> find_by_operation(const std::string& client_id, const std::string& op) override {
     std::optional<long long> id;
@@ -158,19 +164,27 @@ class SqliteJobTx final : public JobTx {
       if (q.next()) id = q.int64(0);
     }
     if (!id) return std::nullopt;
-    return load_job(c_, *id);
+    return remember(load_job(c_, *id, true));
   }
 
   void insert(Job& j) override {
-    c_.query(
-        "INSERT INTO jobs(phase, client_id, provider_id, evaluator_id, service_requirement, budget, "
-        "token_address, claim_status, client_operation_id, contract_id, expired_at, created_at, "
-        "updated_at, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        static_cast<int>(j.phase), j.client_id, j.provider_id, j.evaluator_id, j.service_requirement,
-        j.budget.to_string(), j.token_address, j.claim_status, j.client_operation_id, j.contract_id,
-        j.expired_at, j.created_at, j.updated_at, j.version)
-        .run();
-    j.id = c_.last_insert_rowid();
+    try {
+      auto q = c_.query(
+          "INSERT INTO jobs(phase, client_id, provider_id, evaluator_id, service_requirement, budget, "
+          "token_address, claim_status, client_operation_id, contract_id, expired_at, created_at, "
+          "updated_at, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+          static_cast<int>(j.phase), j.client_id, j.provider_id, j.evaluator_id, j.service_requirement,
+          j.budget.to_string(), j.token_address, j.claim_status, j.client_operation_id, j.contract_id,
+          j.expired_at, j.created_at, j.updated_at, j.version);
+      q.next();
+      j.id = q.int64(0);
+      loaded_versions_[j.id] = j.version;
+    } catch (const storage::StorageError& e) {
+      // Another writer created this client operation (or contract's job) first: run the unit of
+      // work again, and it finds that job.
+      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("job insert: ") + e.what());
+      throw;
+    }
     save_memos(j);
   }
 
@@ -182,14 +196,26 @@ class SqliteJobTx final : public JobTx {
       verified_by = j.escrow->verified_by;
       verified_at = j.escrow->verified_at;
     }
-    c_.query(
-        "UPDATE jobs SET phase=?, escrow_tx_hash=?, escrow_verified_by=?, escrow_verified_at=?, "
-        "claim_status=?, deliverable=?, deliverable_payable=?, deliverable_at=?, rejection_reason=?, "
-        "updated_at=?, version=? WHERE id=?",
-        static_cast<int>(j.phase), tx_hash, verified_by, verified_at, j.claim_status, j.deliverable,
-        payable_to_text(j.deliverable_payable_detail), j.deliverable_at, j.rejection_reason,
-        j.updated_at, j.version, j.id)
-        .run();
+    auto loaded = loaded_versions_.find(j.id);
+    long long expected = loaded == loaded_versions_.end() ? j.version - 1 : loaded->second;
+    long long changed;
+    try {
+      changed = c_.query(
+                      "UPDATE jobs SET phase=?, escrow_tx_hash=?, escrow_verified_by=?, escrow_verified_at=?, "
+                      "claim_status=?, deliverable=?, deliverable_payable=?, deliverable_at=?, rejection_reason=?, "
+                      "updated_at=?, version=? WHERE id=? AND version=?",
+                      static_cast<int>(j.phase), tx_hash, verified_by, verified_at, j.claim_status, j.deliverable,
+                      payable_to_text(j.deliverable_payable_detail), j.deliverable_at, j.rejection_reason,
+                      j.updated_at, j.version, j.id, expected)
+                    .run();
+    } catch (const storage::StorageError& e) {
+      // The escrow hash was claimed by another job meanwhile: the rerun sees it used.
+      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("job update: ") + e.what());
+      throw;
+    }
+    // Version check: the row lock makes this hold already; it guards any path that forgot it.
+    if (changed != 1) throw storage::ConcurrentUpdate("job " + std::to_string(j.id) + " is no longer at version " + std::to_string(expected));
+    loaded_versions_[j.id] = j.version;
     save_memos(j);
   }
 
@@ -210,7 +236,7 @@ class SqliteJobTx final : public JobTx {
       if (q.next()) id = q.int64(0);
     }
     if (!id) return std::nullopt;
-    return load_job(c_, *id);
+    return remember(load_job(c_, *id, true));
   }
 
   void publish(const events::CloudEvent& event) override {
@@ -221,14 +247,14 @@ class SqliteJobTx final : public JobTx {
   void save_memos(Job& j) {
     for (auto& m : j.memos) {
       if (m.id == 0) {
-        c_.query(
+        auto q = c_.query(
             "INSERT INTO memos(job_id, type, content, payable_detail, requires_approval, status, "
-            "sender_id, phase, created_at, decided_at, decision_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "sender_id, phase, created_at, decided_at, decision_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
             j.id, static_cast<int>(m.type), m.content, payable_to_text(m.payable_detail),
             m.requires_approval, m.status, m.sender_id, static_cast<int>(m.phase), m.created_at,
-            m.decided_at, m.decision_reason)
-            .run();
-        m.id = c_.last_insert_rowid();
+            m.decided_at, m.decision_reason);
+        q.next();
+        m.id = q.int64(0);
       } else if (m.decided_at) {
         c_.query("UPDATE memos SET status=?, decided_at=?, decision_reason=? WHERE id=? AND job_id=?",
                  m.status, m.decided_at, m.decision_reason, m.id, j.id)
@@ -237,52 +263,38 @@ class SqliteJobTx final : public JobTx {
     }
   }
 
+  std::optional<Job> remember(std::optional<Job> job) {
+    if (job) loaded_versions_[job->id] = job->version;
+    return job;
+  }
+
   storage::Connection& c_;
   const Clock& clock_;
+  std::unordered_map<long long, long long> loaded_versions_;  // id → version as read in this unit
 };
 }  // namespace
 
-std::unique_ptr<JobTx> SqliteJobStore::tx_on(storage::Connection& connection, const Clock& clock) {
-  return std::make_unique<SqliteJobTx>(connection, clock);
+std::unique_ptr<JobTx> SqlJobStore::tx_on(storage::Connection& connection, const Clock& clock) {
+  return std::make_unique<SqlJobTx>(connection, clock);
 }
 
-void SqliteJobStore::transact(std::function<void(JobTx&)> work,
+void SqlJobStore::transact(std::function<void(JobTx&)> work,
                               std::function<void(std::exception_ptr)> done) {
   db_.write(
       [this, work = std::move(work)](storage::Connection& c) {
-        SqliteJobTx tx(c, clock_);
+        SqlJobTx tx(c, clock_);
         work(tx);
       },
       std::move(done));
 }
 
-std::optional<Job> SqliteJobStore::get(long long id) {
-  return db_.read([id](storage::Connection& c) {
-    // One read transaction: the job and its memos come from the same snapshot.
-    c.query("BEGIN").run();
-    try {
-      auto job = load_job(c, id);
-      c.query("COMMIT").run();
-      return job;
-    } catch (...) {
-      c.query("ROLLBACK").run();
-      throw;
-    }
-  });
+std::optional<Job> SqlJobStore::get(long long id) {
+  // One read transaction: the job and its memos come from the same snapshot.
+  return db_.read_tx([id](storage::Connection& c) { return load_job(c, id, false); });
 }
 
-ListPage SqliteJobStore::list(const ListQuery& query) {
-  return db_.read([&](storage::Connection& c) {
-    c.query("BEGIN").run();
-    struct End {
-      storage::Connection& c;
-      ~End() {
-        try {
-          c.query("COMMIT").run();
-        } catch (...) {
-        }
-      }
-    } end{c};
+ListPage SqlJobStore::list(const ListQuery& query) {
+  return db_.read_tx([&](storage::Connection& c) {
     std::string where;
     if (!query.role) where = "(client_id = ?1 OR provider_id = ?1 OR evaluator_id = ?1)";
     else if (*query.role == "client") where = "client_id = ?1";
@@ -306,7 +318,7 @@ ListPage SqliteJobStore::list(const ListQuery& query) {
   });
 }
 
-std::vector<long long> SqliteJobStore::due_for_expiry(Millis now, int limit) {
+std::vector<long long> SqlJobStore::due_for_expiry(Millis now, int limit) {
   return db_.read([&](storage::Connection& c) {
     std::vector<long long> ids;
     auto q = c.query("SELECT id FROM jobs WHERE phase < 4 AND expired_at > 0 AND expired_at <= ? ORDER BY expired_at LIMIT ?",
@@ -316,18 +328,18 @@ std::vector<long long> SqliteJobStore::due_for_expiry(Millis now, int limit) {
   });
 }
 
-bool SqliteJobStore::agent_known(const std::string& agent_id) {
+bool SqlJobStore::agent_known(const std::string& agent_id) {
   return db_.read([&](storage::Connection& c) {
     auto q = c.query("SELECT 1 FROM known_agents WHERE agent_id = ?", agent_id);
     return q.next();
   });
 }
 
-void SqliteJobStore::apply_agent_event(storage::Connection& c, const events::CloudEvent& event) {
+void SqlJobStore::apply_agent_event(storage::Connection& c, const events::CloudEvent& event) {
   if (event.type != "agent.registered") return;
   std::string name;
   if (auto* n = event.data.if_contains("name"); n && n->is_string()) name = n->get_string();
-  c.query("INSERT OR IGNORE INTO known_agents(agent_id, name, registered_at) VALUES (?,?,?)",
+  c.query("INSERT INTO known_agents(agent_id, name, registered_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
           event.subject, name, event.time)
       .run();
 }

@@ -1,6 +1,7 @@
-#include "storage/sqlite_offer_store.hpp"
+#include "storage/sql_offer_store.hpp"
 
 #include <initializer_list>
+#include <unordered_map>
 
 #include "common/events/outbox.hpp"
 
@@ -66,19 +67,19 @@ CREATE TABLE contracts (
   updated_at INTEGER NOT NULL,
   version INTEGER NOT NULL
 );
-)sql"},
+)sql", {}},
       {3, R"sql(
 ALTER TABLE offers ADD COLUMN token_address TEXT NOT NULL DEFAULT '';
 ALTER TABLE contracts ADD COLUMN token_address TEXT NOT NULL DEFAULT '';
 ALTER TABLE contracts ADD COLUMN deliverable TEXT NOT NULL DEFAULT '';
-)sql"},
+)sql", {}},
       // Times the ops funnel counts by.
       {4, R"sql(
 ALTER TABLE thread_views ADD COLUMN opened_at INTEGER;
 ALTER TABLE thread_views ADD COLUMN quote_locked_at INTEGER;
 ALTER TABLE contracts ADD COLUMN payment_submitted_at INTEGER;
 ALTER TABLE contracts ADD COLUMN funded_at INTEGER;
-)sql"},
+)sql", {}},
       {5, R"sql(
 CREATE TABLE feedback (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -90,7 +91,7 @@ CREATE TABLE feedback (
   redactions TEXT NOT NULL,
   created_at INTEGER NOT NULL
 );
-)sql"},
+)sql", {}},
       // Where the chain saw a payment (reorganization checks), the last payment turned down, and
       // every hash ever bound to a contract: one hash pays one contract, even after a rejection.
       {6, R"sql(
@@ -105,7 +106,12 @@ CREATE TABLE payment_hashes (
   contract_id TEXT NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO payment_hashes(tx_hash, contract_id) SELECT tx_hash, id FROM contracts WHERE tx_hash IS NOT NULL;
-)sql"},
+)sql", {}},
+      events::outbox_published_at_migration(7),
+      // One live offer per thread, whichever replica creates it.
+      {8, R"sql(
+CREATE UNIQUE INDEX offers_one_live_per_thread ON offers(thread_id) WHERE status IN ('open', 'accepted');
+)sql", {}},
   };
 }
 
@@ -178,10 +184,11 @@ Contract read_contract(const storage::Query& q) {
   return c;
 }
 
-std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::string& id) {
+std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::string& id, bool for_change) {
   auto q = c.query(
-      "SELECT thread_id, service_id, requester_id, provider_id, status, locked_terms, quote_message_id, seq, opened_at, "
-      "quote_locked_at FROM thread_views WHERE thread_id = ?",
+      std::string("SELECT thread_id, service_id, requester_id, provider_id, status, locked_terms, quote_message_id, seq, opened_at, "
+                  "quote_locked_at FROM thread_views WHERE thread_id = ?") +
+          (for_change ? c.for_update() : ""),
       id);
   if (!q.next()) return std::nullopt;
   ThreadView v;
@@ -198,12 +205,14 @@ std::optional<ThreadView> read_thread_view(storage::Connection& c, const std::st
   return v;
 }
 
-class SqliteOfferTx final : public OfferTx {
+class SqlOfferTx final : public OfferTx {
  public:
-  SqliteOfferTx(storage::Connection& c, const Clock& clock, std::vector<std::string>* written)
+  SqlOfferTx(storage::Connection& c, const Clock& clock, std::vector<std::string>* written)
       : c_(c), clock_(clock), written_(written) {}
 
-  std::optional<ThreadView> load_thread(const std::string& id) override { return read_thread_view(c_, id); }
+  // Aggregates are loaded for change: locked until commit (PostgreSQL; the thread view serialises
+  // offers made on one thread) and version-checked on save.
+  std::optional<ThreadView> load_thread(const std::string& id) override { return read_thread_view(c_, id, true); }
 
   void save_thread(const ThreadView& v) override {
     std::optional<std::string> terms;
@@ -220,37 +229,49 @@ class SqliteOfferTx final : public OfferTx {
   }
 
   std::optional<Offer> load_offer(const std::string& id) override {
-    auto q = c_.query(std::string("SELECT ") + kOfferColumns + " FROM offers WHERE id = ?", id);
+    auto q = c_.query(std::string("SELECT ") + kOfferColumns + " FROM offers WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
-    return read_offer(q);
+    return remember(read_offer(q));
   }
 
   std::optional<Offer> live_offer_for(const std::string& thread_id) override {
     auto q = c_.query(std::string("SELECT ") + kOfferColumns +
-                          " FROM offers WHERE thread_id = ? AND status IN ('open', 'accepted') ORDER BY pos DESC LIMIT 1",
+                          " FROM offers WHERE thread_id = ? AND status IN ('open', 'accepted') ORDER BY pos DESC LIMIT 1" +
+                          c_.for_update(),
                       thread_id);
     if (!q.next()) return std::nullopt;
-    return read_offer(q);
+    return remember(read_offer(q));
   }
 
   void insert_offer(Offer& o) override {
-    c_.query(
+    try {
+    auto q = c_.query(
         "INSERT INTO offers(id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, "
         "network, quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, "
-        "version, token_address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "version, token_address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING pos",
         o.id, o.thread_id, o.service_id, o.requester_id, o.provider_id, status_name(o.status), bj::serialize(o.terms),
         o.amount.to_string(), o.token, o.network, o.quote_message_id, o.expires_at, o.decided_at, o.decision_reason,
-        o.contract_id, o.created_at, o.updated_at, o.version, o.token_address)
-        .run();
-    o.row = c_.last_insert_rowid();
+        o.contract_id, o.created_at, o.updated_at, o.version, o.token_address);
+    q.next();
+    o.row = q.int64(0);
+    offer_versions_[o.row] = o.version;
+    } catch (const storage::StorageError& e) {
+      // Another writer made this thread's live offer first: the rerun finds it.
+      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("offer insert: ") + e.what());
+      throw;
+    }
   }
 
   void save_offer(const Offer& o) override {
-    c_.query(
+    auto loaded = offer_versions_.find(o.row);
+    long long expected = loaded == offer_versions_.end() ? o.version - 1 : loaded->second;
+    long long changed = c_.query(
         "UPDATE offers SET status=?, decided_at=?, decision_reason=?, contract_id=?, updated_at=?, version=? "
-        "WHERE pos=?",
-        status_name(o.status), o.decided_at, o.decision_reason, o.contract_id, o.updated_at, o.version, o.row)
+        "WHERE pos=? AND version=?",
+        status_name(o.status), o.decided_at, o.decision_reason, o.contract_id, o.updated_at, o.version, o.row, expected)
         .run();
+    if (changed != 1) throw storage::ConcurrentUpdate("offer " + o.id);
+    offer_versions_[o.row] = o.version;
   }
 
   void insert_contract(const Contract& k) override {
@@ -263,29 +284,48 @@ class SqliteOfferTx final : public OfferTx {
         k.pay_to, k.required_confirmations, k.confirmations, k.tx_hash, k.chain_adapter, k.created_at, k.updated_at,
         k.version, k.token_address, k.deliverable)
         .run();
+    contract_versions_[k.id] = k.version;
   }
 
   std::optional<Contract> load_contract(const std::string& id) override {
-    auto q = c_.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?", id);
+    auto q = c_.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
-    return read_contract(q);
+    auto k = read_contract(q);
+    contract_versions_[k.id] = k.version;
+    return k;
   }
 
   void save_contract(const Contract& k) override {
     if (written_) written_->push_back(k.id);
-    c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
-             "funded_at=?, updated_at=?, version=?, payment_block_number=?, payment_block_hash=?, payment_seen_at=?, "
-             "rejected_tx_hash=?, rejected_code=?, rejected_at=? WHERE id=?",
-             k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.payment_submitted_at, k.funded_at, k.updated_at,
-             k.version, k.payment_block_number, k.payment_block_hash, k.payment_seen_at, k.rejected_tx_hash,
-             k.rejected_code, k.rejected_at, k.id)
-        .run();
+    auto loaded = contract_versions_.find(k.id);
+    long long expected = loaded == contract_versions_.end() ? k.version - 1 : loaded->second;
+    long long changed;
+    try {
+      changed = c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
+                         "funded_at=?, updated_at=?, version=?, payment_block_number=?, payment_block_hash=?, payment_seen_at=?, "
+                         "rejected_tx_hash=?, rejected_code=?, rejected_at=? WHERE id=? AND version=?",
+                         k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.payment_submitted_at, k.funded_at, k.updated_at,
+                         k.version, k.payment_block_number, k.payment_block_hash, k.payment_seen_at, k.rejected_tx_hash,
+                         k.rejected_code, k.rejected_at, k.id, expected)
+                    .run();
+    } catch (const storage::StorageError& e) {
+      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("contract update: ") + e.what());
+      throw;
+    }
+    if (changed != 1) throw storage::ConcurrentUpdate("contract " + k.id);
+    contract_versions_[k.id] = k.version;
   }
 
   bool bind_tx_hash(const std::string& tx_hash, const std::string& contract_id) override {
     auto q = c_.query("SELECT contract_id FROM payment_hashes WHERE tx_hash = ?", tx_hash);
     if (q.next()) return q.text(0) == contract_id;
-    c_.query("INSERT INTO payment_hashes(tx_hash, contract_id) VALUES (?, ?)", tx_hash, contract_id).run();
+    try {
+      c_.query("INSERT INTO payment_hashes(tx_hash, contract_id) VALUES (?, ?)", tx_hash, contract_id).run();
+    } catch (const storage::StorageError& e) {
+      // Bound by a concurrent payment meanwhile: the rerun reads whose it is.
+      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("payment hash: ") + e.what());
+      throw;
+    }
     return true;
   }
 
@@ -303,9 +343,17 @@ class SqliteOfferTx final : public OfferTx {
   }
 
  private:
+  Offer remember(Offer o) {
+    offer_versions_[o.row] = o.version;
+    return o;
+  }
+
   storage::Connection& c_;
   const Clock& clock_;
   std::vector<std::string>* written_;
+  // As read (or last written) in this unit of work: what a save expects to find.
+  std::unordered_map<long long, long long> offer_versions_;
+  std::unordered_map<std::string, long long> contract_versions_;
 };
 }  // namespace
 
@@ -339,16 +387,16 @@ std::size_t ContractCache::size() {
   return entries_.size();
 }
 
-std::unique_ptr<OfferTx> SqliteOfferStore::tx_on(storage::Connection& connection, std::vector<std::string>* written) {
-  return std::make_unique<SqliteOfferTx>(connection, clock_, written);
+std::unique_ptr<OfferTx> SqlOfferStore::tx_on(storage::Connection& connection, std::vector<std::string>* written) {
+  return std::make_unique<SqlOfferTx>(connection, clock_, written);
 }
 
-void SqliteOfferStore::transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) {
+void SqlOfferStore::transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) {
   auto written = std::make_shared<std::vector<std::string>>();
   db_.write(
       [this, work = std::move(work), written](storage::Connection& c) {
         written->clear();  // a retried group commit runs this again
-        SqliteOfferTx tx(c, clock_, written.get());
+        SqlOfferTx tx(c, clock_, written.get());
         work(tx);
       },
       [this, written, done = std::move(done)](std::exception_ptr error) {
@@ -357,11 +405,11 @@ void SqliteOfferStore::transact(std::function<void(OfferTx&)> work, std::functio
       });
 }
 
-std::optional<ThreadView> SqliteOfferStore::get_thread(const std::string& thread_id) {
-  return db_.read([&](storage::Connection& c) { return read_thread_view(c, thread_id); });
+std::optional<ThreadView> SqlOfferStore::get_thread(const std::string& thread_id) {
+  return db_.read([&](storage::Connection& c) { return read_thread_view(c, thread_id, false); });
 }
 
-std::optional<Offer> SqliteOfferStore::get_offer(const std::string& id) {
+std::optional<Offer> SqlOfferStore::get_offer(const std::string& id) {
   return db_.read([&](storage::Connection& c) -> std::optional<Offer> {
     auto q = c.query(std::string("SELECT ") + kOfferColumns + " FROM offers WHERE id = ?", id);
     if (!q.next()) return std::nullopt;
@@ -369,7 +417,7 @@ std::optional<Offer> SqliteOfferStore::get_offer(const std::string& id) {
   });
 }
 
-OfferPage SqliteOfferStore::list_offers(const OfferQuery& query) {
+OfferPage SqlOfferStore::list_offers(const OfferQuery& query) {
   return db_.read([&](storage::Connection& c) {
     std::string who = !query.as_provider ? "(requester_id = ?1 OR provider_id = ?1)"
                       : *query.as_provider ? "provider_id = ?1"
@@ -380,7 +428,7 @@ OfferPage SqliteOfferStore::list_offers(const OfferQuery& query) {
       for (OfferStatus s : query.statuses) *statuses += std::string(status_name(s)) + ",";
     }
     std::string sql = std::string("SELECT ") + kOfferColumns + " FROM offers WHERE " + who +
-                      " AND (?2 IS NULL OR instr(?2, ',' || status || ',') > 0) AND (?3 IS NULL OR pos < ?3)"
+                      " AND (?2 IS NULL OR strpos(?2, ',' || status || ',') > 0) AND (?3 IS NULL OR pos < ?3)"
                       " ORDER BY pos DESC LIMIT ?4";
     OfferPage page;
     auto q = c.query(sql, query.agent_id, statuses, query.before_row, static_cast<long long>(query.limit + 1));
@@ -393,7 +441,7 @@ OfferPage SqliteOfferStore::list_offers(const OfferQuery& query) {
   });
 }
 
-std::optional<std::string> SqliteOfferStore::contract_of_tx_hash(const std::string& tx_hash) {
+std::optional<std::string> SqlOfferStore::contract_of_tx_hash(const std::string& tx_hash) {
   return db_.read([&](storage::Connection& c) -> std::optional<std::string> {
     auto q = c.query("SELECT contract_id FROM payment_hashes WHERE tx_hash = ?", tx_hash);
     if (!q.next()) return std::nullopt;
@@ -401,7 +449,7 @@ std::optional<std::string> SqliteOfferStore::contract_of_tx_hash(const std::stri
   });
 }
 
-std::optional<Contract> SqliteOfferStore::get_contract(const std::string& id) {
+std::optional<Contract> SqlOfferStore::get_contract(const std::string& id) {
   if (auto hit = contracts_.find(id)) return *hit;
   std::uint64_t generation = contracts_.generation();
   auto found = db_.read([&](storage::Connection& c) -> std::optional<Contract> {
@@ -413,7 +461,7 @@ std::optional<Contract> SqliteOfferStore::get_contract(const std::string& id) {
   return found;
 }
 
-std::vector<std::string> SqliteOfferStore::due_for_expiry(Millis now, int limit) {
+std::vector<std::string> SqlOfferStore::due_for_expiry(Millis now, int limit) {
   return db_.read([&](storage::Connection& c) {
     std::vector<std::string> ids;
     auto q = c.query("SELECT id FROM offers WHERE status = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?", now,
@@ -423,7 +471,7 @@ std::vector<std::string> SqliteOfferStore::due_for_expiry(Millis now, int limit)
   });
 }
 
-std::vector<std::string> SqliteOfferStore::awaiting_confirmation(int limit) {
+std::vector<std::string> SqlOfferStore::awaiting_confirmation(int limit) {
   return db_.read([&](storage::Connection& c) {
     std::vector<std::string> ids;
     auto q = c.query("SELECT id FROM contracts WHERE status = 'payment_submitted' ORDER BY updated_at LIMIT ?",
@@ -433,11 +481,10 @@ std::vector<std::string> SqliteOfferStore::awaiting_confirmation(int limit) {
   });
 }
 
-OpsCounts SqliteOfferStore::ops_counts(Millis window_start) {
-  return db_.read([&](storage::Connection& c) {
+OpsCounts SqlOfferStore::ops_counts(Millis window_start) {
+  return db_.read_tx([&](storage::Connection& c) {  // one snapshot for every figure
     OpsCounts n;
-    c.query("BEGIN").run();  // one snapshot for every figure
-    try {
+    {
       // Counts by status into the named fields; every row also adds to the total.
       auto by_status = [&](const char* table, long long& total,
                            std::initializer_list<std::pair<const char*, long long*>> fields) {
@@ -470,16 +517,12 @@ OpsCounts SqliteOfferStore::ops_counts(Millis window_start) {
       n.window_offers_accepted = count("SELECT count(*) FROM offers WHERE status = 'accepted' AND decided_at >= ?");
       n.window_payments_submitted = count("SELECT count(*) FROM contracts WHERE payment_submitted_at >= ?");
       n.window_payments_confirmed = count("SELECT count(*) FROM contracts WHERE funded_at >= ?");
-      c.query("COMMIT").run();
-    } catch (...) {
-      c.query("ROLLBACK").run();
-      throw;
     }
     return n;
   });
 }
 
-std::vector<Journey> SqliteOfferStore::journeys(Millis window_start, int limit) {
+std::vector<Journey> SqlOfferStore::journeys(Millis window_start, int limit) {
   return db_.read([&](storage::Connection& c) {
     std::vector<Journey> out;
     // A thread's first offer and that offer's contract: the journey to a first payment.

@@ -1,6 +1,7 @@
-#include "storage/sqlite_thread_store.hpp"
+#include "storage/sql_thread_store.hpp"
 
 #include <boost/json.hpp>
+#include <unordered_map>
 
 #include "common/events/outbox.hpp"
 #include "events/thread_json.hpp"
@@ -18,7 +19,7 @@ CREATE TABLE agents (
   key_fingerprint TEXT NOT NULL,
   created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
-)sql"},
+)sql", {}},
       {3, R"sql(
 CREATE TABLE services (
   pos INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,7 +88,8 @@ CREATE TABLE messages (
   created_at INTEGER NOT NULL,
   PRIMARY KEY (thread_pos, seq)
 ) WITHOUT ROWID;
-)sql"},
+)sql", {}},
+      events::outbox_published_at_migration(4),
   };
 }
 
@@ -175,53 +177,62 @@ std::string tags_text(const Service& s) {
   return bj::serialize(tags);
 }
 
-class SqliteThreadTx final : public ThreadTx {
+class SqlThreadTx final : public ThreadTx {
  public:
-  SqliteThreadTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
+  SqlThreadTx(storage::Connection& c, const Clock& clock) : c_(c), clock_(clock) {}
 
+  // Aggregates are loaded for change: locked until commit (PostgreSQL) and version-checked on save.
   std::optional<Service> load_service(const std::string& id) override {
-    auto q = c_.query(std::string("SELECT ") + kServiceColumns + " FROM services WHERE id = ?", id);
+    auto q = c_.query(std::string("SELECT ") + kServiceColumns + " FROM services WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
-    return read_service(q);
+    auto s = read_service(q);
+    service_versions_[s.row] = s.version;
+    return s;
   }
 
   void insert_service(Service& s) override {
-    c_.query(
+    auto q = c_.query(
         "INSERT INTO services(id, provider_id, title, description, deliverable, price_amount, price_token, "
         "price_network, timeline, tags, search_text, active, created_at, updated_at, version) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING pos",
         s.id, s.provider_id, s.title, s.description, s.deliverable, s.price_amount.to_string(), s.price_token,
-        s.price_network, s.timeline, tags_text(s), search_text(s), s.active, s.created_at, s.updated_at, s.version)
-        .run();
-    s.row = c_.last_insert_rowid();
+        s.price_network, s.timeline, tags_text(s), search_text(s), s.active, s.created_at, s.updated_at, s.version);
+    q.next();
+    s.row = q.int64(0);
+    service_versions_[s.row] = s.version;
     save_tags(s);
   }
 
   void save_service(const Service& s) override {
-    c_.query(
+    long long changed = c_.query(
         "UPDATE services SET title=?, description=?, deliverable=?, price_amount=?, price_token=?, "
-        "price_network=?, timeline=?, tags=?, search_text=?, active=?, updated_at=?, version=? WHERE pos=?",
+        "price_network=?, timeline=?, tags=?, search_text=?, active=?, updated_at=?, version=? WHERE pos=? AND version=?",
         s.title, s.description, s.deliverable, s.price_amount.to_string(), s.price_token, s.price_network,
-        s.timeline, tags_text(s), search_text(s), s.active, s.updated_at, s.version, s.row)
+        s.timeline, tags_text(s), search_text(s), s.active, s.updated_at, s.version, s.row, expected_version(s))
         .run();
+    if (changed != 1) throw storage::ConcurrentUpdate("service " + s.id);
+    service_versions_[s.row] = s.version;
     c_.query("DELETE FROM service_tags WHERE service_pos = ?", s.row).run();
     save_tags(s);
   }
 
   std::optional<Thread> load_thread(const std::string& id) override {
-    auto q = c_.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?", id);
+    auto q = c_.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
-    return read_thread(q);
+    auto t = read_thread(q);
+    thread_revisions_[t.row] = t.revision;
+    return t;
   }
 
   void insert_thread(Thread& t) override {
-    c_.query(
+    auto q = c_.query(
         "INSERT INTO threads(id, service_id, service_title, service_terms, requester_id, provider_id, mode, "
-        "status, message_count, created_at, updated_at, version, revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "status, message_count, created_at, updated_at, version, revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING pos",
         t.id, t.service_id, t.service_title, *terms_text(t.service_terms), t.requester_id, t.provider_id, t.mode,
-        status_name(t.status), t.message_count, t.created_at, t.updated_at, t.version, t.revision)
-        .run();
-    t.row = c_.last_insert_rowid();
+        status_name(t.status), t.message_count, t.created_at, t.updated_at, t.version, t.revision);
+    q.next();
+    t.row = q.int64(0);
+    thread_revisions_[t.row] = t.revision;
     if (t.status != Status::Negotiating || t.latest_quote_message_id) save_thread(t);
   }
 
@@ -230,14 +241,19 @@ class SqliteThreadTx final : public ThreadTx {
     std::optional<long long> offer_seq, contract_seq;
     if (t.offer) offer_id = t.offer->id, offer_status = t.offer->status, offer_seq = t.offer->seq;
     if (t.contract) contract_id = t.contract->id, contract_status = t.contract->status, contract_seq = t.contract->seq;
-    c_.query(
+    auto loaded = thread_revisions_.find(t.row);
+    long long expected = loaded == thread_revisions_.end() ? t.revision - 1 : loaded->second;
+    long long changed = c_.query(
         "UPDATE threads SET status=?, message_count=?, latest_quote_message_id=?, latest_quote_terms=?, "
         "locked_quote_message_id=?, locked_terms=?, quote_locked_at=?, offer_id=?, offer_status=?, offer_seq=?, "
-        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=?, revision=? WHERE pos=?",
+        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=?, revision=? "
+        "WHERE pos=? AND revision=?",
         status_name(t.status), t.message_count, t.latest_quote_message_id, terms_text(t.latest_quote_terms),
         t.locked_quote_message_id, terms_text(t.locked_terms), t.quote_locked_at, offer_id, offer_status, offer_seq,
-        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.revision, t.row)
+        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.revision, t.row, expected)
         .run();
+    if (changed != 1) throw storage::ConcurrentUpdate("thread " + t.id);
+    thread_revisions_[t.row] = t.revision;
   }
 
   void insert_message(const Thread& t, const Message& m) override {
@@ -256,29 +272,37 @@ class SqliteThreadTx final : public ThreadTx {
  private:
   void save_tags(const Service& s) {
     for (const auto& tag : s.tags)
-      c_.query("INSERT OR IGNORE INTO service_tags(tag, service_pos) VALUES (?,?)", tag, s.row).run();
+      c_.query("INSERT INTO service_tags(tag, service_pos) VALUES (?,?) ON CONFLICT DO NOTHING", tag, s.row).run();
+  }
+
+  long long expected_version(const Service& s) const {
+    auto loaded = service_versions_.find(s.row);
+    return loaded == service_versions_.end() ? s.version - 1 : loaded->second;
   }
 
   storage::Connection& c_;
   const Clock& clock_;
+  // As read (or last written) in this unit of work: what a save expects to find.
+  std::unordered_map<long long, long long> service_versions_;
+  std::unordered_map<long long, long long> thread_revisions_;
 };
 
 }  // namespace
 
-std::unique_ptr<ThreadTx> SqliteThreadStore::tx_on(storage::Connection& connection, const Clock& clock) {
-  return std::make_unique<SqliteThreadTx>(connection, clock);
+std::unique_ptr<ThreadTx> SqlThreadStore::tx_on(storage::Connection& connection, const Clock& clock) {
+  return std::make_unique<SqlThreadTx>(connection, clock);
 }
 
-void SqliteThreadStore::transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) {
+void SqlThreadStore::transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) {
   db_.write(
       [this, work = std::move(work)](storage::Connection& c) {
-        SqliteThreadTx tx(c, clock_);
+        SqlThreadTx tx(c, clock_);
         work(tx);
       },
       std::move(done));
 }
 
-std::optional<Service> SqliteThreadStore::get_service(const std::string& id) {
+std::optional<Service> SqlThreadStore::get_service(const std::string& id) {
   return db_.read([&](storage::Connection& c) -> std::optional<Service> {
     auto q = c.query(std::string("SELECT ") + kServiceColumns + " FROM services WHERE id = ?", id);
     if (!q.next()) return std::nullopt;
@@ -286,13 +310,13 @@ std::optional<Service> SqliteThreadStore::get_service(const std::string& id) {
   });
 }
 
-ServicePage SqliteThreadStore::list_services(const ServiceQuery& query) {
+ServicePage SqlThreadStore::list_services(const ServiceQuery& query) {
   return db_.read([&](storage::Connection& c) {
     std::string sql = std::string("SELECT ") + kServiceColumns + " FROM services WHERE " +
                       (query.provider_id ? "provider_id = ?1" : "active = 1 AND ?1 IS NULL") +
                       " AND (?2 IS NULL OR pos < ?2)"
                       " AND (?3 IS NULL OR EXISTS (SELECT 1 FROM service_tags t WHERE t.tag = ?3 AND t.service_pos = services.pos))"
-                      " AND (?4 IS NULL OR instr(search_text, ?4) > 0)"
+                      " AND (?4 IS NULL OR strpos(search_text, ?4) > 0)"
                       " ORDER BY pos DESC LIMIT ?5";
     ServicePage page;
     auto q = c.query(sql, query.provider_id, query.before_row, query.tag, query.text,
@@ -306,7 +330,7 @@ ServicePage SqliteThreadStore::list_services(const ServiceQuery& query) {
   });
 }
 
-ThreadRef SqliteThreadStore::find_thread(const std::string& id) {
+ThreadRef SqlThreadStore::find_thread(const std::string& id) {
   return db_.read([&](storage::Connection& c) -> ThreadRef {
     auto q = c.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?", id);
     if (!q.next()) return nullptr;
@@ -314,17 +338,17 @@ ThreadRef SqliteThreadStore::find_thread(const std::string& id) {
   });
 }
 
-std::vector<ThreadIndexEntry> SqliteThreadStore::thread_index(const std::string& agent_id) {
+std::vector<ThreadIndexEntry> SqlThreadStore::thread_index(const std::string& agent_id) {
   return db_.read([&](storage::Connection& c) {
     std::vector<ThreadIndexEntry> out;
-    auto q = c.query("SELECT pos, id, requester_id = ?1 FROM threads WHERE requester_id = ?1 OR provider_id = ?1 ORDER BY pos",
+    auto q = c.query("SELECT pos, id, CASE WHEN requester_id = ?1 THEN 1 ELSE 0 END FROM threads WHERE requester_id = ?1 OR provider_id = ?1 ORDER BY pos",
                      agent_id);
     while (q.next()) out.push_back(ThreadIndexEntry{q.int64(0), q.text(1), q.int64(2) != 0});
     return out;
   });
 }
 
-ThreadPage SqliteThreadStore::list_threads(const ThreadQuery& query) {
+ThreadPage SqlThreadStore::list_threads(const ThreadQuery& query) {
   return db_.read([&](storage::Connection& c) {
     std::string who = !query.as                       ? "(requester_id = ?1 OR provider_id = ?1)"
                       : *query.as == Role::Requester ? "requester_id = ?1"
@@ -335,7 +359,7 @@ ThreadPage SqliteThreadStore::list_threads(const ThreadQuery& query) {
       for (Status s : query.statuses) *statuses += std::string(status_name(s)) + ",";
     }
     std::string sql = std::string("SELECT ") + kThreadColumns + " FROM threads WHERE " + who +
-                      " AND (?2 IS NULL OR instr(?2, ',' || status || ',') > 0) AND (?3 IS NULL OR pos < ?3)"
+                      " AND (?2 IS NULL OR strpos(?2, ',' || status || ',') > 0) AND (?3 IS NULL OR pos < ?3)"
                       " ORDER BY pos DESC LIMIT ?4";
     ThreadPage page;
     auto q = c.query(sql, query.agent_id, statuses, query.before_row, static_cast<long long>(query.limit + 1));
@@ -348,7 +372,7 @@ ThreadPage SqliteThreadStore::list_threads(const ThreadQuery& query) {
   });
 }
 
-MessagePage SqliteThreadStore::list_messages(const Thread& thread, long long after_seq, int limit) {
+MessagePage SqlThreadStore::list_messages(const Thread& thread, long long after_seq, int limit) {
   return db_.read([&](storage::Connection& c) {
     MessagePage page;
     auto q = c.query(
@@ -375,6 +399,26 @@ MessagePage SqliteThreadStore::list_messages(const Thread& thread, long long aft
   });
 }
 
-bool SqliteThreadStore::healthy() { return db_.healthy(); }
+bool SqlThreadStore::healthy() { return db_.healthy(); }
+
+void SqlThreadStore::add_agent(const AgentRow& a, const events::CloudEvent& registered,
+                               std::function<void(std::exception_ptr)> done) {
+  db_.write(
+      [this, a, registered](storage::Connection& c) {
+        c.query("INSERT INTO agents(agent_id, name, description, key_fingerprint, created_at) VALUES (?,?,?,?,?)",
+                a.agent_id, a.name, a.description, a.key_fingerprint, a.created_at)
+            .run();
+        events::append_to_outbox(c, "agentlancer.agents.v1", registered, clock_.now_ms());
+      },
+      std::move(done));
+}
+
+std::optional<SqlThreadStore::AgentRow> SqlThreadStore::find_agent(const std::string& agent_id) {
+  return db_.read([&](storage::Connection& c) -> std::optional<AgentRow> {
+    auto q = c.query("SELECT name, description, key_fingerprint, created_at FROM agents WHERE agent_id = ?", agent_id);
+    if (!q.next()) return std::nullopt;
+    return AgentRow{agent_id, q.text(0), q.opt_text(1), q.text(2), q.int64(3)};
+  });
+}
 
 }  // namespace al::thread

@@ -1,7 +1,7 @@
 #pragma once
 #include <memory>
 
-#include "common/storage/sqlite.hpp"
+#include "common/storage/database.hpp"
 #include "storage/thread_store.hpp"
 
 namespace al::thread {
@@ -9,9 +9,9 @@ namespace al::thread {
 // Agents (signup), services, threads and messages; migration 1 is the outbox, 2 the agents table.
 std::vector<storage::Migration> thread_migrations();
 
-class SqliteThreadStore final : public ThreadStore {
+class SqlThreadStore final : public ThreadStore {
  public:
-  SqliteThreadStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
+  SqlThreadStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
 
   void transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<Service> get_service(const std::string& id) override;
@@ -21,6 +21,17 @@ class SqliteThreadStore final : public ThreadStore {
   std::vector<ThreadIndexEntry> thread_index(const std::string& agent_id) override;
   MessagePage list_messages(const Thread& thread, long long after_seq, int limit) override;
   bool healthy() override;
+
+  // Agents (signup and /me): the row and its `agent.registered` event commit together. Only a
+  // fingerprint of the key is kept (for revocation); the key itself is shown once.
+  struct AgentRow {
+    std::string agent_id, name;
+    std::optional<std::string> description;
+    std::string key_fingerprint;
+    Millis created_at = 0;
+  };
+  void add_agent(const AgentRow& agent, const events::CloudEvent& registered, std::function<void(std::exception_ptr)> done);
+  std::optional<AgentRow> find_agent(const std::string& agent_id);
 
   // A transaction on a connection the caller already holds (the event consumer's).
   static std::unique_ptr<ThreadTx> tx_on(storage::Connection& connection, const Clock& clock);

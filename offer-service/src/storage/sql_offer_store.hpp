@@ -4,7 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/storage/sqlite.hpp"
+#include "common/storage/database.hpp"
 #include "storage/offer_store.hpp"
 
 namespace al::offer {
@@ -32,9 +32,9 @@ class ContractCache {
   std::size_t capacity_;
 };
 
-class SqliteOfferStore final : public OfferStore {
+class SqlOfferStore final : public OfferStore {
  public:
-  SqliteOfferStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
+  SqlOfferStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
 
   void transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<ThreadView> get_thread(const std::string& thread_id) override;

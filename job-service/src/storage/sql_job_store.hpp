@@ -2,16 +2,16 @@
 #include <memory>
 #include "common/clock/clock.hpp"
 #include "common/events/cloud_event.hpp"
-#include "common/storage/sqlite.hpp"
+#include "common/storage/database.hpp"
 #include "storage/job_store.hpp"
 
 namespace al::job {
 
 std::vector<storage::Migration> job_migrations();
 
-class SqliteJobStore final : public JobStore {
+class SqlJobStore final : public JobStore {
  public:
-  SqliteJobStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
+  SqlJobStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
 
   void transact(std::function<void(JobTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<Job> get(long long id) override;

@@ -1,0 +1,38 @@
+#pragma once
+// The SQL of the transactional outbox, the consumers' processed-event markers and dead letters:
+// shared by every service database, written once for SQLite and PostgreSQL.
+#include <string>
+#include <vector>
+
+#include "common/storage/database.hpp"
+
+namespace al::storage::outbox {
+
+Migration tables_migration(int version);
+// Replaces the single published watermark (correct only while commits happen in sequence order)
+// by a per-row `published_at`: with concurrent committers a lower `seq` may commit later, and
+// "every unpublished row" still finds it.
+Migration published_at_migration(int version);
+
+void append(Connection& c, const std::string& event_id, const std::string& topic, const std::string& key,
+            const std::string& payload, long long now);
+// True when this consumer had not recorded the event yet (and now has, in the caller's transaction).
+bool claim(Connection& c, const std::string& consumer, const std::string& event_id, long long now);
+void dead_letter(Connection& c, const std::string& consumer, const std::string& topic, const std::string& payload,
+                 const std::string& error, long long now);
+
+struct Row {
+  long long seq;
+  std::string topic, key, payload;
+};
+// The lowest unpublished rows that have committed, in sequence order.
+std::vector<Row> unpublished(Connection& c, std::size_t limit);
+// Every row (published or not) in (after, upto], for replaying to an empty embedded broker.
+std::vector<Row> between(Connection& c, long long after, long long upto, std::size_t limit);
+long long max_seq(Connection& c);
+void mark_published(Connection& c, const std::vector<long long>& seqs, long long now);
+long long backlog(Connection& c);
+// Published rows created before `cutoff`.
+void trim(Connection& c, long long cutoff);
+
+}  // namespace al::storage::outbox

@@ -1,0 +1,120 @@
+#include "common/storage/outbox_store.hpp"
+
+namespace al::storage::outbox {
+
+Migration tables_migration(int version) {
+  return {version, R"sql(
+CREATE TABLE outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL UNIQUE,
+  topic TEXT NOT NULL,
+  msg_key TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE outbox_watermark (
+  relay TEXT PRIMARY KEY,
+  published_upto INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE processed_events (
+  consumer TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  processed_at INTEGER NOT NULL,
+  PRIMARY KEY (consumer, event_id)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  consumer TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  error TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql", {}};
+}
+
+Migration published_at_migration(int version) {
+  return {version, R"sql(
+ALTER TABLE outbox ADD COLUMN published_at INTEGER;
+UPDATE outbox SET published_at = created_at
+ WHERE seq <= COALESCE((SELECT MAX(published_upto) FROM outbox_watermark), 0);
+DROP TABLE outbox_watermark;
+CREATE INDEX outbox_unpublished ON outbox(seq) WHERE published_at IS NULL;
+)sql", {}};
+}
+
+void append(Connection& c, const std::string& event_id, const std::string& topic, const std::string& key,
+            const std::string& payload, long long now) {
+  c.query("INSERT INTO outbox(event_id, topic, msg_key, payload, created_at) VALUES (?,?,?,?,?)", event_id, topic,
+          key, payload, now)
+      .run();
+}
+
+bool claim(Connection& c, const std::string& consumer, const std::string& event_id, long long now) {
+  return c.query("INSERT INTO processed_events(consumer, event_id, processed_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                 consumer, event_id, now)
+             .run() == 1;
+}
+
+void dead_letter(Connection& c, const std::string& consumer, const std::string& topic, const std::string& payload,
+                 const std::string& error, long long now) {
+  c.query("INSERT INTO dead_letters(consumer, topic, payload, error, created_at) VALUES (?,?,?,?,?)", consumer, topic,
+          payload, error, now)
+      .run();
+}
+
+namespace {
+std::vector<Row> rows_of(Query& q) {
+  std::vector<Row> out;
+  while (q.next()) out.push_back({q.int64(0), q.text(1), q.text(2), q.text(3)});
+  return out;
+}
+}  // namespace
+
+std::vector<Row> unpublished(Connection& c, std::size_t limit) {
+  auto q = c.query("SELECT seq, topic, msg_key, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
+                   static_cast<long long>(limit));
+  return rows_of(q);
+}
+
+std::vector<Row> between(Connection& c, long long after, long long upto, std::size_t limit) {
+  auto q = c.query("SELECT seq, topic, msg_key, payload FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                   after, upto, static_cast<long long>(limit));
+  return rows_of(q);
+}
+
+long long max_seq(Connection& c) {
+  auto q = c.query("SELECT COALESCE(MAX(seq), 0) FROM outbox");
+  return q.next() ? q.int64(0) : 0;
+}
+
+void mark_published(Connection& c, const std::vector<long long>& seqs, long long now) {
+  if (seqs.empty()) return;
+  // By explicit sequence numbers, never by range: a row inside the range that committed after
+  // the read has not been published yet.
+  std::string list;
+  for (long long s : seqs) {
+    if (!list.empty()) list.push_back(',');
+    list += std::to_string(s);
+  }
+  if (c.dialect() == Dialect::Postgres) {
+    c.query("UPDATE outbox SET published_at = ? WHERE seq = ANY(CAST(? AS BIGINT[])) AND published_at IS NULL", now,
+            "{" + list + "}")
+        .run();
+  } else {
+    c.query("UPDATE outbox SET published_at = ? WHERE seq IN (SELECT value FROM json_each(?)) AND published_at IS NULL",
+            now, "[" + list + "]")
+        .run();
+  }
+}
+
+long long backlog(Connection& c) {
+  auto q = c.query("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL");
+  return q.next() ? q.int64(0) : 0;
+}
+
+void trim(Connection& c, long long cutoff) {
+  c.query("DELETE FROM outbox WHERE published_at IS NOT NULL AND created_at < ?", cutoff).run();
+}
+
+}  // namespace al::storage::outbox
