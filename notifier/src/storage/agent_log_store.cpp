@@ -57,7 +57,7 @@ std::vector<Appended> AgentLogStore::append(storage::Connection& c, const events
     long long id = 0;
     {
       auto q = c.query("INSERT INTO agent_event_counters(agent_id, last_event_id) VALUES (?, 1) "
-                       "ON CONFLICT(agent_id) DO UPDATE SET last_event_id = last_event_id + 1 "
+                       "ON CONFLICT(agent_id) DO UPDATE SET last_event_id = agent_event_counters.last_event_id + 1 "
                        "RETURNING last_event_id",
                        agent);
       if (q.next()) id = q.int64(0);
