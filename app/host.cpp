@@ -39,6 +39,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"storage.url", "", "Where the services keep their data. Empty: one SQLite file per service under `data_dir` (the embedded default). A libpq URI (`postgresql://user[:password]@host:port/db`): PostgreSQL, each service in its own schema (`job_service`, `thread_service`, `offer_service`, `notifier`) of that database, migrated at start under an advisory lock (replicas may start at once). One URL may serve all four services, or each service process its own database.", {"STORAGE_URL"}, true},
       {"storage.pool_size", "8", "PostgreSQL: connections (and threads) per service that run write transactions; reads use a pool of the same size.", {}},
       {"storage.max_attempts", "10", "PostgreSQL: runs of a write transaction that meets a serialization failure, a deadlock or a concurrent update before the request fails.", {}},
+      {"storage.read_cache", "auto", "In-memory read caches of jobs, threads and contracts: `on`, `off`, or `auto` (on with SQLite, off with PostgreSQL). A cache learns only of its own process's commits: keep it off when several replicas of a service share one database, so a read on any replica sees a write made through another.", {}},
       {"db.synchronous", "FULL", "SQLite `synchronous` pragma. FULL: a change is on disk before the client hears of it.", {}},
       {"outbox.retention_ms", "604800000", "How long published outbox rows are kept (ms; default 7 days).", {}},
       {"log.level", "info", "debug, info, warn or error.", {}},
@@ -132,6 +133,10 @@ void Host::start() {
   runtime_->storage = storage::StorageSettings{config_.get("storage.url"), data_dir, config_.get("db.synchronous"),
                                                static_cast<int>(config_.get_int("storage.pool_size")),
                                                static_cast<int>(config_.get_int("storage.max_attempts"))};
+  std::string read_cache = config_.get("storage.read_cache");
+  if (read_cache != "auto" && read_cache != "on" && read_cache != "off")
+    throw ConfigError("storage.read_cache must be auto, on or off");
+  runtime_->storage.read_cache = read_cache == "on" || (read_cache == "auto" && runtime_->storage.url.empty());
   std::string public_base = config_.get("http.public_base_url");
   while (!public_base.empty() && public_base.back() == '/') public_base.pop_back();
   if (!public_base.empty() && public_base.rfind("http://", 0) != 0 && public_base.rfind("https://", 0) != 0)

@@ -466,6 +466,33 @@ TEST_F(OutboxKafkaTest, RelayCrashRightAfterStartIsRecoveredByTheNextRelay) {
   for (const auto& [subject, seqs] : applied_order()) EXPECT_EQ(seqs, range(1, 5)) << subject;
 }
 
+// Replicas share one outbox: one relay publishes at a time, and when it dies without a word the
+// other takes over once the lease expires; nothing is lost and every event arrives once.
+TEST_F(OutboxKafkaTest, OneRelayPublishesAndAnotherTakesOverWhenItDies) {
+  auto& sub = consumer();
+  RelayOptions options;
+  options.lease_ms = 1500;
+  auto& a = relay(options);
+  auto& b = relay(options);
+  append(subjects("l", 4), 1, 5);
+  ASSERT_TRUE(eventually([&] { return backlog() == 0; })) << backlog();
+  ASSERT_TRUE(eventually([&] { return applied() == 20; })) << applied();
+  ASSERT_NE(a.publishing(), b.publishing());  // exactly one holds the lease
+  auto& holder = a.publishing() ? a : b;
+  auto& standby = a.publishing() ? b : a;
+  EXPECT_EQ(holder.published_count(), 20);
+  EXPECT_EQ(standby.published_count(), 0);
+  holder.abandon();  // killed: keeps its lease until it expires
+  append(subjects("l", 4), 6, 5);
+  ASSERT_TRUE(eventually([&] { return backlog() == 0; })) << backlog();
+  ASSERT_TRUE(eventually([&] { return applied() == 40; })) << applied();
+  EXPECT_TRUE(standby.publishing());
+  EXPECT_EQ(standby.published_count(), 20);
+  sub.stop();
+  EXPECT_EQ(applied_distinct(), 40);
+  for (const auto& [subject, seqs] : applied_order()) EXPECT_EQ(seqs, range(1, 10)) << subject;
+}
+
 TEST_F(OutboxKafkaTest, LostDeliveryReportsAreRepublishedAndDeduped) {
   constexpr int kEvents = 15;
   auto& sub = consumer();

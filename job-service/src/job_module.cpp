@@ -28,7 +28,7 @@ class JobModule final : public Module {
       : rt_(rt),
         db_(storage::open_database(rt.storage, "job-service")),
         sql_store_(*db_, rt.clock),
-        store_(sql_store_),
+        store_(sql_store_, rt.storage.read_cache ? 200'000 : 0),
         service_(store_, chain_, rt.clock, rt.scheduler,
                  JobServiceOptions{rt.config.get_int("job.default_ttl_ms"), rt.config.get_int("job.agent_wait_ms")}),
         relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,

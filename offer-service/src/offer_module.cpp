@@ -92,7 +92,7 @@ class OfferModule final : public Module {
       : rt_(rt),
         chain_(chain_adapter_from(rt.config, rt.io)),
         db_(storage::open_database(rt.storage, "offer-service")),
-        store_(*db_, rt.clock),
+        store_(*db_, rt.clock, rt.storage.read_cache ? 100'000 : 0),
         service_(store_, *chain_, rt.clock, rt.scheduler, options_from(rt.config)),
         relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "offer-service",

@@ -38,7 +38,7 @@ class ThreadModule final : public Module {
       : rt_(rt),
         db_(storage::open_database(rt.storage, "thread-service")),
         sql_store_(*db_, rt.clock),
-        store_(sql_store_),
+        store_(sql_store_, rt.storage.read_cache ? 500'000 : 0),
         rows_(rt.public_base_url),
         service_(store_, rt.clock, thread::ThreadServiceOptions{rt.config.get_int("threads.max_messages")}),
         relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,

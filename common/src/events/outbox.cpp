@@ -6,6 +6,9 @@
 
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
+#include "common/util/ids.hpp"
+
+#include <unistd.h>
 
 namespace al::events {
 
@@ -38,6 +41,7 @@ OutboxRelay::~OutboxRelay() { stop(); }
 void OutboxRelay::start() {
   if (running_) throw std::logic_error("outbox relay already started");
   producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
+  holder_ = options_.name + "@" + std::to_string(::getpid()) + "." + random_hex(4);
   // The embedded broker starts empty: publish every retained row again, then the new ones.
   if (options_.replay_published_on_start)
     replay_upto_ = db_.read([](storage::Connection& c) { return storage::outbox::max_seq(c); });
@@ -59,7 +63,17 @@ void OutboxRelay::stop() {
   db_.remove_commit_listener(listener_id_);
   wake();
   if (thread_.joinable()) thread_.join();
-  if (!abandon_) producer_->flush(5000);  // a batch cut short is unmarked: published again next start
+  if (!abandon_) {
+    producer_->flush(5000);  // a batch cut short is unmarked: published again next start
+    if (leased_) {
+      // Hand over at once rather than after the lease expires.
+      try {
+        db_.write_sync([this](storage::Connection& c) { storage::outbox::release_lease(c, options_.name, holder_); });
+      } catch (const std::exception&) {
+      }
+      leased_ = false;
+    }
+  }
   producer_.reset();
 }
 
@@ -85,6 +99,30 @@ void OutboxRelay::set_broker_ok(bool ok) {
     broker_ok_ = ok;
   }
   probe_cv_.notify_all();
+}
+
+bool OutboxRelay::hold_lease(bool force) {
+  auto now = std::chrono::steady_clock::now();
+  auto renew_every = std::chrono::milliseconds(std::max(1LL, options_.lease_ms / 3));
+  if (!force && leased_ && now - lease_renewed_ < renew_every) return true;
+  if (!force && !leased_ && now - lease_renewed_ < std::chrono::milliseconds(200)) return false;  // standby: ask 5×/s
+  lease_renewed_ = now;
+  bool held = false;
+  try {
+    db_.write_sync([&](storage::Connection& c) {
+      // Operational time, not the (injectable) domain clock: replicas compare it with each other's.
+      long long wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+      held = storage::outbox::hold_lease(c, options_.name, holder_, wall, options_.lease_ms);
+    });
+  } catch (const std::exception& e) {
+    log::warn("outbox lease check failed", {{"relay", options_.name}, {"what", e.what()}});
+  }
+  if (held != leased_.load())
+    log::info(held ? "outbox publisher lease taken" : "outbox publisher lease lost", {{"relay", options_.name}, {"holder", holder_}});
+  leased_ = held;
+  return held;
 }
 
 void OutboxRelay::probe_broker() {
@@ -124,7 +162,10 @@ std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::R
       stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     if (std::chrono::steady_clock::now() > stop_deadline) break;
     collect(5);
-    if (running_) probe_broker();  // readiness follows a broker that went away mid-batch
+    if (running_) {
+      probe_broker();  // readiness follows a broker that went away mid-batch
+      hold_lease();    // a long batch (broker down) keeps its lease
+    }
   }
   collect(0);
   std::vector<long long> prefix;
@@ -151,6 +192,12 @@ void OutboxRelay::loop() {
       producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
     }
     probe_broker();
+    if (!hold_lease()) {
+      // Another replica publishes; stand by, ready to take over when its lease expires.
+      std::unique_lock lock(mutex_);
+      cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return !running_; });
+      continue;
+    }
     bool replaying = replay_cursor_ < replay_upto_;
     std::vector<storage::outbox::Row> rows;
     try {

@@ -40,6 +40,11 @@ UPDATE outbox SET published_at = created_at
  WHERE seq <= COALESCE((SELECT MAX(published_upto) FROM outbox_watermark), 0);
 DROP TABLE outbox_watermark;
 CREATE INDEX outbox_unpublished ON outbox(seq) WHERE published_at IS NULL;
+CREATE TABLE relay_leases (
+  relay TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 )sql", {}};
 }
 
@@ -111,6 +116,19 @@ void mark_published(Connection& c, const std::vector<long long>& seqs, long long
 long long backlog(Connection& c) {
   auto q = c.query("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL");
   return q.next() ? q.int64(0) : 0;
+}
+
+bool hold_lease(Connection& c, const std::string& relay, const std::string& holder, long long now, long long ttl_ms) {
+  // Taken when free, expired, or already ours (then renewed); a row changed = held.
+  return c.query("INSERT INTO relay_leases(relay, holder, expires_at) VALUES (?, ?, ?) "
+                 "ON CONFLICT (relay) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+                 "WHERE relay_leases.holder = excluded.holder OR relay_leases.expires_at < ?",
+                 relay, holder, now + ttl_ms, now)
+             .run() == 1;
+}
+
+void release_lease(Connection& c, const std::string& relay, const std::string& holder) {
+  c.query("UPDATE relay_leases SET expires_at = 0 WHERE relay = ? AND holder = ?", relay, holder).run();
 }
 
 void trim(Connection& c, long long cutoff) {

@@ -13,8 +13,9 @@ namespace al::job {
 // replaces a newer version, so readers never see uncommitted or stale-after-newer state.
 class CachingJobStore final : public JobStore {
  public:
+  // capacity 0: off (every read goes to the database), for replicas that share one database.
   explicit CachingJobStore(JobStore& inner, std::size_t capacity = 200'000)
-      : inner_(inner), shard_capacity_(capacity / kShards + 1) {}
+      : inner_(inner), enabled_(capacity > 0), shard_capacity_(capacity / kShards + 1) {}
 
   void transact(std::function<void(JobTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<Job> get(long long id) override;
@@ -38,6 +39,7 @@ class CachingJobStore final : public JobStore {
   void put(std::shared_ptr<const Job> job);
 
   JobStore& inner_;
+  bool enabled_;
   std::size_t shard_capacity_;
   std::array<Shard, kShards> shards_;
 };

@@ -369,6 +369,7 @@ std::uint64_t ContractCache::generation() {
 }
 
 void ContractCache::offer(std::shared_ptr<const Contract> contract, std::uint64_t generation_before_read) {
+  if (capacity_ == 0) return;  // off
   std::lock_guard lock(mutex_);
   if (generation_ != generation_before_read) return;
   if (entries_.size() >= capacity_) entries_.clear();  // rare; a cold start is correct, only slower

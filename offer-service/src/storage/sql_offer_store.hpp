@@ -17,6 +17,7 @@ std::vector<storage::Migration> offer_migrations();
 // older than the last commit that has dropped it.
 class ContractCache {
  public:
+  // capacity 0: off, for replicas that share one database (their commits never reach this one).
   explicit ContractCache(std::size_t capacity = 100'000) : capacity_(capacity) {}
   std::shared_ptr<const Contract> find(const std::string& id);
   std::uint64_t generation();
@@ -34,7 +35,8 @@ class ContractCache {
 
 class SqlOfferStore final : public OfferStore {
  public:
-  SqlOfferStore(storage::Database& db, const Clock& clock) : db_(db), clock_(clock) {}
+  SqlOfferStore(storage::Database& db, const Clock& clock, std::size_t contract_cache_capacity = 100'000)
+      : db_(db), clock_(clock), contracts_(contract_cache_capacity) {}
 
   void transact(std::function<void(OfferTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<ThreadView> get_thread(const std::string& thread_id) override;

@@ -76,6 +76,7 @@ std::function<void()> CachingThreadStore::recording(ThreadTx& tx, const std::fun
 }
 
 void CachingThreadStore::put(ThreadRef thread, bool inserted) {
+  if (!enabled_) return;
   if (inserted) {
     // Only agents whose index is loaded are updated; the others load it (with this thread) later.
     for (const auto& [agent, outgoing] : {std::pair{thread->requester_id, true}, std::pair{thread->provider_id, false}}) {
@@ -98,6 +99,7 @@ void CachingThreadStore::put(ThreadRef thread, bool inserted) {
 }
 
 ThreadRef CachingThreadStore::find_thread(const std::string& id) {
+  if (!enabled_) return inner_.find_thread(id);
   {
     ThreadShard& s = thread_shard(id);
     std::lock_guard lock(s.mutex);
@@ -139,6 +141,7 @@ std::vector<std::pair<long long, std::string>> CachingThreadStore::candidates(co
 }
 
 ThreadPage CachingThreadStore::list_threads(const ThreadQuery& query) {
+  if (!enabled_) return inner_.list_threads(query);
   ThreadPage page;
   long long before = query.before_row ? *query.before_row : std::numeric_limits<long long>::max();
   const std::size_t want = static_cast<std::size_t>(query.limit) + 1;

@@ -15,8 +15,9 @@ namespace al::thread {
 // of this service's database). Services and messages are read through.
 class CachingThreadStore final : public ThreadStore {
  public:
+  // capacity 0: off (every read goes to the database), for replicas that share one database.
   explicit CachingThreadStore(ThreadStore& inner, std::size_t capacity = 500'000)
-      : inner_(inner), shard_capacity_(capacity / kShards + 1) {}
+      : inner_(inner), enabled_(capacity > 0), shard_capacity_(capacity / kShards + 1) {}
 
   void transact(std::function<void(ThreadTx&)> work, std::function<void(std::exception_ptr)> done) override;
   std::optional<Service> get_service(const std::string& id) override { return inner_.get_service(id); }
@@ -56,6 +57,7 @@ class CachingThreadStore final : public ThreadStore {
                                                             long long before, std::size_t n);
 
   ThreadStore& inner_;
+  bool enabled_;
   std::size_t shard_capacity_;
   std::array<ThreadShard, kShards> threads_;
   std::array<AgentShard, kShards> agents_;

@@ -40,6 +40,9 @@ struct RelayOptions {
   bool replay_published_on_start = false;
   long long retention_ms = 7LL * 24 * 3600 * 1000;
   int retry_backoff_ms = 500;
+  // Replicas of a service share its outbox: one relay at a time holds the publisher lease (renewed
+  // every lease_ms / 3) and the others stand by; a crashed holder is replaced once its lease expires.
+  long long lease_ms = 5000;
   // Fault injection for tests: rows are never marked published, as if the relay died right after
   // the broker acknowledged the messages.
   bool fault_drop_delivery_reports = false;
@@ -61,6 +64,7 @@ class OutboxRelay {
   void abandon();  // stops without flushing or marking (simulates a crash)
   void wake();
   long long published_count() const { return published_.load(); }
+  bool publishing() const { return leased_.load(); }  // holds the publisher lease
   long long failed_count() const { return failed_.load(); }
   long long backlog();  // rows not yet published
   // The last probe's answer (the relay probes in its own thread every second). With 0 it never
@@ -73,6 +77,8 @@ class OutboxRelay {
   std::vector<long long> publish(const std::vector<storage::outbox::Row>& rows, bool& failed);
   void probe_broker();
   void set_broker_ok(bool ok);
+  // Takes or renews the lease when due; false while another replica holds it.
+  bool hold_lease(bool force = false);
   storage::Database& db_;
   std::string bootstrap_;
   const Clock& clock_;
@@ -87,6 +93,9 @@ class OutboxRelay {
   std::atomic<bool> running_{false};
   std::atomic<bool> abandon_{false};
   std::atomic<bool> broker_ok_{false};
+  std::string holder_;  // this relay instance, in the lease table
+  std::atomic<bool> leased_{false};
+  std::chrono::steady_clock::time_point lease_renewed_{};
   std::mutex probe_mutex_;
   std::condition_variable probe_cv_;
   std::chrono::steady_clock::time_point last_probe_{};

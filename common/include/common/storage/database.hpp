@@ -197,6 +197,9 @@ struct StorageSettings {
   std::string synchronous = "FULL";  // SQLite
   int pool_size = 8;                 // PostgreSQL connections that run units of work
   int max_attempts = 10;             // PostgreSQL: runs of a unit of work that keeps conflicting
+  // The services' in-memory read caches (jobs, threads, contracts). They learn only of this
+  // process's commits, so they are for one process per service's data (storage.read_cache).
+  bool read_cache = true;
 };
 
 // Opens the database of one service: `<data_dir>/<service>.db`, or on PostgreSQL the schema

@@ -11,7 +11,7 @@ namespace al::storage::outbox {
 Migration tables_migration(int version);
 // Replaces the single published watermark (correct only while commits happen in sequence order)
 // by a per-row `published_at`: with concurrent committers a lower `seq` may commit later, and
-// "every unpublished row" still finds it.
+// "every unpublished row" still finds it. Adds the relays' publisher leases.
 Migration published_at_migration(int version);
 
 void append(Connection& c, const std::string& event_id, const std::string& topic, const std::string& key,
@@ -32,6 +32,10 @@ std::vector<Row> between(Connection& c, long long after, long long upto, std::si
 long long max_seq(Connection& c);
 void mark_published(Connection& c, const std::vector<long long>& seqs, long long now);
 long long backlog(Connection& c);
+// One publisher per relay name among replicas: true when `holder` now holds the lease until
+// now + ttl (taken when free or expired, renewed when already held).
+bool hold_lease(Connection& c, const std::string& relay, const std::string& holder, long long now, long long ttl_ms);
+void release_lease(Connection& c, const std::string& relay, const std::string& holder);
 // Published rows created before `cutoff`.
 void trim(Connection& c, long long cutoff);
 
