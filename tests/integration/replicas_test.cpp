@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <set>
@@ -178,6 +179,56 @@ class Replicas : public ::testing::Test {
 
   static unsigned short port(int i) { return replicas_[static_cast<std::size_t>(i % 2)].port; }
 
+  struct Deal {
+    Agent requester, provider;
+    std::string thread_id, offer_id;
+  };
+  // A locked quote turned into an open offer, every step on a different replica than the last.
+  static Deal open_offer(const std::string& tag) {
+    Deal d{signup(port(0), tag + "-req"), signup(port(1), tag + "-prov"), "", ""};
+    bj::object price{{"amount", "25.00"}, {"token", "USDC"}, {"network", "base"}};
+    HttpClient a(port(0)), b(port(1));
+    auto service = b.post("/api/agent/services",
+                          bj::object{{"title", "Replicated work"}, {"description", "Work"}, {"deliverable", "A file"},
+                                     {"price", price}, {"timeline", "3 days"}},
+                          d.provider.key);
+    EXPECT_EQ(service.status, 201u) << service.body;
+    auto thread = a.post("/api/agent/threads",
+                         bj::object{{"service_id", service.json().at("id")}, {"mode", "quick_quote"}, {"message", "Hi"}},
+                         d.requester.key);
+    EXPECT_EQ(thread.status, 201u) << thread.body;
+    d.thread_id = std::string(thread.json().at("id").as_string());
+    bj::object terms{{"deliverable", "A file"}, {"budget", price}, {"timeline", "3 days"},
+                     {"acceptance_criteria", "Complete"}, {"revision_boundary", "One round"}};
+    auto quote = b.post("/api/agent/threads/" + d.thread_id + "/messages",
+                        bj::object{{"type", "quote"}, {"body", "Quote"}, {"terms", terms}}, d.provider.key);
+    EXPECT_EQ(quote.status, 201u) << quote.body;
+    auto lock = a.post("/api/agent/threads/" + d.thread_id + "/lock-quote", "{}", d.provider.key);
+    EXPECT_EQ(lock.status, 200u) << lock.body;
+    auto offer = b.post("/api/agent/threads/" + d.thread_id + "/create-offer", "{}", d.requester.key);
+    EXPECT_EQ(offer.status, 201u) << offer.body;
+    if (offer.status == 201) d.offer_id = std::string(offer.json().at("id").as_string());
+    return d;
+  }
+
+  // Runs `n` calls at once, alternating replicas; returns each call's result.
+  static std::vector<HttpResult> race(int n, const std::function<HttpResult(HttpClient&, int)>& call) {
+    std::vector<std::future<HttpResult>> results;
+    std::atomic<int> ready{0};
+    for (int i = 0; i < n; ++i) {
+      results.push_back(std::async(std::launch::async, [&, i] {
+        HttpClient c(port(i));
+        c.get("/healthz");  // connected before the race starts
+        ++ready;
+        while (ready.load() < n) std::this_thread::yield();
+        return call(c, i);
+      }));
+    }
+    std::vector<HttpResult> out;
+    for (auto& r : results) out.push_back(r.get());
+    return out;
+  }
+
   static inline std::string bin_, bootstrap_, admin_, db_name_, url_, secret_;
   static inline Replica replicas_[2];
 };
@@ -291,6 +342,72 @@ TEST_F(Replicas, TwoHundredJobsExpiringWithBothReplicasSweepingExpireOnce) {
   }
   EXPECT_EQ(expiries.size(), static_cast<std::size_t>(kJobs));
   for (const auto& [job, n] : expiries) EXPECT_EQ(n, 1) << "job " << job << " expired " << n << " times";
+}
+
+TEST_F(Replicas, SixteenConcurrentAcceptsOfOneOfferMakeOneContract) {
+  Deal d = open_offer("acc");
+  ASSERT_FALSE(d.offer_id.empty());
+  auto results = race(16, [&](HttpClient& c, int) {
+    return c.post("/api/agent/offers/" + d.offer_id + "/respond", bj::object{{"action", "accept"}}, d.provider.key);
+  });
+  std::set<std::string> contracts;
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status, 200u) << r.body;  // the winner, and the idempotent repeats
+    if (r.status == 200) contracts.insert(std::string(r.json().at("contract_id").as_string()));
+  }
+  EXPECT_EQ(contracts.size(), 1u);
+  auto offers = read_topic(bootstrap_, "agentlancer.offers.v1", {d.requester.id}, 2);
+  int accepted = 0;
+  for (const auto& e : offers) accepted += e.at("type").as_string() == "offer.accepted";
+  EXPECT_EQ(accepted, 1);
+  auto created = read_topic(bootstrap_, "agentlancer.contracts.v1", {d.requester.id}, 1);
+  int contract_created = 0;
+  for (const auto& e : created) contract_created += e.at("type").as_string() == "contract.created";
+  EXPECT_EQ(contract_created, 1);
+}
+
+TEST_F(Replicas, AcceptAndRejectRacingOnOneOfferHaveOneWinner) {
+  Deal d = open_offer("dec");
+  ASSERT_FALSE(d.offer_id.empty());
+  auto results = race(16, [&](HttpClient& c, int i) {
+    return c.post("/api/agent/offers/" + d.offer_id + "/respond", bj::object{{"action", i % 4 < 2 ? "accept" : "reject"}},
+                  d.provider.key);
+  });
+  HttpClient c(port(0));
+  std::string status(c.get("/api/agent/offers/" + d.offer_id, d.requester.key).json().at("status").as_string());
+  ASSERT_TRUE(status == "accepted" || status == "rejected") << status;
+  for (int i = 0; i < 16; ++i) {
+    bool won = (i % 4 < 2) == (status == "accepted");
+    EXPECT_EQ(results[static_cast<std::size_t>(i)].status, won ? 200u : 409u) << results[static_cast<std::size_t>(i)].body;
+  }
+  auto offers = read_topic(bootstrap_, "agentlancer.offers.v1", {d.requester.id}, 2);
+  int decided = 0;
+  for (const auto& e : offers) decided += e.at("type").as_string() == "offer.accepted" || e.at("type").as_string() == "offer.rejected";
+  EXPECT_EQ(decided, 1);
+}
+
+TEST_F(Replicas, TwoPaymentsWithOneTxHashPayOneContract) {
+  Deal first = open_offer("pay1"), second = open_offer("pay2");
+  std::string contracts[2];
+  for (int i = 0; i < 2; ++i) {
+    const Deal& d = i == 0 ? first : second;
+    HttpClient c(port(i));
+    auto r = c.post("/api/agent/offers/" + d.offer_id + "/respond", bj::object{{"action", "accept"}}, d.provider.key);
+    ASSERT_EQ(r.status, 200u) << r.body;
+    contracts[i] = std::string(r.json().at("contract_id").as_string());
+  }
+  std::string hash = "0x" + random_hex(32);
+  auto results = race(2, [&](HttpClient& c, int i) {
+    const Deal& d = i == 0 ? first : second;
+    return c.post("/api/contracts/" + contracts[i] + "/payment", bj::object{{"tx_hash", hash}}, d.requester.key);
+  });
+  int paid = 0, refused = 0;
+  for (const auto& r : results) {
+    if (r.status == 200) ++paid;
+    if (r.status == 409 && r.body.find("tx_hash_used") != std::string::npos) ++refused;
+  }
+  EXPECT_EQ(paid, 1) << results[0].body << " / " << results[1].body;
+  EXPECT_EQ(refused, 1) << results[0].body << " / " << results[1].body;
 }
 
 // Last: it kills a replica. The publishing replica dies mid-load; the other takes the publisher
