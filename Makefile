@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier clean
+.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres clean
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -48,6 +48,11 @@ bench-offer-service: build-release
 bench-notifier: build-release
 	@bash scripts/install-deps.sh bench
 	bash tests/load/notifier/run.sh
+
+bench-postgres: build-release
+	@bash scripts/install-deps.sh bench
+	@bash scripts/install-deps.sh test
+	bash tests/load/postgres/run.sh
 
 clean:
 	rm -rf build

@@ -48,7 +48,7 @@ class NotifierModule final : public Module, private EventLog {
   explicit NotifierModule(Runtime& rt)
       : rt_(rt),
         db_(storage::open_database(rt.storage, "notifier")),
-        log_(*db_),
+        log_(*db_, "n" + random_hex(6)),
         sockets_(std::make_shared<SocketContext>(
             static_cast<EventLog&>(*this), rt.auth, socket_settings(rt.config),
             static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections_per_agent")),
@@ -61,6 +61,10 @@ class NotifierModule final : public Module, private EventLog {
         trimmer_(rt.io) {
     db_->migrate(agent_log_migrations());
     register_metrics();
+    // Replicas: entries another replica's consumer committed reach this one's sockets too.
+    db_->listen(
+        kAppendedChannel, [this](const std::string& payload) { on_announced(payload); },
+        [] { log::warn("notifier lost its notification connection; sockets catch up with their next event"); });
   }
 
   std::string name() const override { return "notifier"; }
@@ -137,7 +141,7 @@ class NotifierModule final : public Module, private EventLog {
   // new entries to the agents' live sockets (never an entry that was rolled back).
   std::function<void()> append(storage::Connection& c, const events::CloudEvent& e) {
     std::string payload = bj::serialize(e.to_json());
-    auto appended = AgentLogStore::append(c, e, payload, rt_.clock.now_ms());
+    auto appended = log_.append(c, e, payload, rt_.clock.now_ms());
     if (appended.empty()) return {};
     return [this, appended = std::move(appended), payload = std::move(payload)] {
       for (const auto& a : appended) {
@@ -160,6 +164,19 @@ class NotifierModule final : public Module, private EventLog {
     for (auto& entry : log_.after(agent_id, after_event_id, static_cast<long long>(limit)))
       page.push_back(render(entry.payload, agent_id, entry.event_id));
     return page;
+  }
+
+  // An entry committed by some replica (on the database's listener thread). This replica's own
+  // entries already went to its sockets after the commit; another's are read back once and handed
+  // to the agent's sockets here (a socket ignores what it has, and reads a gap from the log).
+  void on_announced(const std::string& payload) {
+    auto a = Announcement::parse(payload);
+    if (!a || a->replica == log_.replica() || !sockets_->hub.has_subscribers(a->agent_id)) return;
+    for (auto& entry : log_.after(a->agent_id, a->event_id - 1, 1)) {
+      if (entry.event_id != a->event_id) break;  // trimmed meanwhile
+      ++remote_events_;
+      sockets_->hub.publish(a->agent_id, std::make_shared<const LiveEvent>(render(entry.payload, a->agent_id, entry.event_id)));
+    }
   }
 
   // --- the socket endpoint -------------------------------------------------------------------
@@ -199,6 +216,8 @@ class NotifierModule final : public Module, private EventLog {
   void register_metrics() {
     auto ctx = sockets_;
     auto& m = rt_.metrics;
+    m.register_counter("notifier_replica_events_total", "Live events committed by another notifier replica and sent to this one's sockets.",
+                       [this] { return static_cast<double>(remote_events_.load()); });
     m.register_gauge("notifier_ws_connections", "Open WebSocket connections (connected or handshaking).",
                      [ctx] { return static_cast<double>(ctx->stats.connected.load()); });
     m.register_counter("notifier_ws_accepted_total", "socket.io connections accepted.",
@@ -233,6 +252,7 @@ class NotifierModule final : public Module, private EventLog {
   Runtime& rt_;
   std::unique_ptr<storage::Database> db_;
   AgentLogStore log_;
+  std::atomic<long long> remote_events_{0};
   std::shared_ptr<SocketContext> sockets_;
   events::ConsumerLoop consumer_;
   boost::asio::steady_timer trimmer_;

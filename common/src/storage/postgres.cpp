@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <random>
 
+#include <sys/select.h>
+#include <cerrno>
+
 #include "common/log/log.hpp"
 
 namespace al::storage {
@@ -214,6 +217,10 @@ void PgConnection::exec(std::string_view sql) {
   PQclear(r);
 }
 
+void PgConnection::notify(const std::string& channel, const std::string& payload) {
+  query("SELECT pg_notify(?, ?)", channel, payload).run();
+}
+
 Cursor& PgConnection::prepare(std::string_view sql) {
   std::string key(sql);
   auto it = cache_.find(key);
@@ -250,6 +257,7 @@ void PostgresDatabase::stop() {
   for (auto& t : workers_)
     if (t.joinable()) t.join();
   workers_.clear();
+  if (listener_.joinable()) listener_.join();
   std::lock_guard lock(readers_mutex_);
   readers_.clear();
 }
@@ -404,6 +412,68 @@ void PostgresDatabase::with_reader(const std::function<void(Connection&)>& f, bo
       }
       if (!connection->broken()) release_reader(std::move(connection));
       throw;
+    }
+  }
+}
+
+void PostgresDatabase::listen(const std::string& channel, std::function<void(const std::string&)> on_message,
+                              std::function<void()> on_gap) {
+  if (listener_.joinable()) throw std::logic_error("listen() must be called before the listener thread starts");
+  listeners_by_channel_.push_back({channel, std::move(on_message), std::move(on_gap)});
+  listener_ = std::thread([this] { listener_loop(); });
+}
+
+// One connection LISTENs on every channel; notifications arrive in commit order. A lost
+// connection is re-established (with backoff) and each listener told of the gap.
+void PostgresDatabase::listener_loop() {
+  std::unique_ptr<PgConnection> c;
+  bool had_connection = false;
+  auto stopping = [this] {
+    std::lock_guard lock(mutex_);
+    return stopping_;
+  };
+  while (!stopping()) {
+    if (!c || c->broken()) {
+      try {
+        c = connect();
+        for (const auto& l : listeners_by_channel_) c->exec("LISTEN " + quote_identifier(l.channel));
+        if (had_connection)
+          for (const auto& l : listeners_by_channel_)
+            if (l.on_gap) l.on_gap();
+        had_connection = true;
+      } catch (const std::exception& e) {
+        log::warn("postgresql listener cannot connect", {{"schema", schema_}, {"what", e.what()}});
+        c.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        continue;
+      }
+    }
+    int socket = PQsocket(c->raw());
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(socket, &readable);
+    timeval timeout{0, 200'000};  // wake to notice stop()
+    int ready = ::select(socket + 1, &readable, nullptr, nullptr, &timeout);
+    if (ready < 0 && errno != EINTR) {
+      c.reset();
+      continue;
+    }
+    if (ready <= 0) continue;
+    if (PQconsumeInput(c->raw()) == 0) {
+      c.reset();  // the connection is gone: reconnect, then report the gap
+      continue;
+    }
+    while (PGnotify* n = PQnotifies(c->raw())) {
+      std::string channel = n->relname, payload = n->extra ? n->extra : "";
+      PQfreemem(n);
+      for (const auto& l : listeners_by_channel_) {
+        if (l.channel != channel) continue;
+        try {
+          l.on_message(payload);
+        } catch (const std::exception& e) {
+          log::error("notification handler failed", {{"channel", channel}, {"what", e.what()}});
+        }
+      }
     }
   }
 }

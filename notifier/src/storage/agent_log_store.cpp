@@ -65,9 +65,25 @@ std::vector<Appended> AgentLogStore::append(storage::Connection& c, const events
     c.query("INSERT INTO agent_events(agent_id, event_id, cloudevent_id, type, payload, created_at) VALUES (?,?,?,?,?,?)",
             agent, id, event.id, event.type, payload, now)
         .run();
+    c.notify(kAppendedChannel, replica_ + " " + agent + " " + std::to_string(id));
     appended.push_back({agent, id});
   }
   return appended;
+}
+
+std::optional<Announcement> Announcement::parse(const std::string& payload) {
+  auto first = payload.find(' ');
+  auto second = first == std::string::npos ? std::string::npos : payload.find(' ', first + 1);
+  if (second == std::string::npos) return std::nullopt;
+  Announcement a;
+  a.replica = payload.substr(0, first);
+  a.agent_id = payload.substr(first + 1, second - first - 1);
+  try {
+    a.event_id = std::stoll(payload.substr(second + 1));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return a;
 }
 
 std::vector<LogEntry> AgentLogStore::after(const std::string& agent_id, long long after_event_id, long long limit) {

@@ -344,7 +344,8 @@ void OfferService::apply_observation(const std::string& contract_id, const std::
 }
 
 int OfferService::watch_payments(int limit) {
-  auto ids = store_.awaiting_confirmation(limit);
+  // A lease of a few sweeps: long enough for a slow chain answer, short enough for a takeover.
+  auto ids = store_.claim_awaiting_confirmation(limit, watcher_id_, 30'000);
   for (const auto& id : ids) {
     auto contract = store_.get_contract(id);
     if (!contract || !contract->tx_hash) continue;

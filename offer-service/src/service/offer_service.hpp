@@ -1,4 +1,5 @@
 #pragma once
+#include "common/util/ids.hpp"
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -83,6 +84,7 @@ class OfferService {
   // checks of the same payment).
   std::mutex watching_mutex_;
   std::set<std::string> watching_;
+  const std::string watcher_id_ = "w" + random_hex(6);  // this replica's payment watcher
 
   OfferStore& store_;
   chain::ChainAdapter& chain_;

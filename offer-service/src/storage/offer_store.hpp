@@ -77,8 +77,10 @@ class OfferStore {
   // The contract a payment hash is bound to, if any (payment_hashes).
   virtual std::optional<std::string> contract_of_tx_hash(const std::string& tx_hash) = 0;
   virtual std::vector<std::string> due_for_expiry(Millis now, int limit) = 0;
-  // Contracts whose payment was seen but is not yet final (the watcher asks the chain again).
-  virtual std::vector<std::string> awaiting_confirmation(int limit) = 0;
+  // Contracts whose payment was seen but is not yet final (the watcher asks the chain again),
+  // claimed by `watcher` for `lease_ms`: among replicas, one asks the chain about a contract at a
+  // time; a contract whose watcher died is claimed again once its lease ran out.
+  virtual std::vector<std::string> claim_awaiting_confirmation(int limit, const std::string& watcher, long long lease_ms) = 0;
   virtual OpsCounts ops_counts(Millis window_start) = 0;
   virtual std::vector<Journey> journeys(Millis window_start, int limit) = 0;
   virtual bool healthy() = 0;

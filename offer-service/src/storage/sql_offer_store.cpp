@@ -1,5 +1,6 @@
 #include "storage/sql_offer_store.hpp"
 
+#include <chrono>
 #include <initializer_list>
 #include <unordered_map>
 
@@ -111,6 +112,12 @@ INSERT INTO payment_hashes(tx_hash, contract_id) SELECT tx_hash, id FROM contrac
       // One live offer per thread, whichever replica creates it.
       {8, R"sql(
 CREATE UNIQUE INDEX offers_one_live_per_thread ON offers(thread_id) WHERE status IN ('open', 'accepted');
+)sql", {}},
+      // Which replica's payment watcher asks the chain about a contract, until when.
+      {9, R"sql(
+ALTER TABLE contracts ADD COLUMN watcher TEXT;
+ALTER TABLE contracts ADD COLUMN watch_until INTEGER;
+CREATE INDEX contracts_payment_submitted ON contracts(updated_at) WHERE status = 'payment_submitted';
 )sql", {}},
   };
 }
@@ -472,14 +479,24 @@ std::vector<std::string> SqlOfferStore::due_for_expiry(Millis now, int limit) {
   });
 }
 
-std::vector<std::string> SqlOfferStore::awaiting_confirmation(int limit) {
-  return db_.read([&](storage::Connection& c) {
-    std::vector<std::string> ids;
-    auto q = c.query("SELECT id FROM contracts WHERE status = 'payment_submitted' ORDER BY updated_at LIMIT ?",
-                     static_cast<long long>(limit));
+std::vector<std::string> SqlOfferStore::claim_awaiting_confirmation(int limit, const std::string& watcher,
+                                                                      long long lease_ms) {
+  // Operational (wall) time: replicas compare each other's leases.
+  long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  std::vector<std::string> ids;
+  db_.write_sync([&](storage::Connection& c) {
+    ids.clear();
+    // SKIP LOCKED (PostgreSQL): a replica claiming at the same moment takes other rows, not these.
+    auto q = c.query(std::string("UPDATE contracts SET watcher = ?, watch_until = ? WHERE id IN ("
+                                 "SELECT id FROM contracts WHERE status = 'payment_submitted' "
+                                 "AND (watch_until IS NULL OR watch_until < ? OR watcher = ?) ORDER BY updated_at LIMIT ?") +
+                         (c.dialect() == storage::Dialect::Postgres ? " FOR UPDATE SKIP LOCKED" : "") + ") RETURNING id",
+                     watcher, now + lease_ms, now, watcher, static_cast<long long>(limit));
     while (q.next()) ids.push_back(q.text(0));
-    return ids;
   });
+  return ids;
 }
 
 OpsCounts SqlOfferStore::ops_counts(Millis window_start) {

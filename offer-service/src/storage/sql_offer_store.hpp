@@ -45,7 +45,7 @@ class SqlOfferStore final : public OfferStore {
   std::optional<Contract> get_contract(const std::string& id) override;
   std::optional<std::string> contract_of_tx_hash(const std::string& tx_hash) override;
   std::vector<std::string> due_for_expiry(Millis now, int limit) override;
-  std::vector<std::string> awaiting_confirmation(int limit) override;
+  std::vector<std::string> claim_awaiting_confirmation(int limit, const std::string& watcher, long long lease_ms) override;
   OpsCounts ops_counts(Millis window_start) override;
   std::vector<Journey> journeys(Millis window_start, int limit) override;
   bool healthy() override { return db_.healthy(); }

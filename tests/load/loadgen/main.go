@@ -1,6 +1,6 @@
 // Command loadgen is agentlancer's open-model HTTP load generator.
 //
-//	loadgen -scenario get204|job-get|provider-flow|thread-negotiation|thread-list|offer-flow|contract-status -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
+//	loadgen -scenario get204|job-get|job-create|provider-flow|thread-negotiation|thread-list|offer-flow|contract-status -url http://127.0.0.1:PORT[/path] -rate N -duration D [flags]
 //	loadgen compare -run run.json -base baseline.json [-title T]
 //	loadgen wait -url http://127.0.0.1:PORT/readyz [-timeout 60s] [-pid N]
 //	loadgen freeport
@@ -90,7 +90,7 @@ func main() {
 func cmdRun(args []string) int {
 	var cfg Config
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | provider-flow | thread-negotiation | thread-list | offer-flow | contract-status")
+	fs.StringVar(&cfg.Scenario, "scenario", "get204", "get204 | job-get | job-create | provider-flow | thread-negotiation | thread-list | offer-flow | contract-status")
 	fs.StringVar(&cfg.URL, "url", "", "target: full URL for get204, API base URL otherwise (loopback only)")
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get/thread-list/contract-status, writes for thread-negotiation/offer-flow, walk-through iterations for provider-flow)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured schedule")
@@ -141,7 +141,7 @@ func cmdRun(args []string) int {
 	switch cfg.Scenario {
 	case "get204":
 		sc = &Get204{API: api, Path: u.RequestURI()}
-	case "job-get", "provider-flow", "thread-negotiation", "thread-list", "offer-flow", "contract-status":
+	case "job-get", "job-create", "provider-flow", "thread-negotiation", "thread-list", "offer-flow", "contract-status":
 		api.Prefix = strings.TrimSuffix(u.EscapedPath(), "/")
 		switch cfg.Scenario {
 		case "job-get":
@@ -153,6 +153,8 @@ func cmdRun(args []string) int {
 			sc = &JobGet{API: api, Jobs: cfg.Jobs, Phase: ph, Concurrency: cfg.SetupConc}
 		case "provider-flow":
 			sc = &ProviderFlow{API: api, Pairs: cfg.Pairs}
+		case "job-create":
+			sc = &JobCreate{API: api, Pairs: cfg.Pairs}
 		case "thread-negotiation":
 			sc = &ThreadNegotiation{API: api, Pairs: cfg.Pairs, Concurrency: cfg.SetupConc}
 		case "thread-list":

@@ -195,3 +195,46 @@ func (p *ProviderFlow) Arrival(ctx context.Context, m *Metrics, intended time.Ti
 	}
 	m.Iter.Add(Outcome{Status: fail.Status, Err: fail.Err, Detail: fail.Detail, NoLatency: true})
 }
+
+// ---------------------------------------------------------------- job-create
+
+// JobCreate: each arrival is one POST /api/agents/jobs (one durable write: the
+// job and its job.created event) by one of Pairs pre-signed-up pairs.
+type JobCreate struct {
+	API   *API
+	Pairs int
+
+	pairs []*Pair
+	next  atomic.Uint64
+}
+
+func (j *JobCreate) Name() string             { return "job-create" }
+func (j *JobCreate) Unit() string             { return "request" }
+func (j *JobCreate) RequestsPerArrival() int  { return 1 }
+func (j *JobCreate) WritesPerArrival() int    { return 1 }
+func (j *JobCreate) Describe() map[string]any { return map[string]any{"pairs": j.Pairs} }
+func (j *JobCreate) NewMetrics() *Metrics     { return &Metrics{Steps: []*Step{NewStep("create-job")}} }
+
+func (j *JobCreate) Setup(ctx context.Context) error {
+	if j.Pairs < 1 {
+		return fmt.Errorf("-pairs must be >= 1")
+	}
+	for i := 0; i < j.Pairs; i++ {
+		pair, err := j.API.SignupPair(ctx, i)
+		if err != nil {
+			return fmt.Errorf("signup of pair %d: %v", i, err)
+		}
+		j.pairs = append(j.pairs, &pair)
+	}
+	m := j.NewMetrics()
+	if _, fail, _ := j.API.Walk(ctx, nil, j.pairs[0], time.Now(), 0, m.Steps); fail != nil {
+		return fmt.Errorf("probe create failed: %s", describeFailure(fail))
+	}
+	fmt.Fprintf(os.Stderr, "setup: %d agent pairs signed up, probe create ok\n", len(j.pairs))
+	return nil
+}
+
+func (j *JobCreate) Arrival(ctx context.Context, m *Metrics, intended time.Time) {
+	pair := j.pairs[(j.next.Add(1)-1)%uint64(len(j.pairs))]
+	j.API.Walk(ctx, nil, pair, intended, 0, m.Steps)
+}

@@ -124,6 +124,10 @@ class Connection {
     return q;
   }
   virtual Dialect dialect() const = 0;
+  // Tells the listeners of `channel` in every process sharing this database, once the unit of
+  // work commits (PostgreSQL NOTIFY). SQLite has one process, which learns of its own commits
+  // directly: nothing to do there.
+  virtual void notify(const std::string& channel, const std::string& payload) {}
   // Appended to a SELECT that loads an aggregate for change: a row lock on PostgreSQL (the
   // second writer waits, then reads the first one's result); SQLite has one writer already.
   const char* for_update() const { return dialect() == Dialect::Postgres ? " FOR UPDATE" : ""; }
@@ -173,6 +177,13 @@ class Database {
   virtual void stop() = 0;
   virtual Dialect dialect() const = 0;
   virtual std::string describe() const = 0;  // for logs: a path or host/db/schema, no password
+
+  // Calls `on_message` (on a thread of the database's) with each payload `notify`-ed on `channel`
+  // by any process, in commit order; `on_gap` after the listening connection was lost and
+  // re-established (messages may have been missed meanwhile). Called once per database, at start.
+  // SQLite: never calls either.
+  virtual void listen(const std::string& channel, std::function<void(const std::string&)> on_message,
+                      std::function<void()> on_gap) {}
 
  protected:
   virtual void with_reader(const std::function<void(Connection&)>& f, bool snapshot) = 0;

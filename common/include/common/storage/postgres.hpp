@@ -77,6 +77,7 @@ class PgConnection final : public Connection {
 
   void exec(std::string_view sql) override;
   Dialect dialect() const override { return Dialect::Postgres; }
+  void notify(const std::string& channel, const std::string& payload) override;
   bool broken() const;
   PGconn* raw() const { return conn_; }
   // Throws the StorageError a failed result means (and clears it).
@@ -109,6 +110,8 @@ class PostgresDatabase final : public Database {
   std::string describe() const override { return description_; }
   const std::string& schema() const { return schema_; }
   long long retries() const { return retries_.load(); }
+  void listen(const std::string& channel, std::function<void(const std::string&)> on_message,
+              std::function<void()> on_gap) override;
 
  protected:
   void with_reader(const std::function<void(Connection&)>& f, bool snapshot) override;
@@ -119,6 +122,7 @@ class PostgresDatabase final : public Database {
     Done done;
   };
   void worker_loop();
+  void listener_loop();
   std::exception_ptr run_unit(std::unique_ptr<PgConnection>& connection, const Work& work);
   std::unique_ptr<PgConnection> connect();
   std::unique_ptr<PgConnection> acquire_reader();
@@ -138,6 +142,13 @@ class PostgresDatabase final : public Database {
   std::vector<std::pair<int, std::function<void()>>> listeners_;
   int next_listener_id_ = 1;
   std::atomic<long long> retries_{0};
+  struct Listener {
+    std::string channel;
+    std::function<void(const std::string&)> on_message;
+    std::function<void()> on_gap;
+  };
+  std::vector<Listener> listeners_by_channel_;  // fixed once the listener thread runs
+  std::thread listener_;
 };
 
 }  // namespace al::storage
