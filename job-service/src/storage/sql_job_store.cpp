@@ -115,26 +115,56 @@ Job read_job_row(const storage::Query& q) {
   return j;
 }
 
+constexpr const char* kMemoColumns =
+    "id, type, content, payable_detail, requires_approval, status, sender_id, phase, created_at, decided_at, "
+    "decision_reason";
+
+// The memo whose columns start at `first`.
+Memo read_memo(const storage::Query& q, int first) {
+  Memo m;
+  m.id = q.int64(first);
+  m.type = static_cast<MemoType>(q.int64(first + 1));
+  m.content = q.text(first + 2);
+  m.payable_detail = payable_from_text(q.opt_text(first + 3));
+  m.requires_approval = q.int64(first + 4) != 0;
+  m.status = q.text(first + 5);
+  m.sender_id = q.text(first + 6);
+  m.phase = static_cast<Phase>(q.int64(first + 7));
+  m.created_at = q.int64(first + 8);
+  m.decided_at = q.opt_int64(first + 9);
+  m.decision_reason = q.opt_text(first + 10);
+  return m;
+}
+
 void load_memos(storage::Connection& c, Job& job) {
-  auto q = c.query(
-      "SELECT id, type, content, payable_detail, requires_approval, status, sender_id, phase, "
-      "created_at, decided_at, decision_reason FROM memos WHERE job_id = ? ORDER BY id",
-      job.id);
-  while (q.next()) {
-    Memo m;
-    m.id = q.int64(0);
-    m.type = static_cast<MemoType>(q.int64(1));
-    m.content = q.text(2);
-    m.payable_detail = payable_from_text(q.opt_text(3));
-    m.requires_approval = q.int64(4) != 0;
-    m.status = q.text(5);
-    m.sender_id = q.text(6);
-    m.phase = static_cast<Phase>(q.int64(7));
-    m.created_at = q.int64(8);
-    m.decided_at = q.opt_int64(9);
-    m.decision_reason = q.opt_text(10);
-    job.memos.push_back(std::move(m));
+  auto q = c.query(std::string("SELECT ") + kMemoColumns + " FROM memos WHERE job_id = ? ORDER BY id", job.id);
+  while (q.next()) job.memos.push_back(read_memo(q, 0));
+}
+
+// A job and its memos in one statement: one round trip, one snapshot (a read outside a unit of
+// work needs no transaction for it).
+std::optional<Job> load_job_joined(storage::Connection& c, long long id) {
+  std::string memo_columns;
+  for (std::string_view rest = kMemoColumns; !rest.empty();) {
+    auto comma = rest.find(", ");
+    memo_columns += (memo_columns.empty() ? "m." : ", m.") + std::string(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
   }
+  std::string job_columns;
+  for (std::string_view rest = kJobColumns; !rest.empty();) {
+    auto comma = rest.find(", ");
+    job_columns += (job_columns.empty() ? "j." : ", j.") + std::string(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
+  }
+  static const std::string sql = "SELECT " + job_columns + ", " + memo_columns +
+                                 " FROM jobs j LEFT JOIN memos m ON m.job_id = j.id WHERE j.id = ? ORDER BY m.id";
+  std::optional<Job> job;
+  auto q = c.query(sql, id);
+  while (q.next()) {
+    if (!job) job = read_job_row(q);
+    if (!q.is_null(22)) job->memos.push_back(read_memo(q, 22));
+  }
+  return job;
 }
 
 // `for_change`: inside a write, the row is locked until commit (PostgreSQL), so a concurrent
@@ -289,8 +319,7 @@ void SqlJobStore::transact(std::function<void(JobTx&)> work,
 }
 
 std::optional<Job> SqlJobStore::get(long long id) {
-  // One read transaction: the job and its memos come from the same snapshot.
-  return db_.read_tx([id](storage::Connection& c) { return load_job(c, id, false); });
+  return db_.read([id](storage::Connection& c) { return load_job_joined(c, id); });
 }
 
 ListPage SqlJobStore::list(const ListQuery& query) {

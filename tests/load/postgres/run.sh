@@ -45,6 +45,7 @@ DATA_DIR_FLAG=--data_dir
 
 bench_init agentlancer-bench-pg
 pg_state="$work/pg"
+chmod 755 "$work"  # the server runs as the postgres OS user when we are root: it must reach $pg_state
 bench_cleanup_hook() { bash "$repo/tests/pg_fixture.sh" stop "$pg_state" >/dev/null 2>&1; }
 
 build_loadgen
