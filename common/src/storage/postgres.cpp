@@ -347,19 +347,50 @@ std::exception_ptr PostgresDatabase::run_unit(std::unique_ptr<PgConnection>& con
 
 void PostgresDatabase::worker_loop() {
   std::unique_ptr<PgConnection> connection;
+  auto steady_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
   for (;;) {
     Item item;
+    bool probe = false;
     {
       std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and every queued unit has run
-      item = std::move(queue_.front());
-      queue_.pop_front();
+      if (!cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !queue_.empty(); })) {
+        // Idle for a second: one worker checks the server for healthy() (readiness).
+        long long last = last_probe_ms_.load(), now = steady_ms();
+        probe = now - last >= 1000 && last_probe_ms_.compare_exchange_strong(last, now);
+        if (!probe) continue;
+      } else {
+        if (queue_.empty()) return;  // stopping, and every queued unit has run
+        item = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (probe) {
+      try {
+        if (!connection || connection->broken()) connection = connect();
+        connection->exec("SELECT 1");
+        healthy_ = true;
+      } catch (const std::exception&) {
+        healthy_ = false;
+        connection.reset();
+      }
+      continue;
     }
     std::exception_ptr error = run_unit(connection, item.work);
     if (!error) {
+      healthy_ = true;
+      last_probe_ms_ = steady_ms();
       std::lock_guard lock(listeners_mutex_);
       for (auto& [id, listener] : listeners_) listener();
+    } else {
+      try {
+        std::rethrow_exception(error);
+      } catch (const StorageError& e) {
+        if (e.kind == ErrorKind::Unavailable) healthy_ = false;
+      } catch (...) {
+      }
     }
     if (item.done) item.done(error);
   }
@@ -490,16 +521,7 @@ void PostgresDatabase::remove_commit_listener(int id) {
   std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
 }
 
-bool PostgresDatabase::healthy() {
-  try {
-    return read([](Connection& c) {
-      auto q = c.query("SELECT 1");
-      return q.next() && q.int64(0) == 1;
-    });
-  } catch (const std::exception&) {
-    return false;
-  }
-}
+bool PostgresDatabase::healthy() { return healthy_.load(); }
 
 namespace {
 void admin_exec(const std::string& admin_url, const std::string& sql) {

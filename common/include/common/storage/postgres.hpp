@@ -142,6 +142,10 @@ class PostgresDatabase final : public Database {
   std::vector<std::pair<int, std::function<void()>>> listeners_;
   int next_listener_id_ = 1;
   std::atomic<long long> retries_{0};
+  // healthy() answers from here (never a round trip on the caller's thread): set by every unit of
+  // work's outcome and by an idle worker's probe once a second.
+  std::atomic<bool> healthy_{true};
+  std::atomic<long long> last_probe_ms_{0};
   struct Listener {
     std::string channel;
     std::function<void(const std::string&)> on_message;
