@@ -19,6 +19,23 @@ void Database::write_sync(Work work) {
   future.get();
 }
 
+int Database::add_commit_listener(std::function<void()> listener) {
+  std::lock_guard lock(listeners_mutex_);
+  int id = next_listener_id_++;
+  listeners_.emplace_back(id, std::move(listener));
+  return id;
+}
+
+void Database::remove_commit_listener(int id) {
+  std::lock_guard lock(listeners_mutex_);
+  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
+}
+
+void Database::run_commit_listeners() {
+  std::lock_guard lock(listeners_mutex_);
+  for (auto& [id, listener] : listeners_) listener();
+}
+
 std::string schema_name(const std::string& service) {
   std::string out;
   for (char c : service) out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_');

@@ -382,8 +382,7 @@ void PostgresDatabase::worker_loop() {
     if (!error) {
       healthy_ = true;
       last_probe_ms_ = steady_ms();
-      std::lock_guard lock(listeners_mutex_);
-      for (auto& [id, listener] : listeners_) listener();
+      run_commit_listeners();
     } else {
       try {
         std::rethrow_exception(error);
@@ -507,18 +506,6 @@ void PostgresDatabase::listener_loop() {
       }
     }
   }
-}
-
-int PostgresDatabase::add_commit_listener(std::function<void()> listener) {
-  std::lock_guard lock(listeners_mutex_);
-  int id = next_listener_id_++;
-  listeners_.emplace_back(id, std::move(listener));
-  return id;
-}
-
-void PostgresDatabase::remove_commit_listener(int id) {
-  std::lock_guard lock(listeners_mutex_);
-  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
 }
 
 bool PostgresDatabase::healthy() { return healthy_.load(); }

@@ -266,8 +266,7 @@ void SqliteDatabase::writer_loop() {
     // Listeners first (the outbox relay starts publishing at once), then the callers: a caller
     // that has heard "committed" never sees a listener run for that commit afterwards.
     if (!commit_error) {
-      std::lock_guard lock(listeners_mutex_);
-      for (auto& [id, listener] : listeners_) listener();
+      run_commit_listeners();
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].done) batch[i].done(commit_error ? commit_error : results[i]);
@@ -314,18 +313,6 @@ std::unique_ptr<SqliteConnection> SqliteDatabase::acquire_reader() {
 void SqliteDatabase::release_reader(std::unique_ptr<SqliteConnection> connection) {
   std::lock_guard lock(readers_mutex_);
   readers_.push_back(std::move(connection));
-}
-
-int SqliteDatabase::add_commit_listener(std::function<void()> listener) {
-  std::lock_guard lock(listeners_mutex_);
-  int id = next_listener_id_++;
-  listeners_.emplace_back(id, std::move(listener));
-  return id;
-}
-
-void SqliteDatabase::remove_commit_listener(int id) {
-  std::lock_guard lock(listeners_mutex_);
-  std::erase_if(listeners_, [id](const auto& entry) { return entry.first == id; });
 }
 
 bool SqliteDatabase::healthy() {

@@ -9,6 +9,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -170,8 +171,8 @@ class Database {
 
   // Listeners run after each commit of this process (on the committing thread).
   // remove_commit_listener returns only once the listener can no longer be running.
-  virtual int add_commit_listener(std::function<void()> listener) = 0;
-  virtual void remove_commit_listener(int id) = 0;
+  int add_commit_listener(std::function<void()> listener);
+  void remove_commit_listener(int id);
   virtual bool healthy() = 0;
   virtual std::size_t pending_writes() = 0;
   virtual void stop() = 0;
@@ -187,6 +188,8 @@ class Database {
 
  protected:
   virtual void with_reader(const std::function<void(Connection&)>& f, bool snapshot) = 0;
+  // Implementations call this after each commit, before telling the unit's caller.
+  void run_commit_listeners();
 
  private:
   template <class F>
@@ -200,6 +203,10 @@ class Database {
       return std::move(*out);
     }
   }
+
+  std::mutex listeners_mutex_;
+  std::vector<std::pair<int, std::function<void()>>> listeners_;
+  int next_listener_id_ = 1;
 };
 
 struct StorageSettings {

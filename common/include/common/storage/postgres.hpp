@@ -101,8 +101,6 @@ class PostgresDatabase final : public Database {
   void migrate(const std::vector<Migration>& migrations) override;
   // `done` runs on the pool thread that committed.
   void write(Work work, Done done) override;
-  int add_commit_listener(std::function<void()> listener) override;
-  void remove_commit_listener(int id) override;
   bool healthy() override;
   std::size_t pending_writes() override;
   void stop() override;
@@ -138,9 +136,6 @@ class PostgresDatabase final : public Database {
   std::vector<std::thread> workers_;
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<PgConnection>> readers_;
-  std::mutex listeners_mutex_;
-  std::vector<std::pair<int, std::function<void()>>> listeners_;
-  int next_listener_id_ = 1;
   std::atomic<long long> retries_{0};
   // healthy() answers from here (never a round trip on the caller's thread): set by every unit of
   // work's outcome and by an idle worker's probe once a second.

@@ -78,8 +78,6 @@ class SqliteDatabase final : public Database {
   void migrate(const std::vector<Migration>& migrations) override;
   // `done` runs on the writer thread after the commit (nullptr) or with the error.
   void write(Work work, Done done) override;
-  int add_commit_listener(std::function<void()> listener) override;
-  void remove_commit_listener(int id) override;
   bool healthy() override;
   std::size_t pending_writes() override;
   void stop() override;
@@ -112,9 +110,6 @@ class SqliteDatabase final : public Database {
   std::thread checkpointer_;
   std::mutex readers_mutex_;
   std::vector<std::unique_ptr<SqliteConnection>> readers_;
-  std::mutex listeners_mutex_;
-  std::vector<std::pair<int, std::function<void()>>> listeners_;
-  int next_listener_id_ = 1;
 };
 
 }  // namespace al::storage
