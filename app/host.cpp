@@ -3,11 +3,13 @@
 #include <sys/stat.h>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <sstream>
 #include <fstream>
 #include <future>
+#include <thread>
 
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
@@ -23,6 +25,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"http.address", "127.0.0.1", "Address the HTTP server binds.", {}},
       {"http.port", "8080", "HTTP port (0 picks a free one). `--port` is a short form.", {"PORT"}},
       {"http.threads", "2", "I/O threads serving HTTP.", {}},
+      {"http.worker_threads", "auto", "Threads that run request handlers, sweeps and socket backlog reads, so an I/O thread never waits on the database. `auto`: the number of CPUs with SQLite (reads are local), `storage.pool_size` with PostgreSQL (each waits a network round trip).", {}},
       {"http.body_limit", "1048576", "Largest request body in bytes (larger: 413).", {}},
       {"http.read_timeout_ms", "15000", "A whole request must arrive within this time (slowloris guard, idle keep-alive limit).", {}},
       {"http.max_connections", "20000", "Open connections at most; more are closed on accept.", {}},
@@ -99,6 +102,17 @@ std::map<std::string, std::string> load_secrets(const Config& config, const std:
   }
   return parse_secrets(read_file(path));
 }
+
+long long worker_threads(const Config& config) {
+  std::string text = config.get("http.worker_threads");
+  if (text != "auto") {
+    long long n = config.get_int("http.worker_threads");
+    if (n < 1 || n > 256) throw ConfigError("http.worker_threads must be auto or 1..256");
+    return n;
+  }
+  if (!config.get("storage.url").empty()) return std::max<long long>(2, config.get_int("storage.pool_size"));
+  return std::max<unsigned>(2, std::thread::hardware_concurrency());
+}
 }  // namespace
 
 Host::Host(const Config& config, std::vector<std::string> services, const Clock& clock)
@@ -122,8 +136,10 @@ void Host::start() {
     std::ofstream(data_dir + "/kafka.bootstrap") << bootstrap_ << "\n";
     log::info("embedded Kafka broker started", {{"bootstrap", bootstrap_}});
   }
-  scheduler_ = std::make_unique<AsioScheduler>(io_);
-  runtime_ = std::make_unique<Runtime>(Runtime{config_, clock_, metrics_, *auth_, io_, *scheduler_, bootstrap_, embedded, data_dir, {}, {}, {}});
+  workers_ = std::make_unique<WorkerPool>("workers", static_cast<int>(worker_threads(config_)));
+  scheduler_ = std::make_unique<AsioScheduler>(workers_->context());
+  runtime_ = std::make_unique<Runtime>(
+      Runtime{config_, clock_, metrics_, *auth_, io_, *workers_, *scheduler_, bootstrap_, embedded, data_dir, {}, {}, {}});
   // The embedded broker answers a fetch only after fetch.wait.max.ms even when data arrives
   // meanwhile (a real broker answers at once), so its consumers ask often.
   std::string fetch_wait = config_.get("kafka.fetch_wait_max_ms");
@@ -166,7 +182,7 @@ void Host::start() {
   using verb = http::bhttp::verb;
   router_.add(verb::get, "/healthz", [](const http::Request&, http::Responder reply) {
     reply(http::Response::json(200, boost::json::object{{"status", "ok"}}));
-  });
+  }, http::Runs::OnIo);
   router_.add(verb::get, "/readyz", [this](const http::Request&, http::Responder reply) {
     boost::json::array services;
     for (auto& m : modules_) {
@@ -176,10 +192,10 @@ void Host::start() {
       services.emplace_back(m->name());
     }
     reply(http::Response::json(200, boost::json::object{{"status", "ready"}, {"services", std::move(services)}}));
-  });
+  }, http::Runs::OnIo);  // every module answers ready() from cached probes
   router_.add(verb::get, "/metrics", [this](const http::Request&, http::Responder reply) {
     reply(http::Response::text(200, metrics_.render(), "text/plain; version=0.0.4"));
-  });
+  }, http::Runs::OnIo);
   for (auto& m : modules_) m->add_routes(router_);
 
   http::ServerOptions options;
@@ -189,6 +205,7 @@ void Host::start() {
   options.read_timeout = std::chrono::milliseconds(config_.get_int("http.read_timeout_ms"));
   options.max_connections = static_cast<std::size_t>(config_.get_int("http.max_connections"));
   options.access_log = config_.get_bool("http.access_log");
+  options.run_handler = [workers = workers_.get()](std::function<void()> fn) { workers->post(std::move(fn)); };
   long long threads = std::max<long long>(1, config_.get_int("http.threads"));
   std::vector<boost::asio::io_context*> pool{&io_};
   for (long long i = 1; i < threads; ++i) {
@@ -202,6 +219,7 @@ void Host::start() {
   for (auto* context : pool) {
     threads_.emplace_back([context] {
       auto guard = boost::asio::make_work_guard(*context);
+      CallerExecutor executor([context](std::function<void()> fn) { boost::asio::post(*context, std::move(fn)); });
       context->run();
     });
   }
@@ -214,6 +232,8 @@ void Host::stop() {
   std::promise<void> drained;
   server_->shutdown(std::chrono::milliseconds(config_.get_int("shutdown.drain_ms")), [&drained] { drained.set_value(); });
   drained.get_future().wait();
+  // No request is in flight any more; a sweep still running finishes before the modules stop.
+  workers_->stop();
   // Modules stop after the last response: their relays flush what those requests committed.
   for (auto it = modules_.rbegin(); it != modules_.rend(); ++it) (*it)->stop();
   io_.stop();

@@ -41,6 +41,7 @@ class Host {
   const Clock& clock_;
   boost::asio::io_context io_{1};  // the primary context: acceptor, timers, scheduler
   std::vector<std::unique_ptr<boost::asio::io_context>> extra_io_;  // one per further I/O thread
+  std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<AsioScheduler> scheduler_;
   Metrics metrics_;
   std::unique_ptr<auth::ApiKeyAuthority> auth_;

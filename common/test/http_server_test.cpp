@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/service/worker_pool.hpp"
 #include "http_client.hpp"
 
 namespace {
@@ -749,3 +750,62 @@ TEST(Metrics, RenderCountersGaugesAndEscaping) {
 }
 
 }  // namespace
+
+// Handlers that may wait on the database run on the handler executor, never on an I/O thread;
+// memory-only ones (Runs::OnIo) stay on the I/O thread. Both answer on the connection's strand.
+TEST(ServerHandlerExecutor, StorageHandlersRunOffTheIoThreadsAndInlineOnesOnThem) {
+  al::WorkerPool workers("test-workers", 2);
+  al::http::Router router;
+  std::mutex mutex;
+  std::thread::id off_io_thread, on_io_thread;
+  router.add(verb::get, "/reads", [&](const Request&, Responder respond) {
+    {
+      std::lock_guard lock(mutex);
+      off_io_thread = std::this_thread::get_id();
+    }
+    respond(Response::json(200, bj::object{{"where", "worker"}}));
+  });
+  router.add(verb::get, "/health", [&](const Request&, Responder respond) {
+    {
+      std::lock_guard lock(mutex);
+      on_io_thread = std::this_thread::get_id();
+    }
+    respond(Response::no_content());
+  }, al::http::Runs::OnIo);
+  router.add(verb::get, "/throws", [](const Request&, Responder) -> void { throw std::runtime_error("off the io thread"); });
+
+  net::io_context ioc{1};
+  auto guard = net::make_work_guard(ioc);
+  al::Metrics metrics;
+  al::http::ServerOptions options;
+  options.port = 0;
+  options.access_log = false;
+  options.run_handler = [&workers](std::function<void()> fn) { workers.post(std::move(fn)); };
+  al::http::Server server(ioc, router, options, &metrics);
+  server.start();
+  std::thread::id io_thread_id;
+  std::thread io_thread([&] {
+    io_thread_id = std::this_thread::get_id();
+    ioc.run();
+  });
+
+  HttpClient client(server.port());
+  EXPECT_EQ(client.get("/reads").status, 200u);
+  EXPECT_EQ(client.get("/health").status, 204u);
+  EXPECT_EQ(client.get("/throws").status, 500u);  // a handler's exception on a worker is still answered
+  EXPECT_EQ(client.get("/reads").status, 200u);   // and the connection goes on
+  {
+    std::lock_guard lock(mutex);
+    EXPECT_NE(off_io_thread, std::thread::id{});
+    EXPECT_NE(off_io_thread, io_thread_id);
+    EXPECT_EQ(on_io_thread, io_thread_id);
+  }
+
+  auto drained = std::make_shared<std::atomic<bool>>(false);
+  server.shutdown(2000ms, [drained] { drained->store(true); });
+  EXPECT_TRUE(eventually([&] { return drained->load(); }));
+  guard.reset();
+  ioc.stop();
+  io_thread.join();
+  workers.stop();
+}

@@ -4,6 +4,7 @@
 
 #include "common/chain/chain.hpp"
 #include "common/events/outbox.hpp"
+#include "common/service/lifecycle.hpp"
 #include "common/log/log.hpp"
 #include "handlers/job_handlers.hpp"
 #include "service/job_service.hpp"
@@ -46,64 +47,25 @@ class JobModule final : public Module {
                      return store_.recording(*tx, [&](JobTx& t) { service_.follow_contract(t, e); });
                    }},
                    &rt.metrics, rt.consumer_settings),
-        sweeper_(rt.io) {
+        lifecycle_("job-service", *db_, rt.workers.context()) {
     if (rt.config.get("job.chain_adapter") != "sandbox")
       throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");
     db_->migrate(job_migrations());
-    rt.metrics.register_gauge("job_service_outbox_backlog", "Job events committed but not yet published.",
-                              [this] { return static_cast<double>(relay_.backlog()); });
+    lifecycle_.relay(relay_, rt.metrics)
+        .consumer(agents_)
+        .consumer(contracts_)
+        .every("expiry sweep", std::chrono::milliseconds(rt.config.get_int("job.expiry_sweep_ms")),
+               [this] { service_.expire_due(); });
   }
 
   std::string name() const override { return "job-service"; }
   void add_routes(http::Router& router) override { add_job_routes(router, service_, store_, rt_.auth, rt_.clock); }
 
-  void start() override {
-    relay_.start();
-    agents_.start();
-    contracts_.start();
-    schedule_sweep();
-  }
-
-  void stop() override {
-    stopping_ = true;
-    sweeper_.cancel();
-    contracts_.stop();
-    agents_.stop();
-    relay_.stop();
-    db_->stop();
-  }
-
-  bool ready(std::string& reason) override {
-    if (!store_.healthy()) {
-      reason = "job-service database unavailable";
-      return false;
-    }
-    if (!relay_.broker_reachable()) {
-      reason = "job-service cannot reach the Kafka broker";
-      return false;
-    }
-    if (!agents_.joined() || !contracts_.joined()) {
-      reason = "job-service consumer has not joined its group yet";
-      return false;
-    }
-    return true;
-  }
+  void start() override { lifecycle_.start(); }
+  void stop() override { lifecycle_.stop(); }
+  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
 
  private:
-  void schedule_sweep() {
-    if (stopping_) return;
-    sweeper_.expires_after(std::chrono::milliseconds(rt_.config.get_int("job.expiry_sweep_ms")));
-    sweeper_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping_) return;
-      try {
-        service_.expire_due();
-      } catch (const std::exception& e) {
-        log::error("expiry sweep failed", {{"what", e.what()}});
-      }
-      schedule_sweep();
-    });
-  }
-
   Runtime& rt_;
   chain::SandboxChain chain_;
   std::unique_ptr<storage::Database> db_;
@@ -113,8 +75,7 @@ class JobModule final : public Module {
   events::OutboxRelay relay_;
   events::ConsumerLoop agents_;
   events::ConsumerLoop contracts_;
-  boost::asio::steady_timer sweeper_;
-  std::atomic<bool> stopping_{false};
+  Lifecycle lifecycle_;
 };
 }  // namespace
 

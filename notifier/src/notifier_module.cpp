@@ -1,5 +1,10 @@
 #include "notifier_module.hpp"
 
+#include "common/service/lifecycle.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
 #include <boost/asio/steady_timer.hpp>
 #include <algorithm>
 
@@ -58,12 +63,29 @@ class NotifierModule final : public Module, private EventLog {
                     return append(c, e);
                   }},
                   &rt.metrics, rt.consumer_settings),
-        trimmer_(rt.io) {
+        announcements_(rt.workers.context().get_executor()),
+        lifecycle_("notifier", *db_, rt.workers.context()) {
     db_->migrate(agent_log_migrations());
     register_metrics();
-    // Replicas: entries another replica's consumer committed reach this one's sockets too.
+    lifecycle_.consumer(consumer_)
+        .every("event log trim", std::chrono::milliseconds(rt.config.get_int("notifier.trim_interval_ms")),
+               [this] { log_.trim(rt_.clock.now_ms() - rt_.config.get_int("notifier.retention_ms")); })
+        // Sockets first, while the io threads still run: each gets a `closing` notice and a close
+        // frame (1001), so clients reconnect elsewhere with `since`.
+        .before_stop([this] {
+          sockets_->hub.close_all(CloseReason::Shutdown);
+          if (!sockets_->hub.wait_empty(sockets_->settings.close_timeout + std::chrono::milliseconds(500)))
+            log::warn("websockets still open after the close timeout",
+                      {{"open", static_cast<long long>(sockets_->hub.size())}});
+        });
+    sockets_->read_on = [&workers = rt.workers](std::function<void()> read) { workers.post(std::move(read)); };
+    // Replicas: entries another replica's consumer committed reach this one's sockets too. They
+    // are read back on the workers, one announcement after another (in commit order).
     db_->listen(
-        kAppendedChannel, [this](const std::string& payload) { on_announced(payload); },
+        kAppendedChannel,
+        [this](const std::string& payload) {
+          boost::asio::post(announcements_, [this, payload] { on_announced(payload); });
+        },
         [] { log::warn("notifier lost its notification connection; sockets catch up with their next event"); });
   }
 
@@ -83,50 +105,24 @@ class NotifierModule final : public Module, private EventLog {
                [this](const Request& req, Responder reply) { reply(refuse_plain_get(req)); });
   }
 
-  void start() override {
-    consumer_.start();
-    schedule_trim();
-  }
-  void stop() override {
-    stopping_ = true;
-    // Sockets first, while the io threads still run: each gets a `closing` notice and a close
-    // frame (1001), so clients reconnect elsewhere with `since`.
-    sockets_->hub.close_all(CloseReason::Shutdown);
-    if (!sockets_->hub.wait_empty(sockets_->settings.close_timeout + std::chrono::milliseconds(500)))
-      log::warn("websockets still open after the close timeout", {{"open", static_cast<long long>(sockets_->hub.size())}});
-    trimmer_.cancel();
-    consumer_.stop();
-    db_->stop();
-  }
-  bool ready(std::string& reason) override {
-    if (!db_->healthy()) {
-      reason = "notifier database unavailable";
-      return false;
-    }
-    if (!consumer_.joined()) {
-      reason = "notifier consumer has not joined its group yet";
-      return false;
-    }
-    return true;
-  }
+  void start() override { lifecycle_.start(); }
+  void stop() override { lifecycle_.stop(); }
+  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
 
  private:
   void poll(const Request& req, const Responder& reply) {
     auto who = auth::authenticate(req, rt_.auth);
     if (!who.agent_id) return reply(std::move(who.failure));
     long long since = 0, limit = 100;
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "since_id") {
-        if (value != "0" && !parse_positive_int64(value, since)) errors.push_back({"since_id", "must be an event_id (0 for the beginning)"});
-      } else if (key == "limit") {
-        if (!parse_positive_int64(value, limit) || limit > 500) errors.push_back({"limit", "must be 1..500"});
-      } else {
-        errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
-    }
-    if (!errors.empty())
-      return reply(Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors)));
+    auto params = QueryParams()
+                      .on("since_id",
+                          [&since](const std::string& value) -> std::optional<std::string> {
+                            if (value != "0" && !parse_positive_int64(value, since))
+                              return std::string("must be an event_id (0 for the beginning)");
+                            return std::nullopt;
+                          })
+                      .limit(limit, 500);
+    if (!params.read(req, reply)) return;
     bj::array page;
     for (auto& entry : log_.after(*who.agent_id, since, limit))
       page.push_back(log_row(bj::parse(entry.payload).as_object(), entry.event_id));
@@ -166,7 +162,7 @@ class NotifierModule final : public Module, private EventLog {
     return page;
   }
 
-  // An entry committed by some replica (on the database's listener thread). This replica's own
+  // An entry committed by some replica (on a worker, in order). This replica's own
   // entries already went to its sockets after the commit; another's are read back once and handed
   // to the agent's sockets here (a socket ignores what it has, and reads a gap from the log).
   void on_announced(const std::string& payload) {
@@ -238,25 +234,14 @@ class NotifierModule final : public Module, private EventLog {
                        [ctx] { return static_cast<double>(ctx->stats.ping_timeouts.load()); });
   }
 
-  void schedule_trim() {
-    if (stopping_) return;
-    trimmer_.expires_after(std::chrono::milliseconds(rt_.config.get_int("notifier.trim_interval_ms")));
-    trimmer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping_) return;
-      Millis cutoff = rt_.clock.now_ms() - rt_.config.get_int("notifier.retention_ms");
-      log_.trim(cutoff);
-      schedule_trim();
-    });
-  }
-
   Runtime& rt_;
   std::unique_ptr<storage::Database> db_;
   AgentLogStore log_;
   std::atomic<long long> remote_events_{0};
   std::shared_ptr<SocketContext> sockets_;
   events::ConsumerLoop consumer_;
-  boost::asio::steady_timer trimmer_;
-  std::atomic<bool> stopping_{false};
+  boost::asio::strand<boost::asio::io_context::executor_type> announcements_;
+  Lifecycle lifecycle_;
 };
 }  // namespace
 

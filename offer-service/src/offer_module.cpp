@@ -6,6 +6,7 @@
 #include "common/chain/evm_jsonrpc.hpp"
 #include "common/events/outbox.hpp"
 #include "common/log/log.hpp"
+#include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "handlers/offer_handlers.hpp"
 #include "service/offer_service.hpp"
@@ -113,10 +114,15 @@ class OfferModule final : public Module {
                    return after_commit;
                  }},
                  &rt.metrics, rt.consumer_settings),
-        sweeper_(rt.io) {
+        lifecycle_("offer-service", *db_, rt.workers.context()) {
     db_->migrate(offer_migrations());
-    rt.metrics.register_gauge("offer_service_outbox_backlog", "Offer-service events committed but not yet published.",
-                              [this] { return static_cast<double>(relay_.backlog()); });
+    lifecycle_.relay(relay_, rt.metrics)
+        .consumer(threads_)
+        .every("offer expiry and payment sweep", std::chrono::milliseconds(rt.config.get_int("offers.expiry_sweep_ms")),
+               [this] {
+                 service_.expire_due();
+                 service_.watch_payments();
+               });
   }
 
   std::string name() const override { return "offer-service"; }
@@ -125,52 +131,11 @@ class OfferModule final : public Module {
                      FeedbackLimits{static_cast<int>(rt_.config.get_int("ops.feedback_per_minute")), std::chrono::minutes(1)});
   }
 
-  void start() override {
-    relay_.start();
-    threads_.start();
-    schedule_sweep();
-  }
-
-  void stop() override {
-    stopping_ = true;
-    sweeper_.cancel();
-    threads_.stop();
-    relay_.stop();
-    db_->stop();
-  }
-
-  bool ready(std::string& reason) override {
-    if (!store_.healthy()) {
-      reason = "offer-service database unavailable";
-      return false;
-    }
-    if (!relay_.broker_reachable()) {
-      reason = "offer-service cannot reach the Kafka broker";
-      return false;
-    }
-    if (!threads_.joined()) {
-      reason = "offer-service consumer has not joined its group yet";
-      return false;
-    }
-    return true;
-  }
+  void start() override { lifecycle_.start(); }
+  void stop() override { lifecycle_.stop(); }
+  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
 
  private:
-  void schedule_sweep() {
-    if (stopping_) return;
-    sweeper_.expires_after(std::chrono::milliseconds(rt_.config.get_int("offers.expiry_sweep_ms")));
-    sweeper_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopping_) return;
-      try {
-        service_.expire_due();
-        service_.watch_payments();
-      } catch (const std::exception& e) {
-        log::error("offer expiry sweep failed", {{"what", e.what()}});
-      }
-      schedule_sweep();
-    });
-  }
-
   Runtime& rt_;
   std::unique_ptr<chain::ChainAdapter> chain_;
   std::unique_ptr<storage::Database> db_;
@@ -178,8 +143,7 @@ class OfferModule final : public Module {
   OfferService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop threads_;
-  boost::asio::steady_timer sweeper_;
-  std::atomic<bool> stopping_{false};
+  Lifecycle lifecycle_;
 };
 }  // namespace
 

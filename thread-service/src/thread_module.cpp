@@ -3,6 +3,7 @@
 #include "common/events/outbox.hpp"
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
+#include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "common/util/time_format.hpp"
 #include "handlers/thread_handlers.hpp"
@@ -54,11 +55,11 @@ class ThreadModule final : public Module {
                   // The cache learns of the change only once it has committed.
                   return store_.recording(*tx, [&](thread::ThreadTx& t) { service_.follow(t, e); });
                 }},
-                &rt.metrics, rt.consumer_settings) {
+                &rt.metrics, rt.consumer_settings),
+        lifecycle_("thread-service", *db_, rt.workers.context()) {
     if (rt.config.get_int("threads.max_messages") < 1) throw ConfigError("threads.max_messages must be at least 1");
     db_->migrate(thread::thread_migrations());
-    rt.metrics.register_gauge("thread_service_outbox_backlog", "Thread-service events committed but not yet published.",
-                              [this] { return static_cast<double>(relay_.backlog()); });
+    lifecycle_.relay(relay_, rt.metrics).consumer(offers_);
   }
 
   std::string name() const override { return "thread-service"; }
@@ -71,30 +72,9 @@ class ThreadModule final : public Module {
     thread::add_thread_routes(router, service_, store_, rt_.auth, rows_);
   }
 
-  void start() override {
-    relay_.start();
-    offers_.start();
-  }
-  void stop() override {
-    offers_.stop();
-    relay_.stop();
-    db_->stop();
-  }
-  bool ready(std::string& reason) override {
-    if (!db_->healthy()) {
-      reason = "thread-service database unavailable";
-      return false;
-    }
-    if (!relay_.broker_reachable()) {
-      reason = "thread-service cannot reach the Kafka broker";
-      return false;
-    }
-    if (!offers_.joined()) {
-      reason = "thread-service consumer has not joined its group yet";
-      return false;
-    }
-    return true;
-  }
+  void start() override { lifecycle_.start(); }
+  void stop() override { lifecycle_.stop(); }
+  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
 
  private:
   void signup(const Request& req, const Responder& reply) {
@@ -145,6 +125,7 @@ class ThreadModule final : public Module {
   thread::ThreadService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop offers_;
+  Lifecycle lifecycle_;
 };
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "common/chain/evm_jsonrpc.hpp"
 
+#include "common/util/caller_executor.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/json.hpp>
 #include <algorithm>
@@ -142,8 +144,9 @@ EvmJsonRpcChain::EvmJsonRpcChain(asio::io_context& io, std::vector<EvmNetwork> n
 EvmJsonRpcChain::~EvmJsonRpcChain() = default;
 
 void EvmJsonRpcChain::verify(const PaymentExpectation& expectation, std::function<void(PaymentCheck)> done) {
+  // The answer resumes on the caller's executor (a worker), not on the chain client's I/O strand.
   asio::co_spawn(strand_, check(expectation),
-                 [done = std::move(done), adapter = name()](std::exception_ptr error, PaymentCheck result) {
+                 [done = CallerExecutor::bind(std::move(done)), adapter = name()](std::exception_ptr error, PaymentCheck result) {
                    if (error) {  // check() turns RpcError into "unavailable"; anything else is a bug
                      result = PaymentCheck{};
                      result.adapter = adapter;

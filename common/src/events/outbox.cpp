@@ -111,10 +111,7 @@ bool OutboxRelay::hold_lease(bool force) {
   try {
     db_.write_sync([&](storage::Connection& c) {
       // Operational time, not the (injectable) domain clock: replicas compare it with each other's.
-      long long wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-      held = storage::outbox::hold_lease(c, options_.name, holder_, wall, options_.lease_ms);
+      held = storage::outbox::hold_lease(c, options_.name, holder_, storage::wall_clock_ms(), options_.lease_ms);
     });
   } catch (const std::exception& e) {
     log::warn("outbox lease check failed", {{"relay", options_.name}, {"what", e.what()}});

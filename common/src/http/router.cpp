@@ -15,8 +15,8 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }
 }  // namespace
 
-void Router::add(bhttp::verb method, std::string pattern, Handler handler) {
-  Route route{method, pattern, {}, std::move(handler)};
+void Router::add(bhttp::verb method, std::string pattern, Handler handler, Runs runs) {
+  Route route{method, pattern, {}, std::move(handler), runs};
   for (auto segment : split_path(pattern)) route.segments.emplace_back(segment);
   routes_.push_back(std::move(route));
 }
@@ -71,6 +71,7 @@ Router::Match Router::match(bhttp::verb method, std::string_view path) const {
       continue;
     }
     result.handler = &route.handler;
+    result.runs = route.runs;
     result.status = 200;
     result.route = route.pattern;
     result.params = std::move(params);

@@ -178,17 +178,25 @@ class Session : public std::enable_shared_from_this<Session> {
     Responder responder = [self = shared_from_this(), once](Response response) {
       if (once->exchange(true)) return;
       // dispatch: a handler that answers synchronously (on this strand) sends at once; one that
-      // answers from another thread (the database writer) is queued onto the strand.
+      // answers from another thread (a storage worker, the database writer) is queued onto the strand.
       net::dispatch(self->stream_.get_executor(),
                     [self, response = std::move(response)]() mutable { self->send(std::move(response)); });
     };
+    if (match.runs == Runs::OnIo || !state_->options.run_handler) return invoke(*match.handler, request, responder);
+    state_->options.run_handler(
+        [self = shared_from_this(), handler = match.handler, request = std::make_shared<Request>(std::move(request)),
+         responder] { self->invoke(*handler, *request, responder); });
+  }
+
+  // Any thread: the handler answers through `responder`, which sends on this session's strand.
+  void invoke(const Handler& handler, const Request& request, const Responder& responder) {
     try {
-      (*match.handler)(request, responder);
+      handler(request, responder);
     } catch (const std::exception& e) {
-      log::error("handler failed", {{"request_id", request_id_}, {"route", route_}, {"what", e.what()}});
+      log::error("handler failed", {{"request_id", request.request_id}, {"route", request.route}, {"what", e.what()}});
       responder(Response::error(500, "Internal server error", "internal"));
     } catch (...) {
-      log::error("handler failed", {{"request_id", request_id_}, {"route", route_}, {"what", "unknown exception"}});
+      log::error("handler failed", {{"request_id", request.request_id}, {"route", request.route}, {"what", "unknown exception"}});
       responder(Response::error(500, "Internal server error", "internal"));
     }
   }

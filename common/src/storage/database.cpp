@@ -1,19 +1,29 @@
 #include "common/storage/database.hpp"
 
 #include <cctype>
+#include <chrono>
 #include <filesystem>
 #include <future>
 #include <regex>
 
 #include "common/storage/postgres.hpp"
 #include "common/storage/sqlite.hpp"
+#include "common/util/caller_executor.hpp"
 
 namespace al::storage {
 
+long long wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Database::write(Work work, Done done) { submit(std::move(work), CallerExecutor::bind(std::move(done))); }
+
 void Database::write_sync(Work work) {
+  // Straight to the database: this thread waits, so its executor could not run the completion.
   std::promise<void> promise;
   auto future = promise.get_future();
-  write(std::move(work), [&promise](std::exception_ptr error) {
+  submit(std::move(work), [&promise](std::exception_ptr error) {
     if (error) promise.set_exception(error); else promise.set_value();
   });
   future.get();

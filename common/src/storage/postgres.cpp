@@ -295,7 +295,7 @@ void PostgresDatabase::migrate(const std::vector<Migration>& migrations) {
   }
 }
 
-void PostgresDatabase::write(Work work, Done done) {
+void PostgresDatabase::submit(Work work, Done done) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) {

@@ -6,6 +6,7 @@
 
 #include "common/clock/clock.hpp"
 #include "common/money/decimal.hpp"
+#include "common/service/verdict.hpp"
 
 // The provider job of seed 001 as a pure state machine: no I/O, time passed in.
 namespace al::job {
@@ -82,7 +83,7 @@ enum class Role { Client, Provider, Evaluator, Other };
 bool is_party(const Job& job, std::string_view agent);
 
 // What an action did. Applied/Unchanged map to 2xx; the rest carry the seed's message.
-enum class Verdict { Applied, Unchanged, Forbidden, Conflict, NotFound, Invalid };
+using al::Verdict;  // shared by every service (common/service/verdict.hpp)
 
 struct Change {
   std::string event_type;  // job.phase_changed | job.memo_created | job.escrow_verified | job.memo_decided | job.created

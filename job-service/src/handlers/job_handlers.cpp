@@ -16,10 +16,6 @@ namespace bj = boost::json;
 constexpr std::size_t kMaxText = 20000;
 constexpr std::size_t kMaxDeliverable = 200000;
 
-Response validation_error(const json::ObjectReader& reader) {
-  return Response::error(400, "Validation error", "validation_error", json::errors_to_json(reader.errors()));
-}
-
 bool is_evm_address(std::string_view s) {
   if (s.size() != 42 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return false;
   for (std::size_t i = 2; i < s.size(); ++i)
@@ -79,21 +75,14 @@ struct Mapping {
 };
 
 void respond(const Result& r, const Responder& reply, const Mapping& m) {
-  switch (r.kind) {
-    case Result::Kind::Ok:
-    case Result::Kind::Unchanged:
-    case Result::Kind::Created:
-      if (m.success == 204) return reply(Response::no_content());
-      return reply(Response::json(r.kind == Result::Kind::Created ? 201 : m.success, to_json(*r.job)));
-    case Result::Kind::Forbidden: return reply(Response::error(403, r.message, "forbidden"));
-    case Result::Kind::Conflict: return reply(Response::error(409, r.message, "conflict"));
-    case Result::Kind::NotFound:
-      return reply(Response::error(m.not_found_status, r.message.empty() || m.not_found_status == 409 ? m.not_found_message : r.message,
-                                   m.not_found_status == 409 ? "conflict" : "not_found"));
-    case Result::Kind::Invalid: return reply(Response::error(400, r.message, "validation_error"));
-    case Result::Kind::Unavailable: return reply(Response::error(503, r.message, "unavailable"));
-    case Result::Kind::Internal: return reply(Response::error(500, "Internal error", "internal"));
+  if (succeeded(r.kind)) {
+    if (m.success == 204) return reply(Response::no_content());
+    return reply(Response::json(r.kind == Result::Kind::Created ? 201 : m.success, to_json(*r.job)));
   }
+  if (r.kind == Result::Kind::NotFound && m.not_found_status == 409)
+    return reply(Response::error(409, m.not_found_message, "conflict"));
+  if (r.kind == Result::Kind::NotFound && r.message.empty()) return reply(refusal(r.kind, m.not_found_message));
+  reply(refusal(r.kind, r.message));
 }
 
 // 401, then 400 for the id, then the body (400), then the use case (403 before 409).
@@ -257,29 +246,18 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     if (!who.agent_id) return reply(std::move(who.failure));
     ListQuery q;
     q.agent_id = *who.agent_id;
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "role") {
-        if (value != "client" && value != "provider" && value != "evaluator")
-          errors.push_back({"role", "must be client, provider or evaluator"});
-        else q.role = value;
-      } else if (key == "phase") {
-        if (value.size() != 1 || value[0] < '0' || value[0] > '6') errors.push_back({"phase", "must be 0..6"});
-        else q.phase = value[0] - '0';
-      } else if (key == "limit") {
-        long long n = 0;
-        if (!parse_positive_int64(value, n) || n > 100) errors.push_back({"limit", "must be 1..100"});
-        else q.limit = static_cast<int>(n);
-      } else if (key == "cursor") {
-        long long n = 0;
-        if (!parse_positive_int64(value, n)) errors.push_back({"cursor", "is not a cursor from a previous page"});
-        else q.before_id = n;
-      } else {
-        errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
-    }
-    if (!errors.empty())
-      return reply(Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors)));
+    auto params = QueryParams()
+                      .one_of<std::optional<std::string>>("role", {{"client", "client"}, {"provider", "provider"}, {"evaluator", "evaluator"}},
+                                                          q.role, "must be client, provider or evaluator")
+                      .on("phase",
+                          [&q](const std::string& value) -> std::optional<std::string> {
+                            if (value.size() != 1 || value[0] < '0' || value[0] > '6') return std::string("must be 0..6");
+                            q.phase = value[0] - '0';
+                            return std::nullopt;
+                          })
+                      .limit(q.limit)
+                      .cursor(q.before_id);
+    if (!params.read(req, reply)) return;
     auto page = store.list(q);
     bj::array jobs;
     for (const auto& job : page.jobs) jobs.push_back(to_json(job));

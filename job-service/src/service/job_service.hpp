@@ -36,7 +36,7 @@ using Action = std::variant<ProviderAccept, ProviderNegotiation, ProviderRequire
                             ProviderDeliverable, Evaluate, DecideMemo, Expire>;
 
 struct Result {
-  enum class Kind { Ok, Created, Unchanged, Forbidden, Conflict, NotFound, Invalid, Unavailable, Internal };
+  using Kind = ResultKind;
   Kind kind = Kind::Ok;
   std::string message;
   std::optional<Job> job;

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "common/events/outbox.hpp"
+#include "common/storage/columns.hpp"
 #include "common/json/json.hpp"
 
 namespace al::job {
@@ -67,11 +68,12 @@ CREATE TABLE known_agents (
 }
 
 namespace {
-constexpr const char* kJobColumns =
-    "id, phase, client_id, provider_id, evaluator_id, service_requirement, budget, token_address, "
-    "escrow_tx_hash, escrow_verified_by, escrow_verified_at, claim_status, deliverable, "
-    "deliverable_payable, deliverable_at, rejection_reason, client_operation_id, contract_id, "
-    "expired_at, created_at, updated_at, version";
+constexpr auto kJob = storage::columns(
+    "id", "phase", "client_id", "provider_id", "evaluator_id", "service_requirement", "budget", "token_address",
+    "escrow_tx_hash", "escrow_verified_by", "escrow_verified_at", "claim_status", "deliverable",
+    "deliverable_payable", "deliverable_at", "rejection_reason", "client_operation_id", "contract_id", "expired_at",
+    "created_at", "updated_at", "version");
+const std::string kJobColumns = kJob.list();
 
 std::optional<std::string> payable_to_text(const std::optional<PayableDetail>& d) {
   if (!d) return std::nullopt;
@@ -92,47 +94,48 @@ std::optional<PayableDetail> payable_from_text(const std::optional<std::string>&
 
 Job read_job_row(const storage::Query& q) {
   Job j;
-  j.id = q.int64(0);
-  j.phase = static_cast<Phase>(q.int64(1));
-  j.client_id = q.text(2);
-  j.provider_id = q.text(3);
-  j.evaluator_id = q.opt_text(4);
-  j.service_requirement = q.text(5);
-  j.budget = *Decimal::parse(q.text(6));
-  j.token_address = q.text(7);
-  if (auto hash = q.opt_text(8)) j.escrow = Escrow{*hash, q.text(9), q.int64(10)};
-  j.claim_status = q.text(11);
-  j.deliverable = q.opt_text(12);
-  j.deliverable_payable_detail = payable_from_text(q.opt_text(13));
-  j.deliverable_at = q.opt_int64(14);
-  j.rejection_reason = q.opt_text(15);
-  j.client_operation_id = q.opt_text(16);
-  j.contract_id = q.opt_text(17);
-  j.expired_at = q.int64(18);
-  j.created_at = q.int64(19);
-  j.updated_at = q.int64(20);
-  j.version = q.int64(21);
+  j.id = q.int64(kJob["id"]);
+  j.phase = static_cast<Phase>(q.int64(kJob["phase"]));
+  j.client_id = q.text(kJob["client_id"]);
+  j.provider_id = q.text(kJob["provider_id"]);
+  j.evaluator_id = q.opt_text(kJob["evaluator_id"]);
+  j.service_requirement = q.text(kJob["service_requirement"]);
+  j.budget = *Decimal::parse(q.text(kJob["budget"]));
+  j.token_address = q.text(kJob["token_address"]);
+  if (auto hash = q.opt_text(kJob["escrow_tx_hash"])) j.escrow = Escrow{*hash, q.text(kJob["escrow_verified_by"]), q.int64(kJob["escrow_verified_at"])};
+  j.claim_status = q.text(kJob["claim_status"]);
+  j.deliverable = q.opt_text(kJob["deliverable"]);
+  j.deliverable_payable_detail = payable_from_text(q.opt_text(kJob["deliverable_payable"]));
+  j.deliverable_at = q.opt_int64(kJob["deliverable_at"]);
+  j.rejection_reason = q.opt_text(kJob["rejection_reason"]);
+  j.client_operation_id = q.opt_text(kJob["client_operation_id"]);
+  j.contract_id = q.opt_text(kJob["contract_id"]);
+  j.expired_at = q.int64(kJob["expired_at"]);
+  j.created_at = q.int64(kJob["created_at"]);
+  j.updated_at = q.int64(kJob["updated_at"]);
+  j.version = q.int64(kJob["version"]);
   return j;
 }
 
-constexpr const char* kMemoColumns =
-    "id, type, content, payable_detail, requires_approval, status, sender_id, phase, created_at, decided_at, "
-    "decision_reason";
+constexpr auto kMemo = storage::columns(
+    "id", "type", "content", "payable_detail", "requires_approval", "status", "sender_id", "phase", "created_at",
+    "decided_at", "decision_reason");
+const std::string kMemoColumns = kMemo.list();
 
 // The memo whose columns start at `first`.
 Memo read_memo(const storage::Query& q, int first) {
   Memo m;
-  m.id = q.int64(first);
-  m.type = static_cast<MemoType>(q.int64(first + 1));
-  m.content = q.text(first + 2);
-  m.payable_detail = payable_from_text(q.opt_text(first + 3));
-  m.requires_approval = q.int64(first + 4) != 0;
-  m.status = q.text(first + 5);
-  m.sender_id = q.text(first + 6);
-  m.phase = static_cast<Phase>(q.int64(first + 7));
-  m.created_at = q.int64(first + 8);
-  m.decided_at = q.opt_int64(first + 9);
-  m.decision_reason = q.opt_text(first + 10);
+  m.id = q.int64(first + kMemo["id"]);
+  m.type = static_cast<MemoType>(q.int64(first + kMemo["type"]));
+  m.content = q.text(first + kMemo["content"]);
+  m.payable_detail = payable_from_text(q.opt_text(first + kMemo["payable_detail"]));
+  m.requires_approval = q.int64(first + kMemo["requires_approval"]) != 0;
+  m.status = q.text(first + kMemo["status"]);
+  m.sender_id = q.text(first + kMemo["sender_id"]);
+  m.phase = static_cast<Phase>(q.int64(first + kMemo["phase"]));
+  m.created_at = q.int64(first + kMemo["created_at"]);
+  m.decided_at = q.opt_int64(first + kMemo["decided_at"]);
+  m.decision_reason = q.opt_text(first + kMemo["decision_reason"]);
   return m;
 }
 
@@ -144,25 +147,13 @@ void load_memos(storage::Connection& c, Job& job) {
 // A job and its memos in one statement: one round trip, one snapshot (a read outside a unit of
 // work needs no transaction for it).
 std::optional<Job> load_job_joined(storage::Connection& c, long long id) {
-  std::string memo_columns;
-  for (std::string_view rest = kMemoColumns; !rest.empty();) {
-    auto comma = rest.find(", ");
-    memo_columns += (memo_columns.empty() ? "m." : ", m.") + std::string(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
-  }
-  std::string job_columns;
-  for (std::string_view rest = kJobColumns; !rest.empty();) {
-    auto comma = rest.find(", ");
-    job_columns += (job_columns.empty() ? "j." : ", j.") + std::string(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 2);
-  }
-  static const std::string sql = "SELECT " + job_columns + ", " + memo_columns +
+  static const std::string sql = "SELECT " + kJob.list("j") + ", " + kMemo.list("m") +
                                  " FROM jobs j LEFT JOIN memos m ON m.job_id = j.id WHERE j.id = ? ORDER BY m.id";
   std::optional<Job> job;
   auto q = c.query(sql, id);
   while (q.next()) {
     if (!job) job = read_job_row(q);
-    if (!q.is_null(22)) job->memos.push_back(read_memo(q, 22));
+    if (!q.is_null(kJob.size())) job->memos.push_back(read_memo(q, kJob.size()));  // the memo's columns follow
   }
   return job;
 }
@@ -198,7 +189,9 @@ class SqlJobTx final : public JobTx {
   }
 
   void insert(Job& j) override {
-    try {
+    // Another writer may create this client operation (or contract's job) first: the unit of work
+    // is run again, and finds that job.
+    j.id = storage::rerun_if_taken("job insert", [&] {
       auto q = c_.query(
           "INSERT INTO jobs(phase, client_id, provider_id, evaluator_id, service_requirement, budget, "
           "token_address, claim_status, client_operation_id, contract_id, expired_at, created_at, "
@@ -207,14 +200,9 @@ class SqlJobTx final : public JobTx {
           j.budget.to_string(), j.token_address, j.claim_status, j.client_operation_id, j.contract_id,
           j.expired_at, j.created_at, j.updated_at, j.version);
       q.next();
-      j.id = q.int64(0);
-      loaded_versions_[j.id] = j.version;
-    } catch (const storage::StorageError& e) {
-      // Another writer created this client operation (or contract's job) first: run the unit of
-      // work again, and it finds that job.
-      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("job insert: ") + e.what());
-      throw;
-    }
+      return q.int64(0);
+    });
+    loaded_versions_.loaded(j.id, j.version);
     save_memos(j);
   }
 
@@ -226,26 +214,20 @@ class SqlJobTx final : public JobTx {
       verified_by = j.escrow->verified_by;
       verified_at = j.escrow->verified_at;
     }
-    auto loaded = loaded_versions_.find(j.id);
-    long long expected = loaded == loaded_versions_.end() ? j.version - 1 : loaded->second;
-    long long changed;
-    try {
-      changed = c_.query(
+    long long expected = loaded_versions_.expected(j.id, j.version);
+    // The escrow hash may be claimed by another job meanwhile: the rerun sees it used.
+    long long changed = storage::rerun_if_taken("job update", [&] {
+      return c_.query(
                       "UPDATE jobs SET phase=?, escrow_tx_hash=?, escrow_verified_by=?, escrow_verified_at=?, "
                       "claim_status=?, deliverable=?, deliverable_payable=?, deliverable_at=?, rejection_reason=?, "
                       "updated_at=?, version=? WHERE id=? AND version=?",
                       static_cast<int>(j.phase), tx_hash, verified_by, verified_at, j.claim_status, j.deliverable,
                       payable_to_text(j.deliverable_payable_detail), j.deliverable_at, j.rejection_reason,
                       j.updated_at, j.version, j.id, expected)
-                    .run();
-    } catch (const storage::StorageError& e) {
-      // The escrow hash was claimed by another job meanwhile: the rerun sees it used.
-      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("job update: ") + e.what());
-      throw;
-    }
+          .run();
+    });
     // Version check: the row lock makes this hold already; it guards any path that forgot it.
-    if (changed != 1) throw storage::ConcurrentUpdate("job " + std::to_string(j.id) + " is no longer at version " + std::to_string(expected));
-    loaded_versions_[j.id] = j.version;
+    loaded_versions_.saved(j.id, changed, j.version, "job " + std::to_string(j.id));
     save_memos(j);
   }
 
@@ -294,13 +276,13 @@ class SqlJobTx final : public JobTx {
   }
 
   std::optional<Job> remember(std::optional<Job> job) {
-    if (job) loaded_versions_[job->id] = job->version;
+    if (job) loaded_versions_.loaded(job->id, job->version);
     return job;
   }
 
   storage::Connection& c_;
   const Clock& clock_;
-  std::unordered_map<long long, long long> loaded_versions_;  // id → version as read in this unit
+  storage::LoadedVersions<long long> loaded_versions_;  // as read (or last written) in this unit
 };
 }  // namespace
 

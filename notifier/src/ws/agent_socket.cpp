@@ -98,7 +98,8 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   }
 
  private:
-  enum class Phase { Handshake, AwaitConnect, Connected };
+  // Joining: attached to the hub, waiting for the log's bounds (read on a worker).
+  enum class Phase { Handshake, AwaitConnect, Joining, Connected };
 
   struct Out {
     std::shared_ptr<const std::string> frame;
@@ -222,22 +223,23 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     }
     attached_ = true;
     agent_id_ = *agent;
-    phase_ = Phase::Connected;
+    phase_ = Phase::Joining;
     deadline_generation_++;  // the connect deadline no longer applies
     deadline_.cancel();
     ++context_->stats.accepted;
 
-    // Attached before reading the log's bounds: any event committed from now on is delivered
-    // live, any earlier one is in the log; on_live skips what the backlog already covered.
-    EventLog::Bounds bounds;
-    try {
-      bounds = context_->log.bounds(agent_id_);
-    } catch (const std::exception& e) {
-      log::error("event log unavailable", {{"what", e.what()}});
-      return close_gracefully(CloseReason::Shutdown);
-    }
+    // Attached before reading the log's bounds: any event committed from now on is announced
+    // to this socket (on_live notes it while joining), any earlier one is in the log; on_live
+    // skips what the backlog already covered.
+    read_log<EventLog::Bounds>([log = &context_->log, agent = agent_id_] { return log->bounds(agent); },
+                               [this, since](EventLog::Bounds bounds) { on_joined(bounds, since); });
+  }
+
+  void on_joined(EventLog::Bounds bounds, std::optional<long long> since) {
+    if (closing_ || phase_ != Phase::Joining) return;
+    phase_ = Phase::Connected;
     cursor_ = since ? std::min(*since, bounds.head) : bounds.head;
-    known_head_ = bounds.head;
+    known_head_ = std::max(known_head_, bounds.head);
     bool missed = since && bounds.oldest > 0 && bounds.oldest > *since + 1;
     enqueue(std::make_shared<const std::string>(sio::connect_ok_frame(sid_)));
     bj::object joined{{"agent_id", agent_id_},
@@ -250,6 +252,30 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     pump_backlog();
     do_write();
     watch_progress();
+  }
+
+  // Reads the log on a worker (never on this I/O thread), then continues on this socket's strand
+  // with the result; a failed read closes the socket (the client resumes with `since`).
+  template <class R>
+  void read_log(std::function<R()> read, std::function<void(R)> then) {
+    auto run = [self = shared_from_this(), read = std::move(read), then = std::move(then)]() mutable {
+      auto result = std::make_shared<std::optional<R>>();
+      std::string error;
+      try {
+        result->emplace(read());
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      net::post(self->ws_.get_executor(), [self, result, error, then = std::move(then)] {
+        if (!*result) {
+          log::error("event log read failed", {{"agent_id", self->agent_id_}, {"what", error}});
+          return self->close_gracefully(CloseReason::Shutdown);
+        }
+        then(std::move(**result));
+      });
+    };
+    if (context_->read_on) context_->read_on(std::move(run));
+    else run();
   }
 
   // A write that has not completed for stall_timeout means the peer stopped reading (or reads
@@ -277,6 +303,10 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   // --- events --------------------------------------------------------------------------------
 
   void on_live(const LiveEvent& event) {
+    if (phase_ == Phase::Joining && !closing_) {
+      known_head_ = std::max(known_head_, event.event_id);  // read from the log once joined
+      return;
+    }
     if (phase_ != Phase::Connected || closing_) return;
     if (event.event_id > known_head_) known_head_ = event.event_id;
     if (catching_up_ || event.event_id <= cursor_) return;  // the backlog covers it
@@ -296,27 +326,34 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     do_write();
   }
 
-  // Reads the log after cursor_ page by page while the queue has room; stops catching up once
-  // it has read to the end and no newer event has been announced.
+  // Reads the log after cursor_ a page at a time (one read in flight) while the queue has room;
+  // stops catching up once it has read to the end and no newer event has been announced.
   void pump_backlog() {
-    while (catching_up_ && !closing_ && queued_bytes_ < settings_.max_queue_bytes / 2) {
-      std::vector<LiveEvent> page;
-      try {
-        page = context_->log.after(agent_id_, cursor_, settings_.backlog_page);
-      } catch (const std::exception& e) {
-        log::error("event log read failed", {{"agent_id", agent_id_}, {"what", e.what()}});
-        return close_gracefully(CloseReason::Shutdown);
-      }
-      for (const auto& event : page) {
-        for (const auto& frame : event.frames) enqueue(frame, event.event_id);
-        cursor_ = event.event_id;
-      }
-      context_->stats.backlog_events += static_cast<long long>(page.size());
-      if (page.size() < settings_.backlog_page) {
-        if (page.empty() && known_head_ > cursor_) cursor_ = known_head_;  // trimmed meanwhile
-        if (known_head_ <= cursor_) catching_up_ = false;
-      }
+    if (reading_ || !catching_up_ || closing_ || queued_bytes_ >= settings_.max_queue_bytes / 2) return;
+    reading_ = true;
+    read_log<std::vector<LiveEvent>>(
+        [log = &context_->log, agent = agent_id_, after = cursor_, limit = settings_.backlog_page] {
+          return log->after(agent, after, limit);
+        },
+        [this](std::vector<LiveEvent> page) { on_backlog_page(std::move(page)); });
+  }
+
+  void on_backlog_page(std::vector<LiveEvent> page) {
+    reading_ = false;
+    if (closing_) return;
+    std::size_t read = page.size();
+    for (const auto& event : page) {
+      if (event.event_id <= cursor_) continue;
+      for (const auto& frame : event.frames) enqueue(frame, event.event_id);
+      cursor_ = event.event_id;
     }
+    context_->stats.backlog_events += static_cast<long long>(read);
+    if (read < settings_.backlog_page) {
+      if (read == 0 && known_head_ > cursor_) cursor_ = known_head_;  // trimmed meanwhile
+      if (known_head_ <= cursor_) catching_up_ = false;
+    }
+    pump_backlog();
+    do_write();
   }
 
   // --- writing -------------------------------------------------------------------------------
@@ -470,6 +507,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   long long written_upto_ = 0;  // last event_id handed to the socket
   long long acked_upto_ = 0;    // last event_id the client acknowledged
   bool catching_up_ = false;
+  bool reading_ = false;  // a backlog page is being read
 };
 }  // namespace
 

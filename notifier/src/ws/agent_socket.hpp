@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 #include <atomic>
@@ -64,6 +65,9 @@ struct SocketContext {
   SocketSettings settings;
   std::size_t max_total;  // sockets, connected or still handshaking
   SocketStats stats;
+  // Runs a read of the log off the I/O thread (the worker pool); the socket resumes on its own
+  // strand with the result. Empty: the read runs at once (tests with an in-memory log).
+  std::function<void(std::function<void()>)> read_on;
 };
 
 // Starts one Engine.IO 4 / socket.io 5 session over the WebSocket upgrade of `request`:

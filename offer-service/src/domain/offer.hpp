@@ -8,6 +8,7 @@
 
 #include "common/clock/clock.hpp"
 #include "common/money/decimal.hpp"
+#include "common/service/verdict.hpp"
 
 // Offers and contracts (seed 000) as pure state: no I/O, time and ids passed in.
 namespace al::offer {
@@ -86,7 +87,7 @@ struct Contract {
   long long version = 0;
 };
 
-enum class Verdict { Applied, Unchanged, Forbidden, Conflict, NotFound };
+using al::Verdict;  // shared by every service (common/service/verdict.hpp)
 
 struct Outcome {
   Verdict verdict = Verdict::Applied;

@@ -24,10 +24,6 @@ bool is_opaque_id(std::string_view id, std::string_view prefix) {
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
 }
 
-Response validation_error(const std::vector<json::FieldError>& errors) {
-  return Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors));
-}
-
 // Empty or `{}`-like bodies for action routes; anything else must be a JSON object.
 std::optional<bj::object> body_of(const Request& req, const Responder& reply) {
   if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return bj::object{};
@@ -38,21 +34,10 @@ std::optional<bj::object> body_of(const Request& req, const Responder& reply) {
 }
 
 Response refusal(const Result& r) {
-  switch (r.kind) {
-    case Result::Kind::Forbidden: return Response::error(403, r.message, r.code.empty() ? "forbidden" : r.code);
-    case Result::Kind::NotFound: return Response::error(404, r.message, "not_found");
-    case Result::Kind::Conflict: {
-      bj::value details = nullptr;
-      if (r.code == "offer_exists" && r.offer)
-        details = bj::object{{"offer_id", r.offer->id}, {"status", status_name(r.offer->status)}};
-      return Response::error(409, r.message, r.code.empty() ? "conflict" : r.code, std::move(details));
-    }
-    default: return Response::error(500, "Internal error", "internal");
-  }
-}
-
-bool succeeded(const Result& r) {
-  return r.kind == Result::Kind::Ok || r.kind == Result::Kind::Created || r.kind == Result::Kind::Unchanged;
+  bj::value details = nullptr;
+  if (r.kind == Result::Kind::Conflict && r.code == "offer_exists" && r.offer)
+    details = bj::object{{"offer_id", r.offer->id}, {"status", status_name(r.offer->status)}};
+  return al::refusal(r.kind, r.message, r.code, std::move(details));
 }
 
 Viewer viewer_of(const Offer& o, const std::string& agent) {
@@ -89,11 +74,13 @@ std::optional<OfferParty> offer_party(const Request& req, const Responder& reply
 // ?window=… of the ops snapshots (default 24h): the label and its length, or the reply is sent.
 std::optional<std::pair<std::string, Millis>> ops_window(const Request& req, const Responder& reply) {
   std::string label = "24h";
-  std::vector<json::FieldError> errors;
-  for (const auto& [key, value] : req.query) {
-    if (key == "window") label = value;
-    else errors.push_back({key.substr(0, 64), "unknown query parameter"});
-  }
+  auto errors = QueryParams()
+                    .on("window",
+                        [&label](const std::string& value) -> std::optional<std::string> {
+                          label = value;
+                          return std::nullopt;
+                        })
+                    .read(req);
   auto window = parse_window(label);
   if (!window) errors.push_back({"window", "must be hours or days between 1h and 30d, e.g. 24h or 7d"});
   if (!errors.empty()) {
@@ -124,7 +111,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     std::string id(req.param("id"));
     if (!is_opaque_id(id, "thr_")) return reply(Response::error(404, "Thread not found", "not_found"));
     service.create_offer(id, *who.agent_id, req.request_id, [reply, agent = *who.agent_id, base_url](Result result) {
-      if (!succeeded(result)) return reply(refusal(result));
+      if (!succeeded(result.kind)) return reply(refusal(result));
       reply(Response::json(201, offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url())));
     });
   });
@@ -134,38 +121,14 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     if (!who.agent_id) return reply(std::move(who.failure));
     OfferQuery q;
     q.agent_id = *who.agent_id;
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "mode") {
-        if (value == "incoming") q.as_provider = true;
-        else if (value == "outgoing") q.as_provider = false;
-        else errors.push_back({"mode", "must be incoming or outgoing"});
-      } else if (key == "status") {
-        std::string_view rest = value;
-        if (rest.empty()) errors.push_back({"status", "must not be empty"});
-        while (!rest.empty()) {
-          auto comma = rest.find(',');
-          auto s = parse_status(rest.substr(0, comma));
-          if (!s) {
-            errors.push_back({"status", "must be open, accepted, rejected or inactive (or a comma list)"});
-            break;
-          }
-          q.statuses.push_back(*s);
-          rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        }
-      } else if (key == "limit") {
-        long long n = 0;
-        if (!parse_positive_int64(value, n) || n > 100) errors.push_back({"limit", "must be 1..100"});
-        else q.limit = static_cast<int>(n);
-      } else if (key == "cursor") {
-        long long n = 0;
-        if (!parse_positive_int64(value, n)) errors.push_back({"cursor", "is not a cursor from a previous page"});
-        else q.before_row = n;
-      } else {
-        errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
-    }
-    if (!errors.empty()) return reply(validation_error(errors));
+    auto params = QueryParams()
+                      .one_of<std::optional<bool>>("mode", {{"incoming", true}, {"outgoing", false}}, q.as_provider,
+                                                   "must be incoming or outgoing")
+                      .comma_list<OfferStatus>("status", parse_status, q.statuses,
+                                               "must be open, accepted, rejected or inactive (or a comma list)")
+                      .limit(q.limit)
+                      .cursor(q.before_row);
+    if (!params.read(req, reply)) return;
     auto page = store.list_offers(q);
     std::string base = base_url();
     bj::array offers;
@@ -194,7 +157,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     if (!r.ok()) return reply(validation_error(r.errors()));
     service.respond(party->offer.id, party->agent, *action == "accept", reason, req.request_id,
                     [reply, agent = party->agent, base_url](Result result) {
-                      if (!succeeded(result)) return reply(refusal(result));
+                      if (!succeeded(result.kind)) return reply(refusal(result));
                       bj::object out = offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url());
                       if (result.contract) out["contract"] = contract_monitor_json(*result.contract, base_url());
                       reply(Response::json(200, out));
@@ -220,7 +183,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     std::string normalized = *hash;
     for (auto& ch : normalized) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     service.submit_payment(id, *who.agent_id, normalized, req.request_id, [reply, base_url](Result result) {
-      if (!succeeded(result)) {
+      if (!succeeded(result.kind)) {
         if (result.kind == Result::Kind::Internal && result.code != "internal")
           return reply(Response::error(503, result.message, "chain_unavailable"));
         return reply(refusal(result));

@@ -8,17 +8,6 @@
 
 namespace al::offer {
 namespace {
-Result::Kind kind_of(Verdict v) {
-  switch (v) {
-    case Verdict::Applied: return Result::Kind::Ok;
-    case Verdict::Unchanged: return Result::Kind::Unchanged;
-    case Verdict::Forbidden: return Result::Kind::Forbidden;
-    case Verdict::Conflict: return Result::Kind::Conflict;
-    case Verdict::NotFound: return Result::Kind::NotFound;
-  }
-  return Result::Kind::Internal;
-}
-
 std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, OfferService::Callback done) {
   return reply_when_durable<Result>(std::move(result), std::move(done),
                                     Result{Result::Kind::Internal, "Internal error", "internal", {}, {}},

@@ -18,7 +18,7 @@
 namespace al::offer {
 
 struct Result {
-  enum class Kind { Ok, Created, Unchanged, Forbidden, Conflict, NotFound, Internal };
+  using Kind = ResultKind;
   Kind kind = Kind::Ok;
   std::string message;
   std::string code;

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/events/outbox.hpp"
+#include "common/storage/columns.hpp"
 
 namespace al::offer {
 namespace bj = boost::json;
@@ -123,71 +124,73 @@ CREATE INDEX contracts_payment_submitted ON contracts(updated_at) WHERE status =
 }
 
 namespace {
-constexpr const char* kOfferColumns =
-    "pos, id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, network, "
-    "quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, version, "
-    "token_address";
+constexpr auto kOffer = storage::columns(
+    "pos", "id", "thread_id", "service_id", "requester_id", "provider_id", "status", "terms", "amount", "token",
+    "network", "quote_message_id", "expires_at", "decided_at", "decision_reason", "contract_id", "created_at",
+    "updated_at", "version", "token_address");
+const std::string kOfferColumns = kOffer.list();
 
 Offer read_offer(const storage::Query& q) {
   Offer o;
-  o.row = q.int64(0);
-  o.id = q.text(1);
-  o.thread_id = q.text(2);
-  o.service_id = q.text(3);
-  o.requester_id = q.text(4);
-  o.provider_id = q.text(5);
-  o.status = parse_status(q.text(6)).value_or(OfferStatus::Open);
-  o.terms = bj::parse(q.text(7)).as_object();
-  o.amount = *Decimal::parse(q.text(8));
-  o.token = q.text(9);
-  o.network = q.text(10);
-  o.quote_message_id = q.text(11);
-  o.expires_at = q.int64(12);
-  o.decided_at = q.opt_int64(13);
-  o.decision_reason = q.opt_text(14);
-  o.contract_id = q.opt_text(15);
-  o.created_at = q.int64(16);
-  o.updated_at = q.int64(17);
-  o.version = q.int64(18);
-  o.token_address = q.text(19);
+  o.row = q.int64(kOffer["pos"]);
+  o.id = q.text(kOffer["id"]);
+  o.thread_id = q.text(kOffer["thread_id"]);
+  o.service_id = q.text(kOffer["service_id"]);
+  o.requester_id = q.text(kOffer["requester_id"]);
+  o.provider_id = q.text(kOffer["provider_id"]);
+  o.status = parse_status(q.text(kOffer["status"])).value_or(OfferStatus::Open);
+  o.terms = bj::parse(q.text(kOffer["terms"])).as_object();
+  o.amount = *Decimal::parse(q.text(kOffer["amount"]));
+  o.token = q.text(kOffer["token"]);
+  o.network = q.text(kOffer["network"]);
+  o.quote_message_id = q.text(kOffer["quote_message_id"]);
+  o.expires_at = q.int64(kOffer["expires_at"]);
+  o.decided_at = q.opt_int64(kOffer["decided_at"]);
+  o.decision_reason = q.opt_text(kOffer["decision_reason"]);
+  o.contract_id = q.opt_text(kOffer["contract_id"]);
+  o.created_at = q.int64(kOffer["created_at"]);
+  o.updated_at = q.int64(kOffer["updated_at"]);
+  o.version = q.int64(kOffer["version"]);
+  o.token_address = q.text(kOffer["token_address"]);
   return o;
 }
 
-constexpr const char* kContractColumns =
-    "id, offer_id, thread_id, buyer_id, provider_id, status, amount, token, network, pay_to, "
-    "required_confirmations, confirmations, tx_hash, chain_adapter, created_at, updated_at, version, token_address, "
-    "deliverable, payment_submitted_at, funded_at, payment_block_number, payment_block_hash, payment_seen_at, "
-    "rejected_tx_hash, rejected_code, rejected_at";
+constexpr auto kContract = storage::columns(
+    "id", "offer_id", "thread_id", "buyer_id", "provider_id", "status", "amount", "token", "network", "pay_to",
+    "required_confirmations", "confirmations", "tx_hash", "chain_adapter", "created_at", "updated_at", "version",
+    "token_address", "deliverable", "payment_submitted_at", "funded_at", "payment_block_number", "payment_block_hash",
+    "payment_seen_at", "rejected_tx_hash", "rejected_code", "rejected_at");
+const std::string kContractColumns = kContract.list();
 
 Contract read_contract(const storage::Query& q) {
   Contract c;
-  c.id = q.text(0);
-  c.offer_id = q.text(1);
-  c.thread_id = q.text(2);
-  c.buyer_id = q.text(3);
-  c.provider_id = q.text(4);
-  c.status = q.text(5);
-  c.amount = *Decimal::parse(q.text(6));
-  c.token = q.text(7);
-  c.network = q.text(8);
-  c.pay_to = q.text(9);
-  c.required_confirmations = static_cast<int>(q.int64(10));
-  c.confirmations = static_cast<int>(q.int64(11));
-  c.tx_hash = q.opt_text(12);
-  c.chain_adapter = q.text(13);
-  c.created_at = q.int64(14);
-  c.updated_at = q.int64(15);
-  c.version = q.int64(16);
-  c.token_address = q.text(17);
-  c.deliverable = q.text(18);
-  c.payment_submitted_at = q.opt_int64(19);
-  c.funded_at = q.opt_int64(20);
-  c.payment_block_number = q.opt_int64(21);
-  c.payment_block_hash = q.opt_text(22);
-  c.payment_seen_at = q.opt_int64(23);
-  c.rejected_tx_hash = q.opt_text(24);
-  c.rejected_code = q.opt_text(25);
-  c.rejected_at = q.opt_int64(26);
+  c.id = q.text(kContract["id"]);
+  c.offer_id = q.text(kContract["offer_id"]);
+  c.thread_id = q.text(kContract["thread_id"]);
+  c.buyer_id = q.text(kContract["buyer_id"]);
+  c.provider_id = q.text(kContract["provider_id"]);
+  c.status = q.text(kContract["status"]);
+  c.amount = *Decimal::parse(q.text(kContract["amount"]));
+  c.token = q.text(kContract["token"]);
+  c.network = q.text(kContract["network"]);
+  c.pay_to = q.text(kContract["pay_to"]);
+  c.required_confirmations = static_cast<int>(q.int64(kContract["required_confirmations"]));
+  c.confirmations = static_cast<int>(q.int64(kContract["confirmations"]));
+  c.tx_hash = q.opt_text(kContract["tx_hash"]);
+  c.chain_adapter = q.text(kContract["chain_adapter"]);
+  c.created_at = q.int64(kContract["created_at"]);
+  c.updated_at = q.int64(kContract["updated_at"]);
+  c.version = q.int64(kContract["version"]);
+  c.token_address = q.text(kContract["token_address"]);
+  c.deliverable = q.text(kContract["deliverable"]);
+  c.payment_submitted_at = q.opt_int64(kContract["payment_submitted_at"]);
+  c.funded_at = q.opt_int64(kContract["funded_at"]);
+  c.payment_block_number = q.opt_int64(kContract["payment_block_number"]);
+  c.payment_block_hash = q.opt_text(kContract["payment_block_hash"]);
+  c.payment_seen_at = q.opt_int64(kContract["payment_seen_at"]);
+  c.rejected_tx_hash = q.opt_text(kContract["rejected_tx_hash"]);
+  c.rejected_code = q.opt_text(kContract["rejected_code"]);
+  c.rejected_at = q.opt_int64(kContract["rejected_at"]);
   return c;
 }
 
@@ -251,34 +254,29 @@ class SqlOfferTx final : public OfferTx {
   }
 
   void insert_offer(Offer& o) override {
-    try {
-    auto q = c_.query(
+    // Another writer may make this thread's live offer first: the rerun finds it.
+    o.row = storage::rerun_if_taken("offer insert", [&] {
+      auto q = c_.query(
         "INSERT INTO offers(id, thread_id, service_id, requester_id, provider_id, status, terms, amount, token, "
         "network, quote_message_id, expires_at, decided_at, decision_reason, contract_id, created_at, updated_at, "
         "version, token_address) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING pos",
         o.id, o.thread_id, o.service_id, o.requester_id, o.provider_id, status_name(o.status), bj::serialize(o.terms),
         o.amount.to_string(), o.token, o.network, o.quote_message_id, o.expires_at, o.decided_at, o.decision_reason,
         o.contract_id, o.created_at, o.updated_at, o.version, o.token_address);
-    q.next();
-    o.row = q.int64(0);
-    offer_versions_[o.row] = o.version;
-    } catch (const storage::StorageError& e) {
-      // Another writer made this thread's live offer first: the rerun finds it.
-      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("offer insert: ") + e.what());
-      throw;
-    }
+      q.next();
+      return q.int64(0);
+    });
+    offer_versions_.loaded(o.row, o.version);
   }
 
   void save_offer(const Offer& o) override {
-    auto loaded = offer_versions_.find(o.row);
-    long long expected = loaded == offer_versions_.end() ? o.version - 1 : loaded->second;
+    long long expected = offer_versions_.expected(o.row, o.version);
     long long changed = c_.query(
         "UPDATE offers SET status=?, decided_at=?, decision_reason=?, contract_id=?, updated_at=?, version=? "
         "WHERE pos=? AND version=?",
         status_name(o.status), o.decided_at, o.decision_reason, o.contract_id, o.updated_at, o.version, o.row, expected)
         .run();
-    if (changed != 1) throw storage::ConcurrentUpdate("offer " + o.id);
-    offer_versions_[o.row] = o.version;
+    offer_versions_.saved(o.row, changed, o.version, "offer " + o.id);
   }
 
   void insert_contract(const Contract& k) override {
@@ -291,48 +289,39 @@ class SqlOfferTx final : public OfferTx {
         k.pay_to, k.required_confirmations, k.confirmations, k.tx_hash, k.chain_adapter, k.created_at, k.updated_at,
         k.version, k.token_address, k.deliverable)
         .run();
-    contract_versions_[k.id] = k.version;
+    contract_versions_.loaded(k.id, k.version);
   }
 
   std::optional<Contract> load_contract(const std::string& id) override {
     auto q = c_.query(std::string("SELECT ") + kContractColumns + " FROM contracts WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
     auto k = read_contract(q);
-    contract_versions_[k.id] = k.version;
+    contract_versions_.loaded(k.id, k.version);
     return k;
   }
 
   void save_contract(const Contract& k) override {
     if (written_) written_->push_back(k.id);
-    auto loaded = contract_versions_.find(k.id);
-    long long expected = loaded == contract_versions_.end() ? k.version - 1 : loaded->second;
-    long long changed;
-    try {
-      changed = c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
+    long long expected = contract_versions_.expected(k.id, k.version);
+    long long changed = storage::rerun_if_taken("contract update", [&] {
+      return c_.query("UPDATE contracts SET status=?, confirmations=?, tx_hash=?, chain_adapter=?, payment_submitted_at=?, "
                          "funded_at=?, updated_at=?, version=?, payment_block_number=?, payment_block_hash=?, payment_seen_at=?, "
                          "rejected_tx_hash=?, rejected_code=?, rejected_at=? WHERE id=? AND version=?",
                          k.status, k.confirmations, k.tx_hash, k.chain_adapter, k.payment_submitted_at, k.funded_at, k.updated_at,
                          k.version, k.payment_block_number, k.payment_block_hash, k.payment_seen_at, k.rejected_tx_hash,
                          k.rejected_code, k.rejected_at, k.id, expected)
-                    .run();
-    } catch (const storage::StorageError& e) {
-      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("contract update: ") + e.what());
-      throw;
-    }
-    if (changed != 1) throw storage::ConcurrentUpdate("contract " + k.id);
-    contract_versions_[k.id] = k.version;
+          .run();
+    });
+    contract_versions_.saved(k.id, changed, k.version, "contract " + k.id);
   }
 
   bool bind_tx_hash(const std::string& tx_hash, const std::string& contract_id) override {
     auto q = c_.query("SELECT contract_id FROM payment_hashes WHERE tx_hash = ?", tx_hash);
     if (q.next()) return q.text(0) == contract_id;
-    try {
-      c_.query("INSERT INTO payment_hashes(tx_hash, contract_id) VALUES (?, ?)", tx_hash, contract_id).run();
-    } catch (const storage::StorageError& e) {
-      // Bound by a concurrent payment meanwhile: the rerun reads whose it is.
-      if (e.is_constraint()) throw storage::ConcurrentUpdate(std::string("payment hash: ") + e.what());
-      throw;
-    }
+    // Bound by a concurrent payment meanwhile: the rerun reads whose it is.
+    storage::rerun_if_taken("payment hash", [&] {
+      return c_.query("INSERT INTO payment_hashes(tx_hash, contract_id) VALUES (?, ?)", tx_hash, contract_id).run();
+    });
     return true;
   }
 
@@ -351,7 +340,7 @@ class SqlOfferTx final : public OfferTx {
 
  private:
   Offer remember(Offer o) {
-    offer_versions_[o.row] = o.version;
+    offer_versions_.loaded(o.row, o.version);
     return o;
   }
 
@@ -359,8 +348,8 @@ class SqlOfferTx final : public OfferTx {
   const Clock& clock_;
   std::vector<std::string>* written_;
   // As read (or last written) in this unit of work: what a save expects to find.
-  std::unordered_map<long long, long long> offer_versions_;
-  std::unordered_map<std::string, long long> contract_versions_;
+  storage::LoadedVersions<long long> offer_versions_;
+  storage::LoadedVersions<std::string> contract_versions_;
 };
 }  // namespace
 
@@ -481,10 +470,7 @@ std::vector<std::string> SqlOfferStore::due_for_expiry(Millis now, int limit) {
 
 std::vector<std::string> SqlOfferStore::claim_awaiting_confirmation(int limit, const std::string& watcher,
                                                                       long long lease_ms) {
-  // Operational (wall) time: replicas compare each other's leases.
-  long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
+  long long now = storage::wall_clock_ms();  // replicas compare each other's leases
   std::vector<std::string> ids;
   db_.write_sync([&](storage::Connection& c) {
     ids.clear();

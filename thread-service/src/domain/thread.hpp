@@ -6,6 +6,7 @@
 
 #include "common/clock/clock.hpp"
 #include "common/money/decimal.hpp"
+#include "common/service/verdict.hpp"
 
 // Service listings and negotiation threads (seed 000) as pure state: no I/O, time and ids passed in.
 namespace al::thread {
@@ -109,7 +110,7 @@ struct Thread {
 
 Role role_of(const Thread& thread, std::string_view agent);
 
-enum class Verdict { Applied, Unchanged, Forbidden, Conflict, Unprocessable, Invalid };
+using al::Verdict;  // shared by every service (common/service/verdict.hpp)
 
 struct Change {
   std::string event_type;  // thread.opened | thread.message_posted | thread.quote_locked | thread.status_changed | thread.closed

@@ -18,10 +18,6 @@ namespace bj = boost::json;
 constexpr std::size_t kMaxBody = 10000;
 constexpr std::size_t kMaxTags = 10;
 
-Response validation_error(const std::vector<json::FieldError>& errors) {
-  return Response::error(400, "Validation error", "validation_error", json::errors_to_json(errors));
-}
-
 bool matches(std::string_view s, std::size_t max, bool (*allowed)(char)) {
   if (s.empty() || s.size() > max) return false;
   return std::all_of(s.begin(), s.end(), allowed);
@@ -143,27 +139,6 @@ std::optional<Terms> read_terms(json::ObjectReader& r) {
   return terms;
 }
 
-bool parse_limit(std::string_view value, int& out) {
-  long long n = 0;
-  if (!parse_positive_int64(value, n) || n > 100) return false;
-  out = static_cast<int>(n);
-  return true;
-}
-
-Response from_result(const Result& r) {
-  switch (r.kind) {
-    case Result::Kind::Forbidden: return Response::error(403, r.message, "forbidden");
-    case Result::Kind::Conflict: return Response::error(409, r.message, "conflict");
-    case Result::Kind::NotFound: return Response::error(404, r.message, "not_found");
-    case Result::Kind::Unprocessable: return Response::error(422, r.message, "unprocessable");
-    default: return Response::error(500, "Internal error", "internal");
-  }
-}
-
-bool succeeded(const Result& r) {
-  return r.kind == Result::Kind::Ok || r.kind == Result::Kind::Created || r.kind == Result::Kind::Unchanged;
-}
-
 // 401 → 404 → 403 (non-member, before the body and any state check) → then the route.
 struct Member {
   std::string agent;
@@ -216,7 +191,7 @@ void add_service_routes(http::Router& router, ThreadService& service, ThreadStor
     if (!r.ok()) return reply(validation_error(r.errors()));
     if (!fields.active) fields.active = true;
     service.publish_service(*who.agent_id, std::move(fields), req.request_id, [reply, base_url](Result result) {
-      if (!succeeded(result)) return reply(from_result(result));
+      if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
       reply(Response::json(201, service_to_json(*result.service, base_url())));
     });
   });
@@ -240,7 +215,7 @@ void add_service_routes(http::Router& router, ThreadService& service, ThreadStor
       if (!r.ok()) return reply(validation_error(r.errors()));
     }
     service.update_service(id, *who.agent_id, std::move(fields), req.request_id, [reply, base_url](Result result) {
-      if (!succeeded(result)) return reply(from_result(result));
+      if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
       reply(Response::json(200, service_to_json(*result.service, base_url())));
     });
   };
@@ -257,29 +232,27 @@ void add_service_routes(http::Router& router, ThreadService& service, ThreadStor
       if (!who.agent_id) return reply(std::move(who.failure));
       q.provider_id = *who.agent_id;
     }
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "limit") {
-        if (!parse_limit(value, q.limit)) errors.push_back({"limit", "must be 1..100"});
-      } else if (key == "cursor") {
-        long long n = 0;
-        if (!parse_positive_int64(value, n)) errors.push_back({"cursor", "is not a cursor from a previous page"});
-        else q.before_row = n;
-      } else if (key == "tag" && !own) {
-        std::string tag = value;
-        for (auto& c : tag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (!matches(tag, 32, slug_char)) errors.push_back({"tag", "is 1..32 of a-z, 0-9 and '-'"});
-        else q.tag = tag;
-      } else if (key == "q" && !own) {
-        if (value.empty() || value.size() > 100) errors.push_back({"q", "must be 1..100 characters"});
-        std::string text = value;
-        for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        q.text = text;
-      } else {
-        errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
+    QueryParams params;
+    params.limit(q.limit).cursor(q.before_row);
+    if (!own) {
+      params
+          .on("tag",
+              [&q](const std::string& value) -> std::optional<std::string> {
+                std::string tag = value;
+                for (auto& c : tag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                if (!matches(tag, 32, slug_char)) return std::string("is 1..32 of a-z, 0-9 and '-'");
+                q.tag = tag;
+                return std::nullopt;
+              })
+          .on("q", [&q](const std::string& value) -> std::optional<std::string> {
+            if (value.empty() || value.size() > 100) return std::string("must be 1..100 characters");
+            std::string text = value;
+            for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            q.text = text;
+            return std::nullopt;
+          });
     }
-    if (!errors.empty()) return reply(validation_error(errors));
+    if (!params.read(req, reply)) return;
     auto page = store.list_services(q);
     std::string base = base_url();
     bj::array services;
@@ -312,7 +285,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
 
   auto thread_reply = [base_url](const Responder& reply, unsigned status, const std::string& agent) {
     return [reply, status, agent, base_url](Result result) {
-      if (!succeeded(result)) return reply(from_result(result));
+      if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
       const Thread& t = *result.thread;
       reply(Response::json(result.kind == Result::Kind::Created ? 201 : status,
                            thread_to_json(t, role_of(t, agent), base_url())));
@@ -357,7 +330,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                if (!r.ok()) return reply(validation_error(r.errors()));
                service.post_message(m->thread->id, m->agent, *type, *text, terms, req.request_id,
                                     [reply, agent = m->agent, base_url](Result result) {
-                                      if (!succeeded(result)) return reply(from_result(result));
+                                      if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
                                       const Thread& t = *result.thread;
                                       reply(Response::json(201, bj::object{{"message", message_to_json(*result.posted)},
                                                                            {"thread", thread_to_json(t, role_of(t, agent), base_url())}}));
@@ -383,7 +356,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                                       return reply(Response::error(422, result.message, no_quote ? "no_quote" : "missing_terms",
                                                                    std::move(details)));
                                     }
-                                    if (!succeeded(result)) return reply(from_result(result));
+                                    if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
                                     const Thread& t = *result.thread;
                                     reply(Response::json(200, thread_to_json(t, role_of(t, agent), base_url())));
                                   });
@@ -406,17 +379,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
     if (!m) return;
     int limit = 50;
     long long after = 0;
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "limit") {
-        if (!parse_limit(value, limit)) errors.push_back({"limit", "must be 1..100"});
-      } else if (key == "cursor") {
-        if (!parse_positive_int64(value, after)) errors.push_back({"cursor", "is not a cursor from a previous page"});
-      } else {
-        errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
-    }
-    if (!errors.empty()) return reply(validation_error(errors));
+    if (!QueryParams().limit(limit).cursor(after).read(req, reply)) return;
     auto page = store.list_messages(*m->thread, after, limit);
     bj::object out = thread_to_json(*m->thread, m->role, base_url());
     bj::array messages;
@@ -456,36 +419,14 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
     if (!who.agent_id) return reply(std::move(who.failure));
     ThreadQuery q;
     q.agent_id = *who.agent_id;
-    std::vector<json::FieldError> errors;
-    for (const auto& [key, value] : req.query) {
-      if (key == "mode") {
-        if (value == "outgoing") q.as = Role::Requester;
-        else if (value == "incoming") q.as = Role::Provider;
-        else errors.push_back({"mode", "must be outgoing or incoming"});
-      } else if (key == "status") {
-        std::string_view rest = value;
-        while (!rest.empty()) {
-          auto comma = rest.find(',');
-          std::string_view name = rest.substr(0, comma);
-          if (auto s = parse_status(name)) q.statuses.push_back(*s);
-          else {
-            errors.push_back({"status", "must be negotiating, quote_locked, offered or closed (or a comma list)"});
-            break;
-          }
-          rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        }
-        if (value.empty()) errors.push_back({"status", "must not be empty"});
-      } else if (key == "limit") {
-        if (!parse_limit(value, q.limit)) errors.push_back({"limit", "must be 1..100"});
-      } else if (key == "cursor") {
-        long long n = 0;
-        if (!parse_positive_int64(value, n)) errors.push_back({"cursor", "is not a cursor from a previous page"});
-        else q.before_row = n;
-      } else {
-        errors.push_back({key.substr(0, 64), "unknown query parameter"});
-      }
-    }
-    if (!errors.empty()) return reply(validation_error(errors));
+    auto params = QueryParams()
+                      .one_of<std::optional<Role>>("mode", {{"outgoing", Role::Requester}, {"incoming", Role::Provider}}, q.as,
+                                                   "must be outgoing or incoming")
+                      .comma_list<Status>("status", parse_status, q.statuses,
+                                          "must be negotiating, quote_locked, offered or closed (or a comma list)")
+                      .limit(q.limit)
+                      .cursor(q.before_row);
+    if (!params.read(req, reply)) return;
     auto page = store.list_threads(q);
     // Rows are rendered once per revision and concatenated.
     Response out;

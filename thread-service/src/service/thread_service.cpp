@@ -11,18 +11,6 @@ namespace al::thread {
 namespace {
 namespace bj = boost::json;
 
-Result::Kind kind_of(Verdict v) {
-  switch (v) {
-    case Verdict::Applied: return Result::Kind::Ok;
-    case Verdict::Unchanged: return Result::Kind::Unchanged;
-    case Verdict::Forbidden: return Result::Kind::Forbidden;
-    case Verdict::Conflict: return Result::Kind::Conflict;
-    case Verdict::Unprocessable: return Result::Kind::Unprocessable;
-    case Verdict::Invalid: return Result::Kind::Unprocessable;
-  }
-  return Result::Kind::Internal;
-}
-
 std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, ThreadService::Callback done) {
   return reply_when_durable<Result>(std::move(result), std::move(done),
                                     Result{Result::Kind::Internal, "Internal error", {}, {}, {}, {}},

@@ -20,7 +20,7 @@ struct ServiceFields {
 };
 
 struct Result {
-  enum class Kind { Ok, Created, Unchanged, Forbidden, Conflict, NotFound, Unprocessable, Internal };
+  using Kind = ResultKind;
   Kind kind = Kind::Ok;
   std::string message;
   std::vector<std::string> missing;  // Unprocessable lock: the missing terms

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "common/events/outbox.hpp"
+#include "common/storage/columns.hpp"
 #include "events/thread_json.hpp"
 
 namespace al::thread {
@@ -113,61 +114,63 @@ std::string search_text(const Service& s) {
   return text;
 }
 
-constexpr const char* kServiceColumns =
-    "pos, id, provider_id, title, description, deliverable, price_amount, price_token, price_network, "
-    "timeline, tags, active, created_at, updated_at, version";
+constexpr auto kService = storage::columns(
+    "pos", "id", "provider_id", "title", "description", "deliverable", "price_amount", "price_token", "price_network",
+    "timeline", "tags", "active", "created_at", "updated_at", "version");
+const std::string kServiceColumns = kService.list();
 
 Service read_service(const storage::Query& q) {
   Service s;
-  s.row = q.int64(0);
-  s.id = q.text(1);
-  s.provider_id = q.text(2);
-  s.title = q.text(3);
-  s.description = q.text(4);
-  s.deliverable = q.text(5);
-  s.price_amount = *Decimal::parse(q.text(6));
-  s.price_token = q.text(7);
-  s.price_network = q.text(8);
-  s.timeline = q.text(9);
-  bj::value tags = bj::parse(q.text(10));
+  s.row = q.int64(kService["pos"]);
+  s.id = q.text(kService["id"]);
+  s.provider_id = q.text(kService["provider_id"]);
+  s.title = q.text(kService["title"]);
+  s.description = q.text(kService["description"]);
+  s.deliverable = q.text(kService["deliverable"]);
+  s.price_amount = *Decimal::parse(q.text(kService["price_amount"]));
+  s.price_token = q.text(kService["price_token"]);
+  s.price_network = q.text(kService["price_network"]);
+  s.timeline = q.text(kService["timeline"]);
+  bj::value tags = bj::parse(q.text(kService["tags"]));
   for (const auto& tag : tags.as_array()) s.tags.emplace_back(tag.as_string());
-  s.active = q.int64(11) != 0;
-  s.created_at = q.int64(12);
-  s.updated_at = q.int64(13);
-  s.version = q.int64(14);
+  s.active = q.int64(kService["active"]) != 0;
+  s.created_at = q.int64(kService["created_at"]);
+  s.updated_at = q.int64(kService["updated_at"]);
+  s.version = q.int64(kService["version"]);
   return s;
 }
 
-constexpr const char* kThreadColumns =
-    "pos, id, service_id, service_title, service_terms, requester_id, provider_id, mode, status, "
-    "message_count, latest_quote_message_id, latest_quote_terms, locked_quote_message_id, locked_terms, "
-    "quote_locked_at, offer_id, offer_status, offer_seq, contract_id, contract_status, contract_seq, "
-    "closed_reason, created_at, updated_at, version, revision";
+constexpr auto kThread = storage::columns(
+    "pos", "id", "service_id", "service_title", "service_terms", "requester_id", "provider_id", "mode", "status",
+    "message_count", "latest_quote_message_id", "latest_quote_terms", "locked_quote_message_id", "locked_terms",
+    "quote_locked_at", "offer_id", "offer_status", "offer_seq", "contract_id", "contract_status", "contract_seq",
+    "closed_reason", "created_at", "updated_at", "version", "revision");
+const std::string kThreadColumns = kThread.list();
 
 Thread read_thread(const storage::Query& q) {
   Thread t;
-  t.row = q.int64(0);
-  t.id = q.text(1);
-  t.service_id = q.text(2);
-  t.service_title = q.text(3);
-  t.service_terms = terms_of(q.text(4)).value_or(Terms{});
-  t.requester_id = q.text(5);
-  t.provider_id = q.text(6);
-  t.mode = q.text(7);
-  t.status = parse_status(q.text(8)).value_or(Status::Negotiating);
-  t.message_count = q.int64(9);
-  t.latest_quote_message_id = q.opt_text(10);
-  t.latest_quote_terms = terms_of(q.opt_text(11));
-  t.locked_quote_message_id = q.opt_text(12);
-  t.locked_terms = terms_of(q.opt_text(13));
-  t.quote_locked_at = q.opt_int64(14);
-  if (auto id = q.opt_text(15)) t.offer = Linked{*id, q.text(16), q.int64(17)};
-  if (auto id = q.opt_text(18)) t.contract = Linked{*id, q.text(19), q.int64(20)};
-  t.closed_reason = q.opt_text(21);
-  t.created_at = q.int64(22);
-  t.updated_at = q.int64(23);
-  t.version = q.int64(24);
-  t.revision = q.int64(25);
+  t.row = q.int64(kThread["pos"]);
+  t.id = q.text(kThread["id"]);
+  t.service_id = q.text(kThread["service_id"]);
+  t.service_title = q.text(kThread["service_title"]);
+  t.service_terms = terms_of(q.text(kThread["service_terms"])).value_or(Terms{});
+  t.requester_id = q.text(kThread["requester_id"]);
+  t.provider_id = q.text(kThread["provider_id"]);
+  t.mode = q.text(kThread["mode"]);
+  t.status = parse_status(q.text(kThread["status"])).value_or(Status::Negotiating);
+  t.message_count = q.int64(kThread["message_count"]);
+  t.latest_quote_message_id = q.opt_text(kThread["latest_quote_message_id"]);
+  t.latest_quote_terms = terms_of(q.opt_text(kThread["latest_quote_terms"]));
+  t.locked_quote_message_id = q.opt_text(kThread["locked_quote_message_id"]);
+  t.locked_terms = terms_of(q.opt_text(kThread["locked_terms"]));
+  t.quote_locked_at = q.opt_int64(kThread["quote_locked_at"]);
+  if (auto id = q.opt_text(kThread["offer_id"])) t.offer = Linked{*id, q.text(kThread["offer_status"]), q.int64(kThread["offer_seq"])};
+  if (auto id = q.opt_text(kThread["contract_id"])) t.contract = Linked{*id, q.text(kThread["contract_status"]), q.int64(kThread["contract_seq"])};
+  t.closed_reason = q.opt_text(kThread["closed_reason"]);
+  t.created_at = q.int64(kThread["created_at"]);
+  t.updated_at = q.int64(kThread["updated_at"]);
+  t.version = q.int64(kThread["version"]);
+  t.revision = q.int64(kThread["revision"]);
   return t;
 }
 
@@ -186,7 +189,7 @@ class SqlThreadTx final : public ThreadTx {
     auto q = c_.query(std::string("SELECT ") + kServiceColumns + " FROM services WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
     auto s = read_service(q);
-    service_versions_[s.row] = s.version;
+    service_versions_.loaded(s.row, s.version);
     return s;
   }
 
@@ -199,7 +202,7 @@ class SqlThreadTx final : public ThreadTx {
         s.price_network, s.timeline, tags_text(s), search_text(s), s.active, s.created_at, s.updated_at, s.version);
     q.next();
     s.row = q.int64(0);
-    service_versions_[s.row] = s.version;
+    service_versions_.loaded(s.row, s.version);
     save_tags(s);
   }
 
@@ -208,10 +211,9 @@ class SqlThreadTx final : public ThreadTx {
         "UPDATE services SET title=?, description=?, deliverable=?, price_amount=?, price_token=?, "
         "price_network=?, timeline=?, tags=?, search_text=?, active=?, updated_at=?, version=? WHERE pos=? AND version=?",
         s.title, s.description, s.deliverable, s.price_amount.to_string(), s.price_token, s.price_network,
-        s.timeline, tags_text(s), search_text(s), s.active, s.updated_at, s.version, s.row, expected_version(s))
+        s.timeline, tags_text(s), search_text(s), s.active, s.updated_at, s.version, s.row, service_versions_.expected(s.row, s.version))
         .run();
-    if (changed != 1) throw storage::ConcurrentUpdate("service " + s.id);
-    service_versions_[s.row] = s.version;
+    service_versions_.saved(s.row, changed, s.version, "service " + s.id);
     c_.query("DELETE FROM service_tags WHERE service_pos = ?", s.row).run();
     save_tags(s);
   }
@@ -220,7 +222,7 @@ class SqlThreadTx final : public ThreadTx {
     auto q = c_.query(std::string("SELECT ") + kThreadColumns + " FROM threads WHERE id = ?" + c_.for_update(), id);
     if (!q.next()) return std::nullopt;
     auto t = read_thread(q);
-    thread_revisions_[t.row] = t.revision;
+    thread_revisions_.loaded(t.row, t.revision);
     return t;
   }
 
@@ -232,7 +234,7 @@ class SqlThreadTx final : public ThreadTx {
         status_name(t.status), t.message_count, t.created_at, t.updated_at, t.version, t.revision);
     q.next();
     t.row = q.int64(0);
-    thread_revisions_[t.row] = t.revision;
+    thread_revisions_.loaded(t.row, t.revision);
     if (t.status != Status::Negotiating || t.latest_quote_message_id) save_thread(t);
   }
 
@@ -241,8 +243,7 @@ class SqlThreadTx final : public ThreadTx {
     std::optional<long long> offer_seq, contract_seq;
     if (t.offer) offer_id = t.offer->id, offer_status = t.offer->status, offer_seq = t.offer->seq;
     if (t.contract) contract_id = t.contract->id, contract_status = t.contract->status, contract_seq = t.contract->seq;
-    auto loaded = thread_revisions_.find(t.row);
-    long long expected = loaded == thread_revisions_.end() ? t.revision - 1 : loaded->second;
+    long long expected = thread_revisions_.expected(t.row, t.revision);
     long long changed = c_.query(
         "UPDATE threads SET status=?, message_count=?, latest_quote_message_id=?, latest_quote_terms=?, "
         "locked_quote_message_id=?, locked_terms=?, quote_locked_at=?, offer_id=?, offer_status=?, offer_seq=?, "
@@ -252,8 +253,7 @@ class SqlThreadTx final : public ThreadTx {
         t.locked_quote_message_id, terms_text(t.locked_terms), t.quote_locked_at, offer_id, offer_status, offer_seq,
         contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.revision, t.row, expected)
         .run();
-    if (changed != 1) throw storage::ConcurrentUpdate("thread " + t.id);
-    thread_revisions_[t.row] = t.revision;
+    thread_revisions_.saved(t.row, changed, t.revision, "thread " + t.id);
   }
 
   void insert_message(const Thread& t, const Message& m) override {
@@ -275,16 +275,11 @@ class SqlThreadTx final : public ThreadTx {
       c_.query("INSERT INTO service_tags(tag, service_pos) VALUES (?,?) ON CONFLICT DO NOTHING", tag, s.row).run();
   }
 
-  long long expected_version(const Service& s) const {
-    auto loaded = service_versions_.find(s.row);
-    return loaded == service_versions_.end() ? s.version - 1 : loaded->second;
-  }
-
   storage::Connection& c_;
   const Clock& clock_;
   // As read (or last written) in this unit of work: what a save expects to find.
-  std::unordered_map<long long, long long> service_versions_;
-  std::unordered_map<long long, long long> thread_revisions_;
+  storage::LoadedVersions<long long> service_versions_;
+  storage::LoadedVersions<long long> thread_revisions_;
 };
 
 }  // namespace

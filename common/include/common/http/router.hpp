@@ -16,15 +16,21 @@ struct Upgrade {
   std::function<void(Request, bhttp::request<bhttp::string_body>, boost::asio::ip::tcp::socket)> take;
 };
 
+// Where a handler runs. Most handlers read the database, which may wait (a PostgreSQL round
+// trip): they run on the server's handler executor (ServerOptions::run_handler), never on an I/O
+// thread. A handler that only touches memory (health, metrics) may run on the I/O thread.
+enum class Runs { OffIo, OnIo };
+
 // Routes by method and path pattern; "{name}" matches one non-empty path segment (so a
 // trailing slash does not matter).
 class Router {
  public:
-  void add(bhttp::verb method, std::string pattern, Handler handler);
+  void add(bhttp::verb method, std::string pattern, Handler handler, Runs runs = Runs::OffIo);
   void add_upgrade(std::string pattern, Upgrade upgrade);
 
   struct Match {
     const Handler* handler = nullptr;  // null: see status
+    Runs runs = Runs::OffIo;
     unsigned status = 404;             // 404 no such path, 405 path exists for other methods
     std::string route;
     Pairs params;
@@ -40,6 +46,7 @@ class Router {
     std::string pattern;
     std::vector<std::string> segments;
     Handler handler;
+    Runs runs;
   };
   std::vector<Route> routes_;
   struct UpgradeRoute {

@@ -22,6 +22,9 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 20000;
   bool access_log = true;
+  // Runs a handler (Runs::OffIo) off the I/O thread; its response is sent on the connection's
+  // strand. Empty: handlers run on the I/O thread (tests of the server alone).
+  std::function<void(std::function<void()>)> run_handler;
 };
 
 // A Boost.Beast HTTP/1.1 server: one session per connection on its own strand, a fresh parser

@@ -11,12 +11,15 @@
 #include "common/config/config.hpp"
 #include "common/http/router.hpp"
 #include "common/metrics/metrics.hpp"
+#include "common/service/query_params.hpp"
+#include "common/service/result.hpp"
+#include "common/service/worker_pool.hpp"
 #include "common/storage/database.hpp"
 
 namespace al {
 
-// Runs a function later on the io threads; injected so use cases can wait (bounded) without
-// blocking a thread and tests can drive the same code.
+// Runs a function later (on the worker pool in a Host); injected so use cases can wait (bounded)
+// without blocking a thread and tests can drive the same code.
 class Scheduler {
  public:
   virtual ~Scheduler() = default;
@@ -38,7 +41,9 @@ struct Runtime {
   const Clock& clock;
   Metrics& metrics;
   const auth::ApiKeyAuthority& auth;
-  boost::asio::io_context& io;
+  boost::asio::io_context& io;  // I/O: sockets and their timers; never blocked
+  // Work that may wait on the database (handlers, sweeps, backlog reads) runs here.
+  WorkerPool& workers;
   Scheduler& scheduler;
   std::string kafka_bootstrap;
   bool embedded_kafka = false;  // the broker forgets everything on restart: replay the outbox

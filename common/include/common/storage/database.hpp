@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 namespace al::storage {
@@ -44,6 +45,45 @@ struct ConcurrentUpdate : StorageError {
   explicit ConcurrentUpdate(const std::string& what)
       : StorageError(ErrorKind::Retryable, "version", "concurrent update: " + what) {}
 };
+
+// Runs one statement of a unit of work whose unique rule may be taken by a concurrent writer
+// (a client operation, a live offer, a tx hash): the violation means "another writer got there
+// first", so the whole unit is run again and sees that writer's result.
+template <class F>
+auto rerun_if_taken(std::string_view what, F&& statement) {
+  try {
+    return statement();
+  } catch (const StorageError& e) {
+    if (e.is_constraint()) throw ConcurrentUpdate(std::string(what) + ": " + e.what());
+    throw;
+  }
+}
+
+// The versions of the aggregates a unit of work loaded, for version-checked saves:
+// `UPDATE … SET version = new WHERE id = ? AND version = expected(id, new)` changes one row, or
+// another writer changed it since (`saved` then throws ConcurrentUpdate: the unit is run again).
+template <class Key>
+class LoadedVersions {
+ public:
+  void loaded(const Key& key, long long version) { versions_[key] = version; }
+  // The version read in this unit, else the one before `new_version` (an aggregate saved
+  // without being loaded here, e.g. one built by the caller from a read).
+  long long expected(const Key& key, long long new_version) const {
+    auto it = versions_.find(key);
+    return it == versions_.end() ? new_version - 1 : it->second;
+  }
+  void saved(const Key& key, long long changed_rows, long long new_version, std::string_view what) {
+    if (changed_rows != 1) throw ConcurrentUpdate(std::string(what) + " was changed by another writer");
+    versions_[key] = new_version;
+  }
+
+ private:
+  std::unordered_map<Key, long long> versions_;
+};
+
+// Milliseconds since the epoch by the wall clock: operational time that replicas compare with
+// each other (leases), never the domain's injectable clock.
+long long wall_clock_ms();
 
 enum class ParamType { Unknown, Int, Text };
 
@@ -147,7 +187,9 @@ struct Migration {
 
 // A service's database. Writes are units of work: `work` runs inside one transaction (and may run
 // again from the start when the database asks for a retry, so it must only touch state it resets);
-// `done` runs once, after the commit (nullptr) or with the error — then nothing of it was kept.
+// `done` runs once, after the commit (nullptr) or with the error — then nothing of it was kept —
+// on the executor of the thread that called `write` (see CallerExecutor), never on the
+// database's own threads.
 class Database {
  public:
   using Work = std::function<void(Connection&)>;
@@ -155,8 +197,8 @@ class Database {
   virtual ~Database() = default;
 
   virtual void migrate(const std::vector<Migration>& migrations) = 0;
-  virtual void write(Work work, Done done) = 0;
-  void write_sync(Work work);  // blocks until committed; rethrows
+  void write(Work work, Done done);
+  void write_sync(Work work);  // blocks until committed; rethrows (never on an executor's thread)
 
   // A read on a pooled connection: each statement sees committed data.
   template <class F>
@@ -187,6 +229,8 @@ class Database {
                       std::function<void()> on_gap) {}
 
  protected:
+  // Runs the unit of work; `done` may be called on the database's thread.
+  virtual void submit(Work work, Done done) = 0;
   virtual void with_reader(const std::function<void(Connection&)>& f, bool snapshot) = 0;
   // Implementations call this after each commit, before telling the unit's caller.
   void run_commit_listeners();

@@ -99,8 +99,8 @@ class PostgresDatabase final : public Database {
   ~PostgresDatabase() override;
 
   void migrate(const std::vector<Migration>& migrations) override;
-  // `done` runs on the pool thread that committed.
-  void write(Work work, Done done) override;
+  // `done` is called on the pool thread that committed (Database::write has bound it to the caller's executor).
+  void submit(Work work, Done done) override;
   bool healthy() override;
   std::size_t pending_writes() override;
   void stop() override;

@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 // The embedded default: one SQLite file per service (see database.hpp for the interface).
 #include <sqlite3.h>
 
@@ -76,8 +77,8 @@ class SqliteDatabase final : public Database {
   ~SqliteDatabase() override;
 
   void migrate(const std::vector<Migration>& migrations) override;
-  // `done` runs on the writer thread after the commit (nullptr) or with the error.
-  void write(Work work, Done done) override;
+  // `done` is called on the writer thread (Database::write has bound it to the caller's executor).
+  void submit(Work work, Done done) override;
   bool healthy() override;
   std::size_t pending_writes() override;
   void stop() override;
@@ -105,6 +106,7 @@ class SqliteDatabase final : public Database {
   std::condition_variable cv_;
   std::deque<Item> queue_;
   bool stopping_ = false;
+  std::atomic<bool> commit_failing_{false};  // the last group commit failed
   std::thread thread_;
   std::condition_variable cv_checkpoint_;
   std::thread checkpointer_;
