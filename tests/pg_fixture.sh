@@ -86,8 +86,19 @@ alive() {
   [[ "${stat:0:1}" != Z ]]
 }
 
+# Below the kernel's ephemeral range: a free ephemeral port may be taken by any outgoing
+# connection before the server binds it.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 -c '
+import random, socket
+try: low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except Exception: low = 32768
+while True:
+    port = random.randint(10000, max(10001, low - 1)); s = socket.socket()
+    try: s.bind(("127.0.0.1", port)); break
+    except OSError: pass
+    finally: s.close()
+print(port)'
 }
 
 # pid of the postmaster serving <state-dir>/data, if it runs; else fails.

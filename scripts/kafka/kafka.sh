@@ -151,17 +151,28 @@ run_tool() {
     -cp "$LIB_DIR/*" "$cls" "$@"
 }
 
-free_ports() {  # prints two free loopback TCP ports
+free_ports() {  # prints two free loopback TCP ports, below the kernel's ephemeral range
+  # (an ephemeral port that is free now may be taken by any outgoing connection before the
+  # JVM binds it; a port below the range is only taken by another listener).
   python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(2):
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except Exception:
+    low = 32768
+ports = []
+while len(ports) < 2:
+    port = random.randint(10000, max(10001, low - 1))
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    if port not in ports:
+        ports.append(port)
+print(" ".join(map(str, ports)))
 EOF
 }
 
@@ -226,9 +237,11 @@ launch() {
   deadline=$(( $(date +%s) + START_TIMEOUT ))
   while ! grep -q "Kafka Server started" "$sd/kafka.log"; do
     if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$sd/kafka.pid"
+      # Another listener took a port between the choice and the bind: the caller picks others.
+      if grep -q "Address already in use" "$sd/kafka.log"; then return 2; fi
       log "broker exited during startup; last lines of $sd/kafka.log:"
       tail -n 40 "$sd/kafka.log" >&2
-      rm -f "$sd/kafka.pid"
       exit 1
     fi
     if (( $(date +%s) >= deadline )); then
@@ -268,15 +281,22 @@ cmd_start() {
     log "a broker (pid $pid) is running in $sd; stopping it first"
     stop_pid "$sd" "$pid"
   fi
-  rm -rf "$sd/data" "$sd/bootstrap"
-  read -r port cport < <(free_ports)
-  write_server_properties "$sd" "$port" "$cport"
-  write_log4j "$sd"
-  cid="$(run_tool "$sd" kafka.tools.StorageTool random-uuid | tail -n1)"
-  run_tool "$sd" kafka.tools.StorageTool format -t "$cid" -c "$sd/server.properties" >"$sd/format.log" 2>&1 \
-    || { cat "$sd/format.log" >&2; die "storage format failed"; }
-  echo "$cid" >"$sd/cluster.id"
-  launch "$sd"
+  local attempt status
+  for attempt in 1 2 3; do
+    rm -rf "$sd/data" "$sd/bootstrap"
+    read -r port cport < <(free_ports)
+    write_server_properties "$sd" "$port" "$cport"
+    write_log4j "$sd"
+    cid="$(run_tool "$sd" kafka.tools.StorageTool random-uuid | tail -n1)"
+    run_tool "$sd" kafka.tools.StorageTool format -t "$cid" -c "$sd/server.properties" >"$sd/format.log" 2>&1 \
+      || { cat "$sd/format.log" >&2; die "storage format failed"; }
+    echo "$cid" >"$sd/cluster.id"
+    status=0
+    launch "$sd" || status=$?
+    (( status == 0 )) && break
+    log "port $port or $cport was taken before the broker bound it (attempt $attempt); choosing others"
+  done
+  (( status == 0 )) || die "broker could not bind free ports in 3 attempts"
   echo "127.0.0.1:$port" >"$sd/bootstrap"
   echo "127.0.0.1:$port"
 }
