@@ -1,12 +1,14 @@
 # Front end in the style of userver's service template.
 #   make start   install what is missing, build release, run the embedded stack on 127.0.0.1:$(PORT)
 #   make test    install what is missing, build the sanitizer build, run every test through ctest
+#   make cluster install what is missing, build release, start the local cluster behind the gateway
+#                on 127.0.0.1:$(PORT) (cluster-status, cluster-logs, cluster-stop, cluster-kill SERVICE=…)
 PORT ?= 8080
 DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres clean
+.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres clean
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -30,6 +32,25 @@ start: build-release
 
 test: build-debug
 	ctest --preset debug -j $(CTEST_JOBS)
+
+deps-cluster:
+	@bash scripts/install-deps.sh cluster
+	@bash scripts/kafka/kafka.sh fetch >/dev/null
+
+cluster: build-release deps-cluster
+	@PORT=$(PORT) bash scripts/cluster/cluster.sh up
+
+cluster-status:
+	@PORT=$(PORT) bash scripts/cluster/cluster.sh status
+
+cluster-logs:
+	@bash scripts/cluster/cluster.sh logs $(NAME)
+
+cluster-stop:
+	@bash scripts/cluster/cluster.sh stop
+
+cluster-kill:
+	@bash scripts/cluster/cluster.sh kill $(SERVICE) $(REPLICA)
 
 bench: bench-job-service bench-thread-service bench-offer-service bench-notifier
 

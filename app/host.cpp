@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "common/http/forwarded.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
 #include "job_module.hpp"
@@ -25,6 +26,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"http.address", "127.0.0.1", "Address the HTTP server binds.", {}},
       {"http.port", "8080", "HTTP port (0 picks a free one). `--port` is a short form.", {"PORT"}},
       {"http.threads", "2", "I/O threads serving HTTP.", {}},
+      {"http.trusted_proxies", "", "Comma list of networks (CIDR) or addresses of the gateway: only a request from one of them has its `X-Forwarded-For` believed, and the client address (used for per-address limits and logs) is then the rightmost entry that is not itself a trusted proxy. Empty: the header is ignored and the client is the TCP peer.", {}},
       {"http.worker_threads", "auto", "Threads that run request handlers, sweeps and socket backlog reads, so an I/O thread never waits on the database. `auto`: the number of CPUs with SQLite (reads are local), `storage.pool_size` with PostgreSQL (each waits a network round trip).", {}},
       {"http.body_limit", "1048576", "Largest request body in bytes (larger: 413).", {}},
       {"http.read_timeout_ms", "15000", "A whole request must arrive within this time (slowloris guard, idle keep-alive limit).", {}},
@@ -205,6 +207,17 @@ void Host::start() {
   options.read_timeout = std::chrono::milliseconds(config_.get_int("http.read_timeout_ms"));
   options.max_connections = static_cast<std::size_t>(config_.get_int("http.max_connections"));
   options.access_log = config_.get_bool("http.access_log");
+  for (std::string_view rest = config_.get("http.trusted_proxies"); !rest.empty();) {
+    auto comma = rest.find(',');
+    std::string item(rest.substr(0, comma));
+    if (item.find_first_not_of(" \t") != std::string::npos) options.trusted_proxies.push_back(item);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  try {
+    http::TrustedProxies check(options.trusted_proxies);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("http.trusted_proxies: ") + e.what());
+  }
   options.run_handler = [workers = workers_.get()](std::function<void()> fn) { workers->post(std::move(fn)); };
   long long threads = std::max<long long>(1, config_.get_int("http.threads"));
   std::vector<boost::asio::io_context*> pool{&io_};

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build (and optionally the benchmarks) need; only what is missing.
-#   scripts/install-deps.sh [build|test|bench]
+#   scripts/install-deps.sh [build|test|bench|cluster]
 set -euo pipefail
 what="${1:-build}"
 packages=(cmake ninja-build g++ pkg-config libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
           librdkafka-dev libsqlite3-dev libpq-dev libssl-dev)
 case "$what" in
   build) ;;
-  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl postgresql-15) ;;
+  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl postgresql-15 nginx-light) ;;
+  cluster) packages+=(maven default-jre-headless python3 curl openssl postgresql-15 nginx-light) ;;
   bench) packages+=(nginx-light golang-go curl) ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|cluster]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

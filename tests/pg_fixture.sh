@@ -86,20 +86,7 @@ alive() {
   [[ "${stat:0:1}" != Z ]]
 }
 
-# Below the kernel's ephemeral range: a free ephemeral port may be taken by any outgoing
-# connection before the server binds it.
-free_port() {
-  python3 -c '
-import random, socket
-try: low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except Exception: low = 32768
-while True:
-    port = random.randint(10000, max(10001, low - 1)); s = socket.socket()
-    try: s.bind(("127.0.0.1", port)); break
-    except OSError: pass
-    finally: s.close()
-print(port)'
-}
+free_port() { python3 "$(dirname "$self")/../scripts/free-port.py"; }  # below the ephemeral range
 
 # pid of the postmaster serving <state-dir>/data, if it runs; else fails.
 postmaster_pid() {

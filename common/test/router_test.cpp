@@ -1,4 +1,5 @@
 #include "common/http/router.hpp"
+#include "common/http/forwarded.hpp"
 
 #include <gtest/gtest.h>
 
@@ -216,3 +217,25 @@ TEST(Router, UpgradeRoutesMatchTheirPathWithOrWithoutTrailingSlash) {
 }
 
 }  // namespace
+
+TEST(TrustedProxies, BelievesXForwardedForOnlyFromTheGateway) {
+  al::http::TrustedProxies none;
+  EXPECT_TRUE(none.empty());
+  al::http::TrustedProxies gateway({"127.0.0.1", "10.0.0.0/8", " ::1/128 "});
+  // From the gateway: the rightmost entry it did not add itself.
+  EXPECT_EQ(gateway.client_address("127.0.0.1", "203.0.113.7"), "203.0.113.7");
+  EXPECT_EQ(gateway.client_address("127.0.0.1", "1.2.3.4, 203.0.113.7, 10.1.2.3"), "203.0.113.7");
+  EXPECT_EQ(gateway.client_address("::1", "198.51.100.1"), "198.51.100.1");
+  // A forged leftmost entry does not help the client: it is to the left of the real one.
+  EXPECT_EQ(gateway.client_address("127.0.0.1", "127.0.0.1, 203.0.113.9"), "203.0.113.9");
+  // Garbage where the gateway wrote nothing: the last hop it vouched for.
+  EXPECT_EQ(gateway.client_address("127.0.0.1", "not-an-ip"), "127.0.0.1");
+  EXPECT_EQ(gateway.client_address("127.0.0.1", ""), "127.0.0.1");
+  // From anyone else the header is ignored.
+  EXPECT_EQ(gateway.client_address("192.0.2.10", "203.0.113.7"), "192.0.2.10");
+  EXPECT_TRUE(gateway.trusts(boost::asio::ip::make_address("10.255.0.1")));
+  EXPECT_FALSE(gateway.trusts(boost::asio::ip::make_address("11.0.0.1")));
+  EXPECT_TRUE(gateway.trusts(boost::asio::ip::make_address("::ffff:127.0.0.1")));
+  EXPECT_THROW(al::http::TrustedProxies({"10.0.0.0/33"}), std::invalid_argument);
+  EXPECT_THROW(al::http::TrustedProxies({"gateway"}), std::invalid_argument);
+}

@@ -151,30 +151,7 @@ run_tool() {
     -cp "$LIB_DIR/*" "$cls" "$@"
 }
 
-free_ports() {  # prints two free loopback TCP ports, below the kernel's ephemeral range
-  # (an ephemeral port that is free now may be taken by any outgoing connection before the
-  # JVM binds it; a port below the range is only taken by another listener).
-  python3 - <<'EOF'
-import random, socket
-try:
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except Exception:
-    low = 32768
-ports = []
-while len(ports) < 2:
-    port = random.randint(10000, max(10001, low - 1))
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    if port not in ports:
-        ports.append(port)
-print(" ".join(map(str, ports)))
-EOF
-}
+free_ports() { python3 "$REPO_ROOT/scripts/free-port.py" 2; }  # two free loopback ports
 
 # pid of the broker of this state dir if it is running (and really is our broker), else fails.
 running_pid() {
@@ -383,4 +360,5 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (by kafka-cluster.sh) for its functions; run as a command otherwise.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

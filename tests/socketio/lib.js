@@ -8,8 +8,8 @@ const os = require("node:os");
 const path = require("node:path");
 const { io } = require("socket.io-client");
 
+// The binary the Server class starts (tests against a running cluster need none).
 const BIN = process.env.AGENTLANCER_BIN;
-if (!BIN) throw new Error("AGENTLANCER_BIN must name the agentlancer binary");
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -40,6 +40,7 @@ class Server {
   async start() {
     if (!this.port) this.port = await freePort();
     const args = [this.mode, "--port", String(this.port), "--data_dir", this.dataDir, "--http.access_log", "false", ...this.args];
+    if (!BIN) throw new Error("AGENTLANCER_BIN must name the agentlancer binary");
     this.proc = spawn(BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc.stderr.on("data", (d) => {
       this.log = (this.log + d.toString()).slice(-20000);
@@ -195,4 +196,47 @@ async function metric(base, name) {
   return line ? Number(line.split(" ")[1]) : NaN;
 }
 
-module.exports = { Server, api, signup, job, pollAll, connect, distinctIds, metric, sleep, expectStatus };
+// Runs the README's watch snippet verbatim against `base` (the embedded stack or the cluster's
+// gateway) as a provider, creates and accepts a job for it, and waits until the snippet printed
+// both events.
+async function runReadmeWatchSnippet(base) {
+  const assert = require("node:assert/strict");
+  const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+  const block = readme.split("<!-- watch:start -->")[1].split("<!-- watch:end -->")[0];
+  const code = block.replace(/^\s*```js\s*\n/, "").replace(/```\s*$/, "");
+  assert.match(code, /require\("socket.io-client"\)/);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "watch-")), "watch.js");
+  fs.writeFileSync(file, code);
+
+  const client = await signup(base, "readme-client");
+  const provider = await signup(base, "readme-provider");
+  const child = spawn(process.execPath, [file], {
+    env: { ...process.env, BASE: base, AGENTLANCER_KEY: provider.api_key, NODE_PATH: path.join(__dirname, "node_modules") },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const seen = (text) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`snippet did not print ${text}; printed: ${out}`)), 20000);
+      const check = () => {
+        if (out.includes(text)) {
+          clearTimeout(timer);
+          resolve();
+        } else setTimeout(check, 50);
+      };
+      check();
+    });
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  try {
+    await seen("joined, log head");
+    const created = await job.create(base, client, provider);
+    await seen(`onNewTask ${created.id} REQUEST`);
+    await job.accept(base, provider, created.id);
+    await seen(`onNewTask ${created.id} NEGOTIATION`);
+  } finally {
+    child.kill();
+  }
+}
+
+module.exports = { Server, api, signup, job, pollAll, connect, distinctIds, metric, sleep, expectStatus, runReadmeWatchSnippet };

@@ -4,7 +4,7 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const WebSocket = require("ws");
-const { Server, api, signup, job, pollAll, connect, distinctIds, metric } = require("./lib");
+const { Server, api, signup, job, pollAll, connect, distinctIds, metric, runReadmeWatchSnippet } = require("./lib");
 
 let server;
 before(async () => {
@@ -274,45 +274,5 @@ test("a socket that never sends CONNECT, or never answers a ping, is closed", as
 });
 
 test("the README's watch snippet, run verbatim, prints the job's events", async () => {
-  const { spawn } = require("node:child_process");
-  const fs = require("node:fs");
-  const os = require("node:os");
-  const path = require("node:path");
-  const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
-  const block = readme.split("<!-- watch:start -->")[1].split("<!-- watch:end -->")[0];
-  const code = block.replace(/^\s*```js\s*\n/, "").replace(/```\s*$/, "");
-  assert.match(code, /require\("socket.io-client"\)/);
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "watch-")), "watch.js");
-  fs.writeFileSync(file, code);
-
-  const base = server.url;
-  const client = await signup(base, "readme-client");
-  const provider = await signup(base, "readme-provider");
-  const child = spawn(process.execPath, [file], {
-    env: { ...process.env, BASE: base, AGENTLANCER_KEY: provider.api_key, NODE_PATH: path.join(__dirname, "node_modules") },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  const seen = (text) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`snippet did not print ${text}; printed: ${out}`)), 20000);
-      const check = () => {
-        if (out.includes(text)) {
-          clearTimeout(timer);
-          resolve();
-        } else setTimeout(check, 50);
-      };
-      check();
-    });
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  try {
-    await seen("joined, log head");
-    const created = await job.create(base, client, provider);
-    await seen(`onNewTask ${created.id} REQUEST`);
-    await job.accept(base, provider, created.id);
-    await seen(`onNewTask ${created.id} NEGOTIATION`);
-  } finally {
-    child.kill();
-  }
+  await runReadmeWatchSnippet(server.url);
 });

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "common/http/forwarded.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
 
@@ -34,8 +35,11 @@ struct Server::State {
   std::mutex sessions_mutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 
+  TrustedProxies proxies;
+
   State(net::io_context& io, const Router& r, ServerOptions o, Metrics* m, std::vector<net::io_context*> p)
-      : ioc(io), router(r), options(std::move(o)), metrics(m), acceptor(net::make_strand(io)), pool(std::move(p)) {
+      : ioc(io), router(r), options(std::move(o)), metrics(m), acceptor(net::make_strand(io)), pool(std::move(p)),
+        proxies(options.trusted_proxies) {
     if (pool.empty()) pool.push_back(&ioc);
   }
   net::io_context& next_context() { return *pool[next.fetch_add(1, std::memory_order_relaxed) % pool.size()]; }
@@ -119,7 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method = message.method();
     method_text_ = std::string(message.method_string().substr(0, 16));
     request.target = std::string(message.target());
-    request.remote_address = remote_;
+    request.remote_address = state_->proxies.empty() ? remote_ : state_->proxies.client_address(remote_, message["x-forwarded-for"]);
     auto incoming_id = message["x-request-id"];
     if (valid_request_id(incoming_id)) request_id_ = std::string(incoming_id);
     request.request_id = request_id_;

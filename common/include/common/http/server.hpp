@@ -22,6 +22,11 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{30000};
   std::size_t max_connections = 20000;
   bool access_log = true;
+  // Peers whose X-Forwarded-For is believed (the gateway's addresses, e.g. 127.0.0.1/32): a
+  // request from one of them has as its client address the rightmost X-Forwarded-For entry that
+  // is not itself a trusted proxy. From any other peer the header is ignored (a client could
+  // write anything there).
+  std::vector<std::string> trusted_proxies;  // CIDR networks or single addresses
   // Runs a handler (Runs::OffIo) off the I/O thread; its response is sent on the connection's
   // strand. Empty: handlers run on the I/O thread (tests of the server alone).
   std::function<void(std::function<void()>)> run_handler;
