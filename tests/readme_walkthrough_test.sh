@@ -9,7 +9,7 @@ bin="$1"
 readme="$2"
 work="$(mktemp -d /tmp/agentlancer-readme-XXXXXX)"
 server=""
-cleanup() { [[ -n "$server" ]] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+cleanup() { if [[ -n "$server" ]]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 if [[ "$bin" == - ]]; then
   [[ -n "${BASE:-}" ]] || { echo "BASE must be set with -"; exit 2; }

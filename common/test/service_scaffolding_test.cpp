@@ -6,11 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include "common/kafka/kafka.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/service/query_params.hpp"
 #include "common/service/result.hpp"
@@ -241,5 +244,31 @@ TEST_F(ScaffoldingDb, TheLifecycleSweepsOnTheWorkersAndStopsThem) {
   EXPECT_EQ(reason, "test-service database unavailable");
 }
 
+}  // namespace
+}  // namespace al
+
+namespace al {
+namespace {
+// deploy/topics.tsv (the cluster's and k8s/'s topic declaration) names exactly the topics the
+// services produce and consume, with the replication the cluster issue asks for.
+TEST(TopicDeclaration, MatchesTheCodeAndIsReplicated) {
+  std::ifstream in(std::string(AGENTLANCER_SOURCE_DIR) + "/deploy/topics.tsv");
+  ASSERT_TRUE(in) << "deploy/topics.tsv not found";
+  std::set<std::string> declared;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string name;
+    int partitions = 0, replicas = 0, min_insync = 0;
+    fields >> name >> partitions >> replicas >> min_insync;
+    EXPECT_GE(partitions, 1) << line;
+    EXPECT_EQ(replicas, 3) << line;
+    EXPECT_EQ(min_insync, 2) << line;
+    declared.insert(name);
+  }
+  std::set<std::string> used(kafka::all_topics().begin(), kafka::all_topics().end());
+  EXPECT_EQ(declared, used);
+}
 }  // namespace
 }  // namespace al

@@ -49,7 +49,10 @@ alive() {  # <pid-file>: the pid when that process runs
   local pid
   [[ -f "$1" ]] || return 1
   pid="$(cat "$1")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  # A killed process nobody has reaped yet is a zombie: gone for our purposes.
+  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
+  echo "$pid"
 }
 
 http_status() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true; }
@@ -65,12 +68,13 @@ start_replica() {  # <service> <n>: same port and settings as before when it ran
   if alive "$dir/pid" >/dev/null; then log "$service-$n already runs"; return 0; fi
   # Settings as flags (they win over any stray environment); the signing secret through the
   # environment (flags are visible in ps).
+  local gateway="http://127.0.0.1:$PORT"
   (
     unset PORT DATA_DIR KAFKA_BOOTSTRAP STORAGE_URL PUBLIC_BASE_URL
     export AGENTLANCER_AUTH_SECRETS="$(cat "$CLUSTER_DIR/auth.secrets")"
     nohup "$AGENTLANCER_BIN" "$service" --port "$port" --data_dir "$dir/data" \
       --kafka.bootstrap "$(cat "$kafka_dir/bootstrap")" --storage.url "$(cat "$CLUSTER_DIR/storage.url.$service")" \
-      --http.public_base_url "http://127.0.0.1:$PORT" --http.trusted_proxies 127.0.0.1/32 \
+      --http.public_base_url "$gateway" --http.trusted_proxies 127.0.0.1/32 \
       >>"$dir/log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
   )
@@ -169,7 +173,7 @@ cmd_status() {
       printf '%-18s %-8s %-7s %s\n' "$name" "$pid" "${addr##*:}" "$([[ $state == running ]] && echo ready || echo stopped)"
     done < <(bash "$repo/scripts/kafka/kafka-cluster.sh" status "$kafka_dir" || true)
   fi
-  if [[ -f "$pg_dir/port" ]] && timeout 5 "$(cat "$pg_dir/bindir")/pg_isready" -q -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -t 2; then
+  if [[ -f "$pg_dir/port" ]] && timeout 5 "$(cat "$pg_dir/bindir")/pg_isready" -q -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -U postgres -d postgres -t 2; then
     printf '%-18s %-8s %-7s %s\n' postgresql "$(head -1 "$pg_dir/data/postmaster.pid" 2>/dev/null || echo -)" "$(cat "$pg_dir/port")" ready
   else
     printf '%-18s %-8s %-7s %s\n' postgresql - "$(cat "$pg_dir/port" 2>/dev/null || echo -)" stopped; ok=1

@@ -13,6 +13,7 @@ set -euo pipefail
 bin="$1"
 repo="$2"
 work="$(mktemp -d /tmp/agentlancer-cluster-XXXXXX)"
+chmod 755 "$work"  # PostgreSQL runs as its own user and must reach its data dir in here
 export CLUSTER_DIR="$work/cluster" AGENTLANCER_BIN="$bin"
 export PORT="$(python3 "$repo/scripts/free-port.py")"  # below the ephemeral range
 cluster() { bash "$repo/scripts/cluster/cluster.sh" "$@"; }
@@ -23,7 +24,7 @@ check() {  # <description> <command…>
 }
 cleanup() {
   local rc=$?
-  if (( rc != 0 || fail != 0 )); then LINES_PER_LOG=15 cluster logs || true; fi
+  if (( rc != 0 || fail != 0 )); then LINES_PER_LOG=25 cluster logs services || true; LINES_PER_LOG=10 cluster logs gateway || true; fi
   cluster stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
