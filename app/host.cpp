@@ -13,6 +13,7 @@
 
 #include "common/http/forwarded.hpp"
 #include "common/log/log.hpp"
+#include "common/service/durable.hpp"
 #include "common/util/ids.hpp"
 #include "job_module.hpp"
 #include "notifier_module.hpp"
@@ -218,6 +219,12 @@ void Host::start() {
   } catch (const std::invalid_argument& e) {
     throw ConfigError(std::string("http.trusted_proxies: ") + e.what());
   }
+  // A read that cannot reach the database: 503 with Retry-After, like a write (durable.hpp).
+  options.map_exception = [](const std::exception& e) -> std::optional<http::Response> {
+    if (auto* s = dynamic_cast<const storage::StorageError*>(&e); s && s->kind == storage::ErrorKind::Unavailable)
+      return refusal(ResultKind::Unavailable, kDatabaseUnavailable);
+    return std::nullopt;
+  };
   options.run_handler = [workers = workers_.get()](std::function<void()> fn) { workers->post(std::move(fn)); };
   long long threads = std::max<long long>(1, config_.get_int("http.threads"));
   std::vector<boost::asio::io_context*> pool{&io_};

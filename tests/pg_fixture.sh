@@ -3,6 +3,8 @@
 #   pg_fixture.sh start <state-dir>   create and start it (or reuse the one running there);
 #                                     writes the admin URL to <state-dir>/url
 #   pg_fixture.sh stop <state-dir>    stop it (fast) and remove its data
+#   pg_fixture.sh pause <state-dir>   stop the server (fast shutdown), keep its data and port
+#   pg_fixture.sh resume <state-dir>  start it again on the same port with the same data
 #
 # The cluster listens on 127.0.0.1 only (a free port), its unix socket lives in <state-dir>/sock,
 # authentication is `trust` for local and loopback connections, fsync stays on. Run as root, the
@@ -31,7 +33,7 @@ unset PGHOST PGHOSTADDR PGPORT PGDATABASE PGUSER PGPASSWORD PGSERVICE PGSERVICEF
 
 die() { echo "pg_fixture.sh: $*" >&2; exit 1; }
 log() { echo "pg_fixture.sh: $*" >&2; }
-usage() { echo "usage: $0 start|stop <state-dir>" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|pause|resume <state-dir>" >&2; exit 2; }
 
 [[ "$START_TIMEOUT" =~ ^[0-9]+$ ]] || die "PG_START_TIMEOUT must be a number of seconds: $START_TIMEOUT"
 
@@ -264,6 +266,22 @@ cmd_stop() {
   stop_cluster
 }
 
+# A database outage for fault tests: clients see their connections dropped and refused, then the
+# same server (port, data) comes back.
+cmd_pause() {
+  [[ -s "$sd/port" && -d "$sd/data" ]] || die "no cluster in $sd"
+  run_pg pg_ctl stop -D "$sd/data" -m fast -w -t 60 -s >/dev/null 2>&1 || die "pg_ctl stop failed"
+  log "postgres paused (port $(cat "$sd/port"), data kept)"
+}
+
+cmd_resume() {
+  [[ -s "$sd/port" && -d "$sd/data" ]] || die "no cluster in $sd"
+  healthy && { log "postgres already runs"; return 0; }
+  RUN_TIMEOUT=$((START_TIMEOUT + 15)) run_pg pg_ctl start -D "$sd/data" -l "$sd/postgres.log" -w -t "$START_TIMEOUT" -s \
+    >>"$sd/pg_ctl.log" 2>&1 || { tail -n 20 "$sd/postgres.log" >&2; die "postgres did not start again"; }
+  log "postgres resumed on port $(cat "$sd/port")"
+}
+
 main() {
   local cmd="${1:-}" dir="${2:-}"
   [[ -n "$cmd" && -n "$dir" ]] || usage
@@ -276,6 +294,10 @@ main() {
       ;;
     stop)
       [[ -d "$dir" ]] || return 0
+      sd="$(cd "$dir" && pwd)"
+      setup_owner
+      ;;
+    pause|resume)
       sd="$(cd "$dir" && pwd)"
       setup_owner
       ;;
@@ -293,6 +315,8 @@ main() {
   case "$cmd" in
     start) cmd_start ;;
     stop) cmd_stop ;;
+    pause) cmd_pause ;;
+    resume) cmd_resume ;;
   esac
 }
 

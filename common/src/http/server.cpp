@@ -198,6 +198,8 @@ class Session : public std::enable_shared_from_this<Session> {
       handler(request, responder);
     } catch (const std::exception& e) {
       log::error("handler failed", {{"request_id", request.request_id}, {"route", request.route}, {"what", e.what()}});
+      if (state_->options.map_exception)
+        if (auto mapped = state_->options.map_exception(e)) return responder(std::move(*mapped));
       responder(Response::error(500, "Internal server error", "internal"));
     } catch (...) {
       log::error("handler failed", {{"request_id", request.request_id}, {"route", request.route}, {"what", "unknown exception"}});

@@ -29,7 +29,11 @@ http::Response refusal(ResultKind kind, std::string_view message, std::string_vi
     case ResultKind::Conflict: return with(409, "conflict");
     case ResultKind::Invalid: return with(400, "validation_error");
     case ResultKind::Unprocessable: return with(422, "unprocessable");
-    case ResultKind::Unavailable: return with(503, "unavailable");
+    case ResultKind::Unavailable: {
+      auto r = with(503, "unavailable");
+      r.headers.emplace_back("retry-after", "1");  // a database or chain outage: retry shortly
+      return r;
+    }
     case ResultKind::Ok:
     case ResultKind::Created:
     case ResultKind::Unchanged:

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct ServerOptions {
   // is not itself a trusted proxy. From any other peer the header is ignored (a client could
   // write anything there).
   std::vector<std::string> trusted_proxies;  // CIDR networks or single addresses
+  // Maps an exception a handler let escape to a response (e.g. the database being unreachable to
+  // 503); without an answer it is a 500.
+  std::function<std::optional<Response>(const std::exception&)> map_exception;
   // Runs a handler (Runs::OffIo) off the I/O thread; its response is sent on the connection's
   // strand. Empty: handlers run on the I/O thread (tests of the server alone).
   std::function<void(std::function<void()>)> run_handler;

@@ -5,12 +5,30 @@
 #include <string>
 
 #include "common/log/log.hpp"
+#include "common/service/verdict.hpp"
+#include "common/storage/database.hpp"
 
 namespace al {
 
+// Said to a client whose write could not reach the database (503, with Retry-After).
+inline constexpr const char* kDatabaseUnavailable = "The database cannot be reached right now; retry shortly";
+
+// True when `error` is the database being out of reach (down, restarting, connection lost):
+// nothing was written, and the same request may succeed in a moment.
+inline bool database_unavailable(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const storage::StorageError& e) {
+    return e.kind == storage::ErrorKind::Unavailable;
+  } catch (...) {
+    return false;
+  }
+}
+
 // The `done` of a write transaction for a use case: hands `*result` to `reply` once the
-// transaction is durable, or `failed` (the caller's internal-error result) when it was rolled
-// back, logging why under `what`.
+// transaction is durable; when it was rolled back, `failed` (the caller's internal-error result,
+// logged under `what`) — or, when the database could not be reached, `failed` turned into an
+// Unavailable result (503 with Retry-After: the client retries).
 template <class Result>
 std::function<void(std::exception_ptr)> reply_when_durable(std::shared_ptr<Result> result,
                                                            std::function<void(Result)> reply, Result failed,
@@ -22,7 +40,13 @@ std::function<void(std::exception_ptr)> reply_when_durable(std::shared_ptr<Resul
       } catch (const std::exception& e) {
         log::error(what, {{"what", e.what()}});
       }
-      reply(failed);
+      Result answer = failed;
+      if (database_unavailable(error)) {
+        answer.kind = ResultKind::Unavailable;
+        answer.message = kDatabaseUnavailable;
+        if constexpr (requires { answer.code; }) answer.code = "unavailable";
+      }
+      reply(std::move(answer));
       return;
     }
     reply(std::move(*result));
