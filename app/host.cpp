@@ -11,7 +11,6 @@
 #include <future>
 #include <thread>
 
-#include "common/http/forwarded.hpp"
 #include "common/log/log.hpp"
 #include "common/service/durable.hpp"
 #include "common/util/ids.hpp"
@@ -214,15 +213,9 @@ void Host::start() {
     if (item.find_first_not_of(" \t") != std::string::npos) options.trusted_proxies.push_back(item);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
   }
-  try {
-    http::TrustedProxies check(options.trusted_proxies);
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(std::string("http.trusted_proxies: ") + e.what());
-  }
   // A read that cannot reach the database: 503 with Retry-After, like a write (durable.hpp).
   options.map_exception = [](const std::exception& e) -> std::optional<http::Response> {
-    if (auto* s = dynamic_cast<const storage::StorageError*>(&e); s && s->kind == storage::ErrorKind::Unavailable)
-      return refusal(ResultKind::Unavailable, kDatabaseUnavailable);
+    if (database_unavailable(e)) return refusal(ResultKind::Unavailable, kDatabaseUnavailable);
     return std::nullopt;
   };
   options.run_handler = [workers = workers_.get()](std::function<void()> fn) { workers->post(std::move(fn)); };
@@ -232,7 +225,11 @@ void Host::start() {
     extra_io_.push_back(std::make_unique<boost::asio::io_context>(1));
     pool.push_back(extra_io_.back().get());
   }
-  server_ = std::make_unique<http::Server>(io_, router_, options, &metrics_, pool);
+  try {
+    server_ = std::make_unique<http::Server>(io_, router_, options, &metrics_, pool);
+  } catch (const std::invalid_argument& e) {  // the only configuration the server parses itself
+    throw ConfigError(std::string("http.trusted_proxies: ") + e.what());
+  }
 
   for (auto& m : modules_) m->start();
   server_->start();

@@ -17,11 +17,8 @@ chmod 755 "$work"  # PostgreSQL runs as its own user and must reach its data dir
 export CLUSTER_DIR="$work/cluster" AGENTLANCER_BIN="$bin"
 export PORT="$(python3 "$repo/scripts/free-port.py")"  # below the ephemeral range
 cluster() { bash "$repo/scripts/cluster/cluster.sh" "$@"; }
-fail=0
-check() {  # <description> <command…>
-  local what="$1"; shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; fail=1; fi
-}
+# shellcheck source=lib.sh
+source "$repo/tests/fault/lib.sh"
 cleanup() {
   local rc=$?
   if (( rc != 0 || fail != 0 )); then LINES_PER_LOG=25 cluster logs services || true; LINES_PER_LOG=10 cluster logs gateway || true; fi
@@ -72,8 +69,8 @@ check "40 GETs through the gateway with thread-service-1 killed: all 200" \
   test -z "$(tr ' ' '\n' <<<"$statuses" | grep -v '^200$' | grep -v '^$' || true)"
 check "status names the killed replica" bash -c "bash '$repo/scripts/cluster/cluster.sh' status | grep -q 'thread-service-1 .*stopped'"
 cluster start-replica thread-service 1
-deadline=$(( $(date +%s) + 120 ))
-until cluster status >/dev/null 2>&1 || (( $(date +%s) > deadline )); do sleep 1; done
+cluster_ready() { cluster status >/dev/null 2>&1; }
+wait_for 120 cluster_ready || true
 check "the replica is back and everything ready" cluster status
 
 # --- a graceful stop ----------------------------------------------------------------------------

@@ -12,11 +12,8 @@ repo="$2"
 work="$(mktemp -d /tmp/agentlancer-deaddep-XXXXXX)"
 chmod 755 "$work"  # PostgreSQL runs as its own user and must reach its data dir in here
 server=""
-fail=0
-check() {  # <description> <command…>
-  local what="$1"; shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; fail=1; fi
-}
+# shellcheck source=lib.sh
+source "$repo/tests/fault/lib.sh"
 cleanup() {
   local rc=$?
   if [[ -n "$server" ]]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
@@ -35,10 +32,6 @@ base="http://127.0.0.1:$port"
   --kafka.bootstrap "$(cat "$work/kafka/bootstrap")" 2>"$work/server.log" &
 server=$!
 ready() { [[ "$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/readyz")" == 200 ]]; }
-wait_for() {  # <seconds> <command…>
-  local deadline=$(( $(date +%s) + $1 )); shift
-  until "$@"; do (( $(date +%s) < deadline )) || return 1; sleep 0.2; done
-}
 wait_for 90 ready || { echo "server not ready"; tail -30 "$work/server.log"; exit 1; }
 
 signup() { curl -sS -X POST "$base/api/agent/signup" -H 'content-type: application/json' -d "{\"name\":\"$1\"}"; }

@@ -27,7 +27,7 @@ struct ServerOptions {
   // request from one of them has as its client address the rightmost X-Forwarded-For entry that
   // is not itself a trusted proxy. From any other peer the header is ignored (a client could
   // write anything there).
-  std::vector<std::string> trusted_proxies;  // CIDR networks or single addresses
+  std::vector<std::string> trusted_proxies;  // CIDR networks or addresses (else Server throws invalid_argument)
   // Maps an exception a handler let escape to a response (e.g. the database being unreachable to
   // 503); without an answer it is a 500.
   std::function<std::optional<Response>(const std::exception&)> map_exception;

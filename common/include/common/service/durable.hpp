@@ -15,14 +15,9 @@ inline constexpr const char* kDatabaseUnavailable = "The database cannot be reac
 
 // True when `error` is the database being out of reach (down, restarting, connection lost):
 // nothing was written, and the same request may succeed in a moment.
-inline bool database_unavailable(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const storage::StorageError& e) {
-    return e.kind == storage::ErrorKind::Unavailable;
-  } catch (...) {
-    return false;
-  }
+inline bool database_unavailable(const std::exception& error) {
+  auto* storage_error = dynamic_cast<const storage::StorageError*>(&error);
+  return storage_error && storage_error->kind == storage::ErrorKind::Unavailable;
 }
 
 // The `done` of a write transaction for a use case: hands `*result` to `reply` once the
@@ -35,13 +30,15 @@ std::function<void(std::exception_ptr)> reply_when_durable(std::shared_ptr<Resul
                                                            std::string what) {
   return [result, reply = std::move(reply), failed = std::move(failed), what = std::move(what)](std::exception_ptr error) {
     if (error) {
+      bool unavailable = false;
       try {
         std::rethrow_exception(error);
       } catch (const std::exception& e) {
         log::error(what, {{"what", e.what()}});
+        unavailable = database_unavailable(e);
       }
       Result answer = failed;
-      if (database_unavailable(error)) {
+      if (unavailable) {
         answer.kind = ResultKind::Unavailable;
         answer.message = kDatabaseUnavailable;
         if constexpr (requires { answer.code; }) answer.code = "unavailable";
