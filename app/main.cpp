@@ -18,8 +18,9 @@ namespace {
 constexpr const char* kUsage = R"(usage:
   agentlancer all [--key value ...]              every service in one process (embedded default)
   agentlancer thread-service|offer-service|job-service|notifier [...]  one service
-  agentlancer tail-events [--bootstrap HOST:PORT] [--data-dir DIR] [--topic T] [--max N]
-                                                 print CloudEvents from the broker (from the start)
+  agentlancer tail-events [--bootstrap HOST:PORT] [--data-dir DIR] [--topic T] [--max N] [--to-end]
+                                                 print CloudEvents from the broker (from the start;
+                                                 --to-end: up to the current end, then exit)
   agentlancer config-table                       the configuration table (markdown)
 Options are config keys (see `agentlancer config-table`), e.g. --port 8080 --data_dir ./data.
 )";
@@ -27,12 +28,19 @@ Options are config keys (see `agentlancer config-table`), e.g. --port 8080 --dat
 int tail_events(const std::vector<std::string>& args) {
   std::string bootstrap, data_dir = "./data", topic;
   long long max = -1;
-  for (std::size_t i = 0; i + 1 < args.size(); i += 2) {
-    if (args[i] == "--bootstrap") bootstrap = args[i + 1];
-    else if (args[i] == "--data-dir") data_dir = args[i + 1];
-    else if (args[i] == "--topic") topic = args[i + 1];
-    else if (args[i] == "--max") max = std::stoll(args[i + 1]);
-    else throw al::ConfigError("unknown option " + args[i]);
+  bool to_end = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--to-end") {
+      to_end = true;
+      continue;
+    }
+    if (i + 1 >= args.size()) throw al::ConfigError("option " + args[i] + " needs a value");
+    const std::string& value = args[++i];
+    if (args[i - 1] == "--bootstrap") bootstrap = value;
+    else if (args[i - 1] == "--data-dir") data_dir = value;
+    else if (args[i - 1] == "--topic") topic = value;
+    else if (args[i - 1] == "--max") max = std::stoll(value);
+    else throw al::ConfigError("unknown option " + args[i - 1]);
   }
   if (bootstrap.empty()) {
     std::ifstream in(data_dir + "/kafka.bootstrap");
@@ -40,6 +48,18 @@ int tail_events(const std::vector<std::string>& args) {
     if (bootstrap.empty()) throw al::ConfigError("no --bootstrap and no " + data_dir + "/kafka.bootstrap (is `make start` running?)");
   }
   std::vector<std::string> topics = topic.empty() ? al::kafka::all_topics() : std::vector<std::string>{topic};
+  if (to_end) {
+    // Every message there is now, each partition in order; no consumer group.
+    long long printed = 0;
+    bool complete = al::kafka::read_to_high_watermarks(bootstrap, topics, {}, 60000, [&](const al::kafka::Message& m) {
+      if (max >= 0 && printed >= max) return;
+      std::cout << m.topic << "\t" << m.key << "\t" << m.payload << "\n";
+      ++printed;
+    });
+    std::cout.flush();
+    if (!complete) al::log::error("tail-events: the broker could not be read to its end within 60 s");
+    return complete ? 0 : 1;
+  }
   // A fresh group each time so every run reads from the beginning.
   al::kafka::Consumer consumer(bootstrap, "tail-events-" + std::to_string(::getpid()) + "-" + std::to_string(time(nullptr)), topics);
   long long seen = 0;

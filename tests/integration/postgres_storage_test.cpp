@@ -202,7 +202,7 @@ TEST_F(PostgresStorage, TheOutboxFindsARowThatCommitsAfterAHigherOne) {
   auto first = db->read([](Connection& c) { return outbox::unpublished(c, 10); });
   ASSERT_EQ(first.size(), 1u);
   long long high_seq = first[0].seq;
-  db->write_sync([&](Connection& c) { outbox::mark_published(c, {high_seq}, 3); });
+  db->write_sync([&](Connection& c) { outbox::mark_published(c, {high_seq}, {}, 3); });
   high_committed.set_value();
   low.get();
   // A watermark at high_seq would skip it for good; per-row marks find it.

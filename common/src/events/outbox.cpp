@@ -17,6 +17,8 @@ storage::Migration outbox_published_at_migration(int version) {
   return storage::outbox::published_at_migration(version);
 }
 
+storage::Migration outbox_positions_migration(int version) { return storage::outbox::positions_migration(version); }
+
 void append_to_outbox(storage::Connection& c, const std::string& topic, const CloudEvent& event,
                       Millis now) {
   storage::outbox::append(c, event.id, topic, event.subject, boost::json::serialize(event.to_json()), now);
@@ -118,6 +120,9 @@ bool OutboxRelay::hold_lease(bool force) {
   }
   if (held != leased_.load())
     log::info(held ? "outbox publisher lease taken" : "outbox publisher lease lost", {{"relay", options_.name}, {"holder", holder_}});
+  // Whoever held it before (this relay included, before it lost it) may have left rows on Kafka
+  // without their marks.
+  if (held && !leased_.load()) doubt();
   leased_ = held;
   return held;
 }
@@ -129,14 +134,17 @@ void OutboxRelay::probe_broker() {
   set_broker_ok(producer_->reachable(1000));
 }
 
-std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::Row>& rows, bool& failed) {
+std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::Row>& rows, bool& failed,
+                                           std::vector<storage::outbox::Position>& reached) {
   std::map<long long, bool> outcome;  // seq → delivered; absent: no report yet
+  std::map<long long, kafka::Delivery> where;
   std::size_t produced = 0;
   failed = false;
   auto collect = [&](int timeout_ms) {
     for (const auto& d : producer_->poll(timeout_ms)) {
       bool ok = d.error == RD_KAFKA_RESP_ERR_NO_ERROR;
       outcome[d.opaque] = ok;
+      if (ok) where[d.opaque] = d;
       if (!ok) {
         ++failed_;
         failed = true;
@@ -166,11 +174,17 @@ std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::R
   }
   collect(0);
   std::vector<long long> prefix;
+  std::map<std::pair<std::string, int>, long long> highest;
   for (std::size_t i = 0; i < produced; ++i) {
     auto it = outcome.find(rows[i].seq);
     if (it == outcome.end() || !it->second) break;
     prefix.push_back(rows[i].seq);
+    const auto& d = where[rows[i].seq];
+    auto& h = highest[{d.topic, d.partition}];
+    h = std::max(h, d.offset);
   }
+  reached.clear();
+  for (const auto& [tp, offset] : highest) reached.push_back({tp.first, tp.second, offset});
   if (!prefix.empty()) set_broker_ok(true);
   if (!prefix.empty() && !options_.fault_drop_delivery_reports) {
     published_ += static_cast<long long>(prefix.size());
@@ -178,6 +192,89 @@ std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::R
   }
   if (prefix.size() < rows.size()) failed = true;
   return prefix;
+}
+
+void OutboxRelay::doubt() { in_doubt_ = true; }
+
+bool OutboxRelay::resolve_doubt() {
+  // Every unpublished row committed so far may be on Kafka; later ones cannot be.
+  std::map<std::string, long long> pending;  // event id → seq
+  std::set<std::string> topics;
+  kafka::Offsets after;
+  try {
+    db_.read([&](storage::Connection& c) {
+      long long upto = storage::outbox::max_seq(c);
+      for (const auto& p : storage::outbox::positions(c)) after[{p.topic, p.partition}] = p.offset;
+      long long cursor = 0;
+      for (;;) {
+        auto page = storage::outbox::unpublished_between(c, cursor, upto, 1000);
+        if (page.empty()) break;
+        for (const auto& row : page) {
+          pending[row.event_id] = row.seq;
+          topics.insert(row.topic);
+        }
+        cursor = page.back().seq;
+      }
+    });
+  } catch (const std::exception& e) {
+    log::warn("outbox read-back: reading the outbox failed", {{"relay", options_.name}, {"what", e.what()}});
+    return false;
+  }
+  if (pending.empty()) {
+    in_doubt_ = false;
+    return true;
+  }
+  kafka::Settings client;  // the connection settings the producer was given, nothing producer-only
+  for (const auto& [k, v] : producer_settings_)
+    if (k.rfind("security.", 0) == 0 || k.rfind("ssl.", 0) == 0 || k.rfind("sasl.", 0) == 0) client[k] = v;
+  std::vector<long long> found;
+  std::map<std::pair<std::string, int>, long long> highest;
+  bool complete = false;
+  try {
+    complete = kafka::read_to_high_watermarks(
+        bootstrap_, {topics.begin(), topics.end()}, after, 10000,
+        [&](const kafka::Message& m) {
+          std::string error;
+          auto value = json::parse(m.payload, error);
+          if (!value || !value->is_object()) return;
+          const auto* id = value->as_object().if_contains("id");
+          if (!id || !id->is_string()) return;
+          auto it = pending.find(std::string(id->as_string()));
+          if (it == pending.end()) return;
+          found.push_back(it->second);
+          pending.erase(it);  // a second copy (from before this fix) is not counted twice
+          auto& h = highest[{m.topic, m.partition}];
+          h = std::max(h, m.offset);
+        },
+        client);
+  } catch (const std::exception& e) {
+    log::warn("outbox read-back failed", {{"relay", options_.name}, {"what", e.what()}});
+  }
+  if (!complete) {
+    log::warn("outbox read-back incomplete, nothing produced until it succeeds", {{"relay", options_.name}});
+    return false;
+  }
+  if (!found.empty()) {
+    std::vector<storage::outbox::Position> reached;
+    for (const auto& [tp, offset] : highest) reached.push_back({tp.first, tp.second, offset});
+    std::sort(found.begin(), found.end());
+    try {
+      db_.write_sync([&](storage::Connection& c) { storage::outbox::mark_published(c, found, reached, clock_.now_ms()); });
+    } catch (const std::exception& e) {
+      log::warn("outbox read-back: marking failed", {{"relay", options_.name}, {"what", e.what()}});
+      return false;
+    }
+    recovered_ += static_cast<long long>(found.size());
+    if (metrics_)
+      metrics_->add_counter("outbox_recovered_total",
+                            "Outbox messages found already on Kafka by a read-back (marked, not produced again).",
+                            static_cast<double>(found.size()));
+  }
+  log::info("outbox read-back done",
+            {{"relay", options_.name}, {"found_on_kafka", static_cast<long long>(found.size())},
+             {"to_publish", static_cast<long long>(pending.size())}});
+  in_doubt_ = false;
+  return true;
 }
 
 void OutboxRelay::loop() {
@@ -196,6 +293,11 @@ void OutboxRelay::loop() {
       continue;
     }
     bool replaying = replay_cursor_ < replay_upto_;
+    if (in_doubt_ && !replaying && !resolve_doubt()) {
+      std::unique_lock lock(mutex_);
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });
+      continue;
+    }
     std::vector<storage::outbox::Row> rows;
     try {
       rows = db_.read([&](storage::Connection& c) {
@@ -213,7 +315,8 @@ void OutboxRelay::loop() {
     if (replaying && rows.empty()) replay_cursor_ = replay_upto_;
     if (!rows.empty()) {
       bool failed = false;
-      auto delivered = publish(rows, failed);
+      std::vector<storage::outbox::Position> reached;
+      auto delivered = publish(rows, failed, reached);
       if (abandon_) break;
       if (replaying && !delivered.empty()) replay_cursor_ = delivered.back();
       if (options_.fault_drop_delivery_reports) {
@@ -221,12 +324,17 @@ void OutboxRelay::loop() {
       } else if (!delivered.empty()) {
         try {
           // Synchronous: the next read must not find these rows unpublished again.
-          db_.write_sync([&](storage::Connection& c) { storage::outbox::mark_published(c, delivered, clock_.now_ms()); });
+          db_.write_sync([&](storage::Connection& c) {
+            storage::outbox::mark_published(c, delivered, reached, clock_.now_ms());
+          });
         } catch (const std::exception& e) {
-          // Not fatal: they are published again and consumers dedupe.
+          // On Kafka but unmarked: the read-back finds them before anything is produced again.
           log::warn("outbox mark failed", {{"relay", options_.name}, {"what", e.what()}});
+          doubt();
         }
       }
+      // A failed delivery may still have been written (a timeout is not a refusal).
+      if (failed && !replaying) doubt();
       if (failed && running_) {
         std::unique_lock lock(mutex_);
         cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });

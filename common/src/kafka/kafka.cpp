@@ -2,6 +2,8 @@
 
 #include <librdkafka/rdkafka_mock.h>
 
+#include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "common/log/log.hpp"
@@ -60,7 +62,8 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*
   auto* self = static_cast<Producer*>(opaque);
   auto id = reinterpret_cast<std::intptr_t>(message->_private);
   std::lock_guard lock(self->mutex_);
-  self->deliveries_.push_back({static_cast<long long>(id), message->err});
+  self->deliveries_.push_back({static_cast<long long>(id), message->err, rd_kafka_topic_name(message->rkt),
+                               message->partition, message->offset});
 }
 
 bool Producer::produce(const std::string& topic, const std::string& key,
@@ -194,6 +197,93 @@ void Consumer::commit() {
   rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
     log::warn("kafka commit failed", {{"error", rd_kafka_err2str(err)}});
+}
+
+bool read_to_high_watermarks(const std::string& bootstrap, const std::vector<std::string>& topics,
+                             const Offsets& after, int timeout_ms, const std::function<void(const Message&)>& each,
+                             const Settings& extra) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto left_ms = [&] {
+    return static_cast<int>(std::max<long long>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+  };
+  Settings settings = {
+      {"bootstrap.servers", bootstrap},
+      // Never joins: partitions are assigned by hand and no offset is ever committed.
+      {"group.id", "agentlancer-read-back"},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      // The end of a partition is also reported when its last offsets hold no message to hand out.
+      {"enable.partition.eof", "true"},
+      {"log.connection.close", "false"},
+  };
+  for (const auto& [k, v] : extra) settings[k] = v;
+  rd_kafka_conf_t* conf = make_conf(settings);
+  rd_kafka_conf_set_log_cb(conf, log_callback);
+  char error[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("kafka read-back: ") + error);
+  }
+  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> guard(rk, [](rd_kafka_t* h) {
+    rd_kafka_consumer_close(h);
+    rd_kafka_destroy(h);
+  });
+  rd_kafka_poll_set_consumer(rk);
+
+  std::map<std::pair<std::string, int>, long long> last_wanted;  // the offset to read up to, inclusive
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> assignment(
+      rd_kafka_topic_partition_list_new(8), rd_kafka_topic_partition_list_destroy);
+  for (const auto& topic : topics) {
+    rd_kafka_topic_t* handle = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* metadata = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, handle, &metadata, left_ms());
+    rd_kafka_topic_destroy(handle);
+    if (err) return false;
+    std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> md(metadata, rd_kafka_metadata_destroy);
+    if (md->topic_cnt != 1 || md->topics[0].err) return false;
+    for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+      int partition = md->topics[0].partitions[i].id;
+      int64_t low = 0, high = 0;
+      if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition, &low, &high, left_ms())) return false;
+      long long start = low;
+      if (auto it = after.find({topic, partition}); it != after.end() && it->second + 1 <= high)
+        start = std::max<long long>(low, it->second + 1);
+      if (start >= high) continue;
+      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), partition)->offset = start;
+      last_wanted[{topic, partition}] = high - 1;
+    }
+  }
+  if (last_wanted.empty()) return true;
+  if (rd_kafka_assign(rk, assignment.get())) return false;
+  while (!last_wanted.empty()) {
+    if (Clock::now() >= deadline) return false;
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, std::min(200, left_ms()));
+    if (!m) continue;
+    std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> message(m, rd_kafka_message_destroy);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && m->rkt) {
+      auto it = last_wanted.find({rd_kafka_topic_name(m->rkt), m->partition});
+      if (it != last_wanted.end() && m->offset > it->second) last_wanted.erase(it);
+      continue;
+    }
+    if (m->err) {
+      log::warn("kafka read-back error", {{"error", rd_kafka_message_errstr(m)}});
+      continue;
+    }
+    Message out;
+    out.topic = rd_kafka_topic_name(m->rkt);
+    out.partition = m->partition;
+    out.offset = m->offset;
+    auto it = last_wanted.find({out.topic, out.partition});
+    if (it == last_wanted.end()) continue;
+    if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) out.payload.assign(static_cast<const char*>(m->payload), m->len);
+    if (out.offset <= it->second) each(out);
+    if (out.offset >= it->second) last_wanted.erase(it);
+  }
+  return true;
 }
 
 EmbeddedCluster::EmbeddedCluster(int brokers, int partitions) {

@@ -48,6 +48,17 @@ CREATE TABLE relay_leases (
 )sql", {}};
 }
 
+Migration positions_migration(int version) {
+  return {version, R"sql(
+CREATE TABLE relay_positions (
+  topic TEXT NOT NULL,
+  kafka_partition INTEGER NOT NULL,
+  kafka_offset INTEGER NOT NULL,
+  PRIMARY KEY (topic, kafka_partition)
+);
+)sql", {}};
+}
+
 void append(Connection& c, const std::string& event_id, const std::string& topic, const std::string& key,
             const std::string& payload, long long now) {
   c.query("INSERT INTO outbox(event_id, topic, msg_key, payload, created_at) VALUES (?,?,?,?,?)", event_id, topic,
@@ -93,7 +104,18 @@ long long max_seq(Connection& c) {
   return q.next() ? q.int64(0) : 0;
 }
 
-void mark_published(Connection& c, const std::vector<long long>& seqs, long long now) {
+void mark_published(Connection& c, const std::vector<long long>& seqs, const std::vector<Position>& reached,
+                    long long now) {
+  // Only ever forward: the greatest of what is recorded and what was reached.
+  const char* upsert = c.dialect() == Dialect::Postgres
+                           ? "INSERT INTO relay_positions(topic, kafka_partition, kafka_offset) VALUES (?,?,?) "
+                             "ON CONFLICT (topic, kafka_partition) DO UPDATE SET kafka_offset = "
+                             "GREATEST(relay_positions.kafka_offset, excluded.kafka_offset)"
+                           : "INSERT INTO relay_positions(topic, kafka_partition, kafka_offset) VALUES (?,?,?) "
+                             "ON CONFLICT (topic, kafka_partition) DO UPDATE SET kafka_offset = "
+                             "MAX(relay_positions.kafka_offset, excluded.kafka_offset)";
+  for (const auto& p : reached)
+    if (p.partition >= 0 && p.offset >= 0) c.query(upsert, p.topic, static_cast<long long>(p.partition), p.offset).run();
   if (seqs.empty()) return;
   // By explicit sequence numbers, never by range: a row inside the range that committed after
   // the read has not been published yet.
@@ -111,6 +133,22 @@ void mark_published(Connection& c, const std::vector<long long>& seqs, long long
             now, "[" + list + "]")
         .run();
   }
+}
+
+std::vector<Position> positions(Connection& c) {
+  std::vector<Position> out;
+  auto q = c.query("SELECT topic, kafka_partition, kafka_offset FROM relay_positions");
+  while (q.next()) out.push_back({q.text(0), static_cast<int>(q.int64(1)), q.int64(2)});
+  return out;
+}
+
+std::vector<Pending> unpublished_between(Connection& c, long long after, long long upto, std::size_t limit) {
+  std::vector<Pending> out;
+  auto q = c.query(
+      "SELECT seq, event_id, topic FROM outbox WHERE published_at IS NULL AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+      after, upto, static_cast<long long>(limit));
+  while (q.next()) out.push_back({q.int64(0), q.text(1), q.text(2)});
+  return out;
 }
 
 long long backlog(Connection& c) {

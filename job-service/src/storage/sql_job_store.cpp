@@ -64,6 +64,7 @@ CREATE TABLE known_agents (
 ) WITHOUT ROWID;
 )sql", {}},
       events::outbox_published_at_migration(3),
+      events::outbox_positions_migration(4),
   };
 }
 

@@ -120,6 +120,7 @@ ALTER TABLE contracts ADD COLUMN watcher TEXT;
 ALTER TABLE contracts ADD COLUMN watch_until INTEGER;
 CREATE INDEX contracts_payment_submitted ON contracts(updated_at) WHERE status = 'payment_submitted';
 )sql", {}},
+      events::outbox_positions_migration(10),
   };
 }
 

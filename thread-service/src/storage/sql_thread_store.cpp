@@ -91,6 +91,7 @@ CREATE TABLE messages (
 ) WITHOUT ROWID;
 )sql", {}},
       events::outbox_published_at_migration(4),
+      events::outbox_positions_migration(5),
   };
 }
 

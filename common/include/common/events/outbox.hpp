@@ -22,6 +22,7 @@ namespace al::events {
 // (both migrations, at the versions the service gives them).
 storage::Migration outbox_migration(int version);
 storage::Migration outbox_published_at_migration(int version);
+storage::Migration outbox_positions_migration(int version);  // for services with a relay
 
 // Appends the event to the outbox inside the caller's transaction.
 void append_to_outbox(storage::Connection& connection, const std::string& topic,
@@ -50,10 +51,17 @@ struct RelayOptions {
 
 // Publishes outbox rows with an idempotent producer, a batch at a time: the lowest unpublished
 // committed rows in sequence order, then waits for their delivery reports and marks published
-// the delivered prefix (by sequence number). A failed delivery leaves it and every later row of
-// the batch unpublished: they are produced again after a backoff (consumers dedupe). Rows of one
-// aggregate are committed in sequence order (each writer holds the aggregate's row), so they are
-// published in order even when other rows commit out of order.
+// the delivered prefix (by sequence number), recording the offsets reached per partition. Rows of
+// one aggregate are committed in sequence order (each writer holds the aggregate's row), so they
+// are published in order even when other rows commit out of order.
+//
+// Exactly once on Kafka: a row may be on Kafka without its mark (the holder was killed between
+// the broker's acknowledgement and the mark, the mark's transaction failed, or a delivery
+// reported as failed was in fact written). Whenever that can be the case — on taking the lease,
+// after a failed delivery, after a failed mark — the relay is "in doubt" about every unpublished
+// row committed so far and produces nothing until it has read the partitions back from the
+// recorded offsets: rows found there are marked, not produced again. Not covered: a holder that
+// is still alive after its lease expired (paused, not dead) can still write what it had in flight.
 class OutboxRelay {
  public:
   OutboxRelay(storage::Database& db, std::string bootstrap, const Clock& clock, Metrics* metrics,
@@ -66,6 +74,8 @@ class OutboxRelay {
   long long published_count() const { return published_.load(); }
   bool publishing() const { return leased_.load(); }  // holds the publisher lease
   long long failed_count() const { return failed_.load(); }
+  // Rows found already on Kafka by a read-back (marked instead of produced again).
+  long long recovered_count() const { return recovered_.load(); }
   long long backlog();  // rows not yet published
   // The last probe's answer (the relay probes in its own thread every second). With 0 it never
   // blocks (readiness probes); otherwise it waits up to `timeout_ms` for a first "reachable".
@@ -74,11 +84,15 @@ class OutboxRelay {
  private:
   void loop();
   // Produces `rows`, waits for their delivery reports; returns the delivered prefix.
-  std::vector<long long> publish(const std::vector<storage::outbox::Row>& rows, bool& failed);
+  std::vector<long long> publish(const std::vector<storage::outbox::Row>& rows, bool& failed,
+                                 std::vector<storage::outbox::Position>& reached);
   void probe_broker();
   void set_broker_ok(bool ok);
   // Takes or renews the lease when due; false while another replica holds it.
   bool hold_lease(bool force = false);
+  // Reads back what may be on Kafka unmarked and marks it; false when that could not be done yet.
+  bool resolve_doubt();
+  void doubt();
   storage::Database& db_;
   std::string bootstrap_;
   const Clock& clock_;
@@ -106,6 +120,8 @@ class OutboxRelay {
   std::set<long long> delivered_unmarked_;
   std::atomic<long long> published_{0};
   std::atomic<long long> failed_{0};
+  std::atomic<long long> recovered_{0};
+  bool in_doubt_ = true;  // until the first read-back after taking the lease
   Millis last_trim_ = 0;
   int listener_id_ = 0;
 };

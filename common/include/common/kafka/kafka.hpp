@@ -2,6 +2,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,9 @@ inline const std::vector<std::string>& all_topics() {
 struct Delivery {
   long long opaque;  // the caller's id for the message (the outbox sequence number)
   rd_kafka_resp_err_t error;
+  std::string topic;
+  int partition = -1;  // where it was written (when delivered)
+  long long offset = -1;
 };
 
 // Idempotent producer. Delivery reports are collected per message and handed out by poll().
@@ -60,6 +64,18 @@ struct Message {
   std::string key;
   std::string payload;
 };
+
+// (topic, partition) → offset
+using Offsets = std::map<std::pair<std::string, int>, long long>;
+
+// Reads, without joining a consumer group, every message of `topics` after the offsets in
+// `after` (a partition not named there, or one whose offsets went backwards because the topic was
+// recreated: from its first retained message) up to each partition's high watermark as it was
+// when the call began. `each` sees them in partition order. False when the cluster could not be
+// read completely within `timeout_ms`.
+bool read_to_high_watermarks(const std::string& bootstrap, const std::vector<std::string>& topics,
+                             const Offsets& after, int timeout_ms, const std::function<void(const Message&)>& each,
+                             const Settings& extra = {});
 
 // Consumer-group member. Offsets are stored only when the caller says the effect is durable
 // (enable.auto.offset.store=false) and committed from the stored offsets.

@@ -13,6 +13,10 @@ Migration tables_migration(int version);
 // by a per-row `published_at`: with concurrent committers a lower `seq` may commit later, and
 // "every unpublished row" still finds it. Adds the relays' publisher leases.
 Migration published_at_migration(int version);
+// Where the publisher's messages went on Kafka: per (topic, partition), the highest offset of a row
+// marked published. After a crash a relay reads the partitions only from there on to find what
+// was produced but never marked.
+Migration positions_migration(int version);
 
 void append(Connection& c, const std::string& event_id, const std::string& topic, const std::string& key,
             const std::string& payload, long long now);
@@ -25,12 +29,27 @@ struct Row {
   long long seq;
   std::string topic, key, payload;
 };
+struct Position {
+  std::string topic;
+  int partition;
+  long long offset;
+};
+// Unpublished rows as the read-back knows them.
+struct Pending {
+  long long seq;
+  std::string event_id, topic;
+};
 // The lowest unpublished rows that have committed, in sequence order.
 std::vector<Row> unpublished(Connection& c, std::size_t limit);
 // Every row (published or not) in (after, upto], for replaying to an empty embedded broker.
 std::vector<Row> between(Connection& c, long long after, long long upto, std::size_t limit);
 long long max_seq(Connection& c);
-void mark_published(Connection& c, const std::vector<long long>& seqs, long long now);
+// Marks the rows and records the highest offset they reached per partition.
+void mark_published(Connection& c, const std::vector<long long>& seqs, const std::vector<Position>& reached,
+                    long long now);
+std::vector<Position> positions(Connection& c);
+// Unpublished rows with after < seq <= upto, in sequence order.
+std::vector<Pending> unpublished_between(Connection& c, long long after, long long upto, std::size_t limit);
 long long backlog(Connection& c);
 // One publisher per relay name among replicas: true when `holder` now holds the lease until
 // now + ttl (taken when free or expired, renewed when already held).
