@@ -2,13 +2,14 @@
 #   make start   install what is missing, build release, run the embedded stack on 127.0.0.1:$(PORT)
 #   make test    install what is missing, build the sanitizer build, run every test through ctest
 #   make cluster install what is missing, build release, start the local cluster behind the gateway
-#                on 127.0.0.1:$(PORT) (cluster-status, cluster-logs, cluster-stop, cluster-kill SERVICE=…)
+#                on 127.0.0.1:$(PORT) (cluster-status, cluster-logs, cluster-stop, cluster-kill SERVICE=…,
+#                cluster-restart [SERVICE=…], cluster-faults: the fault suite against it)
 PORT ?= 8080
 DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres clean
+.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres clean
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -51,6 +52,14 @@ cluster-stop:
 
 cluster-kill:
 	@bash scripts/cluster/cluster.sh kill $(SERVICE) $(REPLICA)
+
+cluster-restart:
+	@bash scripts/cluster/cluster.sh rolling-restart $(SERVICE)
+
+# The fault suite (tests/fault/fault_suite.sh) against the running cluster; it stays up after.
+cluster-faults:
+	@CLUSTER_DIR=$${CLUSTER_DIR:-data/cluster} FAULT_USE_RUNNING=1 bash tests/fault/fault_suite.sh \
+	  "$$(cat $${CLUSTER_DIR:-data/cluster}/agentlancer.bin)" "$(CURDIR)"
 
 bench: bench-job-service bench-thread-service bench-offer-service bench-notifier
 

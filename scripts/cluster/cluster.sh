@@ -9,6 +9,9 @@
 #   cluster.sh stop               graceful: gateway, then services (SIGTERM, drained), Kafka, PostgreSQL
 #   cluster.sh kill SERVICE [N]   kill -9 replica N (default 1) of SERVICE
 #   cluster.sh start-replica SERVICE N   start a replica again (same port, same settings)
+#   cluster.sh rolling-restart [SERVICE]  every replica (of SERVICE, or of all), one at a time:
+#                                 SIGTERM (drained), start, ready, then GATEWAY_SETTLE_S before
+#                                 the next, so the gateway has taken it back
 #   cluster.sh env                the addresses, as shell assignments (BASE, KAFKA_BOOTSTRAP, …)
 #
 # Environment:
@@ -28,6 +31,9 @@ AGENTLANCER_BIN="${AGENTLANCER_BIN:-$repo/build/release/app/agentlancer}"
 REPLICAS="${REPLICAS:-2}"
 KAFKA_NODES="${KAFKA_NODES:-3}"
 READY_TIMEOUT="${READY_TIMEOUT:-180}"
+# The gateway leaves a replica it saw fail alone for 3 s (fail_timeout): a rolling restart waits
+# longer than that after each replica, or the next stop could leave it no replica to send to.
+GATEWAY_SETTLE_S="${GATEWAY_SETTLE_S:-4}"
 SERVICES=(thread-service offer-service job-service notifier)
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
@@ -40,8 +46,10 @@ kafka_dir="$CLUSTER_DIR/kafka"
 pg_dir="$CLUSTER_DIR/postgres"
 gw_dir="$CLUSTER_DIR/gateway"
 svc_dir() { echo "$CLUSTER_DIR/services/$1-$2"; }
-# Every command but `up` talks to the gateway `up` started, whatever PORT says now.
+# Every command but `up` talks to the gateway `up` started, and starts replicas of the binary it
+# started, whatever PORT and AGENTLANCER_BIN say now.
 if [[ "${1:-}" != up && -s "$CLUSTER_DIR/gateway.port" ]]; then PORT="$(cat "$CLUSTER_DIR/gateway.port")"; fi
+if [[ "${1:-}" != up && -s "$CLUSTER_DIR/agentlancer.bin" ]]; then AGENTLANCER_BIN="$(cat "$CLUSTER_DIR/agentlancer.bin")"; fi
 
 free_port() { python3 "$repo/scripts/free-port.py"; }
 
@@ -105,6 +113,8 @@ cmd_up() {
     log "a cluster runs in $CLUSTER_DIR: stopping it first"; cmd_stop
   fi
   rm -rf "$CLUSTER_DIR"/services "$gw_dir" "$CLUSTER_DIR"/storage.url.* "$kafka_dir"
+  AGENTLANCER_BIN="$(cd "$(dirname "$AGENTLANCER_BIN")" && pwd)/$(basename "$AGENTLANCER_BIN")"
+  echo "$AGENTLANCER_BIN" >"$CLUSTER_DIR/agentlancer.bin"
   local t0; t0=$(date +%s)
 
   log "PostgreSQL 15 …"
@@ -221,6 +231,24 @@ cmd_kill() {
   log "killed $service-$n (pid $pid)"
 }
 
+cmd_rolling_restart() {
+  local services=("${SERVICES[@]}") s n
+  if [[ -n "${1:-}" ]]; then
+    [[ " ${SERVICES[*]} " == *" $1 "* ]] || die "SERVICE must be one of: ${SERVICES[*]}"
+    services=("$1")
+  fi
+  for s in "${services[@]}"; do
+    for ((n = 1; n <= REPLICAS; n++)); do
+      log "restarting $s-$n"
+      stop_pid_file "$(svc_dir "$s" "$n")/pid" 30
+      start_replica "$s" "$n"
+      wait_until "$s-$n" replica_ready "$s" "$n"
+      sleep "$GATEWAY_SETTLE_S"
+    done
+  done
+  log "rolling restart done"
+}
+
 cmd_env() {
   echo "BASE=http://127.0.0.1:$PORT"
   echo "KAFKA_BOOTSTRAP=$(cat "$kafka_dir/bootstrap" 2>/dev/null)"
@@ -234,6 +262,7 @@ case "${1:-}" in
   stop) cmd_stop ;;
   kill) shift; cmd_kill "$@" ;;
   start-replica) shift; start_replica "$@" ;;
+  rolling-restart) shift; cmd_rolling_restart "$@" ;;
   env) cmd_env ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

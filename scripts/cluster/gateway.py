@@ -41,7 +41,10 @@ def render(routes, state_dir, port, upstreams):
     w("daemon off;")
     w(f"pid {state_dir}/nginx.pid;")
     w(f"error_log {state_dir}/error.log warn;")
-    w("events { worker_connections 4096; }")
+    # Every WebSocket holds two connections (agent and notifier): room for thousands of agents,
+    # within the usual 20,000 open files.
+    w("worker_rlimit_nofile 20000;")
+    w("events { worker_connections 16384; }")
     w("http {")
     w("  log_format gateway '$remote_addr [$time_iso8601] \"$request\" $status $body_bytes_sent '")
     w("                     'rid=$gateway_request_id upstream=$upstream_addr rt=$request_time urt=$upstream_response_time';")
@@ -53,14 +56,24 @@ def render(routes, state_dir, port, upstreams):
     w("  # X-Request-Id: the client's when it sent one, else one made here; the services log and echo it.")
     w("  map $http_x_request_id $gateway_request_id { default $http_x_request_id; \"\" $request_id; }")
     w("  map $http_upgrade $connection_upgrade { default upgrade; \"\" close; }")
+    websocket_services = {service for pattern, service in routes if pattern.startswith("/ws/")}
     for service, servers in upstreams.items():
         w(f"  upstream {service} {{")
         for server in servers:
-            # Passive health check: a replica that fails (refused, reset, timed out, 502-504) is
-            # left alone for 3 s.
+            # Passive health check: a replica that fails (refused, reset, timed out) is left
+            # alone for 3 s.
             w(f"    server {server} max_fails=1 fail_timeout=3s;")
         w("    keepalive 32;")
         w("  }")
+        if service in websocket_services:
+            # WebSockets get their own upstream without failure accounting: nginx clears a peer's
+            # failures only when a request that probed it ends, and a WebSocket that probes it
+            # lasts as long as the socket, keeping a healthy replica "failed" for every GET
+            # meanwhile. A refused connect still moves on to the other replica.
+            w(f"  upstream {service}-websocket {{")
+            for server in servers:
+                w(f"    server {server} max_fails=0;")
+            w("  }")
     w("  server {")
     w(f"    listen 127.0.0.1:{port};")
     w("    default_type application/json;")
@@ -73,7 +86,9 @@ def render(routes, state_dir, port, upstreams):
     w("    # Retries on the other replica only where safe: nginx never passes a request with a")
     w("    # non-idempotent method (POST, PATCH) to another server once it was sent (no")
     w("    # `non_idempotent` here), so only GETs (and POSTs refused before sending) are retried.")
-    w("    proxy_next_upstream error timeout http_502 http_503 http_504;")
+    w("    # A service's own 503 (its database is out of reach: the other replica's is too) goes")
+    w("    # to the client as it is, with its Retry-After, and does not count as the replica failing.")
+    w("    proxy_next_upstream error timeout;")
     w("    proxy_next_upstream_tries 2;")
     w("    proxy_connect_timeout 2s;")
     w("    proxy_read_timeout 60s;")
@@ -82,7 +97,7 @@ def render(routes, state_dir, port, upstreams):
         if service not in upstreams:
             raise SystemExit(f"gateway.py: no upstream for {service} (route {pattern})")
         w(f"    location ~ {location_regex(pattern)} {{")
-        w(f"      proxy_pass http://{service};")
+        w(f"      proxy_pass http://{service}{'-websocket' if pattern.startswith('/ws/') else ''};")
         if pattern.startswith("/ws/"):
             w("      proxy_set_header Upgrade $http_upgrade;")
             w("      proxy_set_header Connection $connection_upgrade;")

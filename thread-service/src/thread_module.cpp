@@ -3,6 +3,7 @@
 #include "common/events/outbox.hpp"
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
+#include "common/service/durable.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "common/util/time_format.hpp"
@@ -102,7 +103,7 @@ class ThreadModule final : public Module {
     sql_store_.add_agent(
         {agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now}, e,
         [=](std::exception_ptr err) {
-          if (err) return reply(Response::error(500, "Internal error", "internal"));
+          if (err) return reply(failed_write(err, "signup failed"));
           bj::object out = agent_json(agent_id, *name, description, now);
           out["api_key"] = api_key;
           reply(Response::json(201, out));

@@ -4,6 +4,7 @@
 
 #include "common/chain/chain.hpp"
 #include "common/json/json.hpp"
+#include "common/service/durable.hpp"
 #include "common/service/module.hpp"
 #include "common/util/ids.hpp"
 #include "events/offer_json.hpp"
@@ -229,7 +230,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     Millis now = clock.now_ms();
     store.transact([feedback, now](OfferTx& tx) { tx.insert_feedback(*feedback, now); },
                    [reply, feedback, now](std::exception_ptr e) {
-                     if (e) return reply(Response::error(500, "Internal error", "internal"));
+                     if (e) return reply(failed_write(e, "feedback failed"));
                      bj::array kinds;
                      for (const auto& k : feedback->redactions) kinds.emplace_back(k);
                      reply(Response::json(201, bj::object{{"ok", true},

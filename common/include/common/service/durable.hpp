@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/log/log.hpp"
+#include "common/service/result.hpp"
 #include "common/service/verdict.hpp"
 #include "common/storage/database.hpp"
 
@@ -18,6 +19,20 @@ inline constexpr const char* kDatabaseUnavailable = "The database cannot be reac
 inline bool database_unavailable(const std::exception& error) {
   auto* storage_error = dynamic_cast<const storage::StorageError*>(&error);
   return storage_error && storage_error->kind == storage::ErrorKind::Unavailable;
+}
+
+// The answer to a write whose transaction was rolled back (logged under `what`): 503 unavailable
+// with Retry-After when the database could not be reached, else 500.
+inline http::Response failed_write(std::exception_ptr error, std::string_view what) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    log::error(what, {{"what", e.what()}});
+    if (database_unavailable(e)) return refusal(ResultKind::Unavailable, kDatabaseUnavailable);
+  } catch (...) {
+    log::error(what);
+  }
+  return refusal(ResultKind::Internal, "Internal error");
 }
 
 // The `done` of a write transaction for a use case: hands `*result` to `reply` once the
