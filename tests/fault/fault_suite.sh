@@ -128,5 +128,40 @@ for phase in $phases; do
   check "reconciliation after $phase: nothing lost, nothing twice" \
     python3 "$repo/tests/fault/reconcile.py" --cluster-dir "$CLUSTER_DIR" --bin "$bin" --base "$base" "${quiet[@]}" "${loads[@]}"
 done
+# --- the checker catches what it is there to catch ----------------------------------------------
+# With everything reconciled, break each guarantee once on purpose and require the checker to
+# name every break: an acknowledged write that is not in the database, an event published twice,
+# an entry gone from an agent's log, and a socket that missed an event.
+if (( ${#loads[@]} > 0 && fail == 0 )); then
+  say "sabotage: the checker must find four planted faults"
+  last="${loads[${#loads[@]}-1]}"
+  sabotaged="$work/load-sabotaged.json"
+  python3 - "$last" "$sabotaged" <<'PY'
+import json, sys
+load = json.load(open(sys.argv[1]))
+acked = next(r for r in load["requests"] if r["write"] and r["kind"] == "ok")
+load["requests"].append({**acked, "request_id": "fs-sabotage-never-sent"})
+socket = next(w for w in load["sockets"] if len(w["ids"]) > 2)
+del socket["ids"][1]
+load["phase"] = "sabotaged"
+json.dump(load, open(sys.argv[2], "w"))
+PY
+  # One event produced a second time, as a relay without the read-back would after a crash.
+  victim="$("$bin" tail-events --bootstrap "$(cat "$kafka_dir/bootstrap")" --to-end --topic agentlancer.jobs.v1 --max 1)"
+  cut -f2- <<<"$victim" | "${JAVA:-java}" -Xmx128m -cp "$repo/.cache/kafka/lib/*" kafka.tools.ConsoleProducer \
+    --bootstrap-server "$(cat "$kafka_dir/bootstrap")" --topic agentlancer.jobs.v1 \
+    --property parse.key=true --property "key.separator=$(printf '\t')" >/dev/null 2>&1
+  # One agent-log entry lost.
+  PGOPTIONS="-c search_path=notifier" "$(cat "$pg_dir/bindir")/psql" -X -q "$(cat "$CLUSTER_DIR/storage.url.notifier")" \
+    -c "DELETE FROM agent_events WHERE ctid = (SELECT ctid FROM agent_events ORDER BY created_at DESC LIMIT 1)" >/dev/null
+  verdict="$(python3 "$repo/tests/fault/reconcile.py" --cluster-dir "$CLUSTER_DIR" --bin "$bin" --base "$base" \
+    "${loads[@]:0:${#loads[@]}-1}" "$sabotaged" 2>&1 || true)"
+  check "sabotage: the checker fails the run" grep -q "^reconciliation: [0-9]* problems" <<<"$verdict"
+  check "sabotage: a 2xx write missing from the database is found" grep -q "writes answered 2xx but their change is not in the database" <<<"$verdict"
+  check "sabotage: an event twice on Kafka is found" grep -q "events are on Kafka more than once" <<<"$verdict"
+  check "sabotage: an entry missing from an agent's log is found" grep -q "missing from an audience member's log" <<<"$verdict"
+  check "sabotage: a socket that missed an event is found" grep -q "its socket saw" <<<"$verdict"
+  (( fail == 0 )) || echo "$verdict" | tail -12
+fi
 (( fail == 0 )) && echo "cluster_faults: ok"
 exit "$fail"
