@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ type Config struct {
 	Rate        float64
 	Duration    time.Duration
 	Warmup      time.Duration
+	CPUPids     string // file of "label pid" lines: their CPU time over the measured schedule
 	Conns       int
 	MaxInFlight int
 	Timeout     time.Duration
@@ -95,6 +97,7 @@ func cmdRun(args []string) int {
 	fs.Float64Var(&cfg.Rate, "rate", 1000, "arrivals per second (requests for get204/job-get/thread-list/contract-status, writes for thread-negotiation/offer-flow, walk-through iterations for provider-flow)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured schedule")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured schedule at the same rate before the measured one")
+	fs.StringVar(&cfg.CPUPids, "cpu-pids", "", "file of `label pid` lines: the CPU time (user+system) each label's processes used during the measured schedule goes into the JSON (server_cpu_ms)")
 	fs.IntVar(&cfg.Conns, "conns", 256, "max keep-alive connections in the pool")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 10000, "max concurrently running arrivals; beyond it arrivals are dropped (counted), the schedule never waits")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Second, "per-request timeout")
@@ -227,11 +230,55 @@ func Execute(ctx context.Context, sc Scenario, cfg *Config) Report {
 	m := sc.NewMetrics()
 	s := &Scheduler{Rate: cfg.Rate, Duration: cfg.Duration, MaxInFlight: cfg.MaxInFlight, Drain: cfg.Drain}
 	env := RunEnv{LoadStart: LoadAvg()}
+	pids := readCPUPids(cfg.CPUPids)
+	server0 := labelledCPU(pids)
 	cpu0 := ProcessCPU()
 	res := s.Run(ctx, func(ctx context.Context, intended time.Time) { sc.Arrival(ctx, m, intended) })
 	env.CPU = ProcessCPU() - cpu0
+	if len(pids) > 0 {
+		env.ServerCPUms = map[string]float64{}
+		for label, after := range labelledCPU(pids) {
+			env.ServerCPUms[label] = float64(after-server0[label]) / float64(time.Millisecond)
+		}
+	}
 	env.LoadEnd = LoadAvg()
 	return BuildReport(sc, cfg, m, res, env)
+}
+
+// readCPUPids reads `label pid` lines (a label may repeat: its processes are summed).
+func readCPUPids(path string) map[string][]int {
+	out := map[string][]int{}
+	if path == "" {
+		return out
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpu-pids:", err)
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[1]); err == nil && pid > 0 {
+			out[f[0]] = append(out[f[0]], pid)
+		}
+	}
+	return out
+}
+
+// labelledCPU: each label's processes' CPU time now (a process gone counts as 0).
+func labelledCPU(pids map[string][]int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for label, list := range pids {
+		for _, pid := range list {
+			if cpu := ProcCPU(pid); cpu > 0 {
+				out[label] += cpu
+			}
+		}
+	}
+	return out
 }
 
 func cmdCompare(args []string) int {

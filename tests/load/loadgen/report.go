@@ -13,42 +13,43 @@ import (
 
 // Report is the machine-readable result of one run (one JSON line).
 type Report struct {
-	Label              string         `json:"label,omitempty"`
-	Scenario           string         `json:"scenario"`
-	Target             string         `json:"target"`
-	Unit               string         `json:"unit"` // what one arrival is
-	RateTarget         float64        `json:"rate_target"`
-	RequestsPerArrival int            `json:"requests_per_arrival"`
-	RequestRateTarget  float64        `json:"request_rate_target"`
-	DurationS          float64        `json:"duration_s"`
-	WarmupS            float64        `json:"warmup_s"`
-	ElapsedS           float64        `json:"elapsed_s"` // schedule start to last completion
-	Scheduled          int64          `json:"scheduled"`
-	Launched           int64          `json:"launched"`
-	Dropped            int64          `json:"dropped"`
-	DrainCancelled     bool           `json:"drain_cancelled"`
-	Interrupted        bool           `json:"interrupted"`
-	ArrivalsPerSec     float64        `json:"arrivals_per_sec"` // launched / elapsed
-	Conns              int            `json:"conns"`
-	Client             string         `json:"client"`
-	MaxInFlight        int            `json:"max_inflight"`
-	TimeoutS           float64        `json:"timeout_s"`
-	GenLagP50ms        float64        `json:"gen_lag_p50_ms"`
-	GenLagP99ms        float64        `json:"gen_lag_p99_ms"`
-	GenLagMaxms        float64        `json:"gen_lag_max_ms"`
-	Steps              []Summary      `json:"steps"`
-	Iteration          *Summary       `json:"iteration,omitempty"`
-	Overall            Summary        `json:"overall"`
-	WritesPerArrival   int            `json:"writes_per_arrival,omitempty"`
-	Transitions        int64          `json:"durable_transitions,omitempty"`
-	TransitionsPerS    float64        `json:"durable_transitions_per_s,omitempty"`
-	TransitionsTarget  float64        `json:"durable_transitions_target_per_s,omitempty"`
-	Setup              map[string]any `json:"setup,omitempty"`
-	GoMaxProcs         int            `json:"gomaxprocs"`
-	GenCPUCores        float64        `json:"generator_cpu_cores"` // loadgen's own CPU time / elapsed
-	LoadAvgStart       string         `json:"loadavg_start,omitempty"`
-	LoadAvgEnd         string         `json:"loadavg_end,omitempty"`
-	StartedAt          string         `json:"started_at"`
+	Label              string             `json:"label,omitempty"`
+	Scenario           string             `json:"scenario"`
+	Target             string             `json:"target"`
+	Unit               string             `json:"unit"` // what one arrival is
+	RateTarget         float64            `json:"rate_target"`
+	RequestsPerArrival int                `json:"requests_per_arrival"`
+	RequestRateTarget  float64            `json:"request_rate_target"`
+	DurationS          float64            `json:"duration_s"`
+	WarmupS            float64            `json:"warmup_s"`
+	ElapsedS           float64            `json:"elapsed_s"` // schedule start to last completion
+	Scheduled          int64              `json:"scheduled"`
+	Launched           int64              `json:"launched"`
+	Dropped            int64              `json:"dropped"`
+	DrainCancelled     bool               `json:"drain_cancelled"`
+	Interrupted        bool               `json:"interrupted"`
+	ArrivalsPerSec     float64            `json:"arrivals_per_sec"` // launched / elapsed
+	Conns              int                `json:"conns"`
+	Client             string             `json:"client"`
+	MaxInFlight        int                `json:"max_inflight"`
+	TimeoutS           float64            `json:"timeout_s"`
+	GenLagP50ms        float64            `json:"gen_lag_p50_ms"`
+	GenLagP99ms        float64            `json:"gen_lag_p99_ms"`
+	GenLagMaxms        float64            `json:"gen_lag_max_ms"`
+	Steps              []Summary          `json:"steps"`
+	Iteration          *Summary           `json:"iteration,omitempty"`
+	Overall            Summary            `json:"overall"`
+	WritesPerArrival   int                `json:"writes_per_arrival,omitempty"`
+	Transitions        int64              `json:"durable_transitions,omitempty"`
+	TransitionsPerS    float64            `json:"durable_transitions_per_s,omitempty"`
+	TransitionsTarget  float64            `json:"durable_transitions_target_per_s,omitempty"`
+	Setup              map[string]any     `json:"setup,omitempty"`
+	ServerCPUms        map[string]float64 `json:"server_cpu_ms,omitempty"`
+	GoMaxProcs         int                `json:"gomaxprocs"`
+	GenCPUCores        float64            `json:"generator_cpu_cores"` // loadgen's own CPU time / elapsed
+	LoadAvgStart       string             `json:"loadavg_start,omitempty"`
+	LoadAvgEnd         string             `json:"loadavg_end,omitempty"`
+	StartedAt          string             `json:"started_at"`
 }
 
 // BuildReport turns the recorders and the scheduler result into a Report.
@@ -79,6 +80,7 @@ func BuildReport(sc Scenario, cfg *Config, m *Metrics, res SchedResult, env RunE
 		GoMaxProcs:         runtime.GOMAXPROCS(0),
 		StartedAt:          res.Start.UTC().Format(time.RFC3339),
 		GenCPUCores:        env.CPU.Seconds() / elapsed.Seconds(),
+		ServerCPUms:        env.ServerCPUms,
 		LoadAvgStart:       env.LoadStart,
 		LoadAvgEnd:         env.LoadEnd,
 	}
@@ -282,9 +284,11 @@ func trunc(s string, n int) string {
 
 // RunEnv is what the machine looked like during a measurement.
 type RunEnv struct {
-	CPU       time.Duration // CPU time (user+system) this process used
-	LoadStart string        // /proc/loadavg 1/5/15-minute figures
-	LoadEnd   string
+	CPU time.Duration // CPU time (user+system) this process used
+	// CPU time (ms) of the -cpu-pids processes over the measured schedule, per label
+	ServerCPUms map[string]float64
+	LoadStart   string // /proc/loadavg 1/5/15-minute figures
+	LoadEnd     string
 }
 
 // LoadAvg returns the 1, 5 and 15 minute load averages ("" if unknown).
