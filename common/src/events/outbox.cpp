@@ -19,9 +19,15 @@ storage::Migration outbox_published_at_migration(int version) {
 
 storage::Migration outbox_positions_migration(int version) { return storage::outbox::positions_migration(version); }
 
+namespace {
+// Wakes the publishing relay whichever replica committed (PostgreSQL NOTIFY, sent at commit).
+constexpr const char* kOutboxChannel = "agentlancer_outbox";
+}  // namespace
+
 void append_to_outbox(storage::Connection& c, const std::string& topic, const CloudEvent& event,
                       Millis now) {
   storage::outbox::append(c, event.id, topic, event.subject, boost::json::serialize(event.to_json()), now);
+  c.notify(kOutboxChannel, "");
 }
 
 bool claim_event(storage::Connection& c, const std::string& consumer, const std::string& event_id,
@@ -50,6 +56,15 @@ void OutboxRelay::start() {
   running_ = true;
   thread_ = std::thread([this] { loop(); });
   listener_id_ = db_.add_commit_listener([this] { wake(); });
+  // Commits of the other replicas: without this the holder would find them only on its next
+  // 200 ms look (SQLite: one process, the commit listener above is enough).
+  waker_ = std::make_shared<Waker>();
+  waker_->relay = this;
+  auto wake_if_running = [waker = waker_] {
+    std::lock_guard lock(waker->mutex);
+    if (waker->relay) waker->relay->wake();
+  };
+  db_.listen(kOutboxChannel, [wake_if_running](const std::string&) { wake_if_running(); }, wake_if_running);
 }
 
 void OutboxRelay::wake() {
@@ -63,6 +78,10 @@ void OutboxRelay::wake() {
 void OutboxRelay::stop() {
   if (!running_.exchange(false)) return;
   db_.remove_commit_listener(listener_id_);
+  {
+    std::lock_guard lock(waker_->mutex);
+    waker_->relay = nullptr;
+  }
   wake();
   if (thread_.joinable()) thread_.join();
   if (!abandon_) {

@@ -210,6 +210,7 @@ void PgConnection::fail(PGresult* result) const {
 }
 
 void PgConnection::exec(std::string_view sql) {
+  if (sql.starts_with("BEGIN")) notified_.clear();
   std::string text(sql);
   PGresult* r = PQexec(conn_, text.c_str());
   auto status = PQresultStatus(r);
@@ -218,6 +219,7 @@ void PgConnection::exec(std::string_view sql) {
 }
 
 void PgConnection::notify(const std::string& channel, const std::string& payload) {
+  if (!notified_.emplace(channel, payload).second) return;
   query("SELECT pg_notify(?, ?)", channel, payload).run();
 }
 
@@ -448,28 +450,33 @@ void PostgresDatabase::with_reader(const std::function<void(Connection&)>& f, bo
 
 void PostgresDatabase::listen(const std::string& channel, std::function<void(const std::string&)> on_message,
                               std::function<void()> on_gap) {
-  if (listener_.joinable()) throw std::logic_error("listen() must be called before the listener thread starts");
+  std::lock_guard lock(listeners_mutex_);
   listeners_by_channel_.push_back({channel, std::move(on_message), std::move(on_gap)});
-  listener_ = std::thread([this] { listener_loop(); });
+  if (!listener_.joinable()) listener_ = std::thread([this] { listener_loop(); });
 }
 
-// One connection LISTENs on every channel; notifications arrive in commit order. A lost
-// connection is re-established (with backoff) and each listener told of the gap.
+// One connection LISTENs on every channel (a channel added later is LISTENed on the next turn);
+// notifications arrive in commit order. A lost connection is re-established (with backoff) and
+// each listener told of the gap.
 void PostgresDatabase::listener_loop() {
   std::unique_ptr<PgConnection> c;
   bool had_connection = false;
+  std::size_t listening = 0;  // listeners whose channel this connection LISTENs on
+  bool gap = false;
   auto stopping = [this] {
     std::lock_guard lock(mutex_);
     return stopping_;
+  };
+  auto listeners = [this] {
+    std::lock_guard lock(listeners_mutex_);
+    return listeners_by_channel_;
   };
   while (!stopping()) {
     if (!c || c->broken()) {
       try {
         c = connect();
-        for (const auto& l : listeners_by_channel_) c->exec("LISTEN " + quote_identifier(l.channel));
-        if (had_connection)
-          for (const auto& l : listeners_by_channel_)
-            if (l.on_gap) l.on_gap();
+        listening = 0;
+        gap = had_connection;  // told once LISTEN is in place again, so nothing falls in between
         had_connection = true;
       } catch (const std::exception& e) {
         log::warn("postgresql listener cannot connect", {{"schema", schema_}, {"what", e.what()}});
@@ -477,6 +484,18 @@ void PostgresDatabase::listener_loop() {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
         continue;
       }
+    }
+    try {
+      auto all = listeners();
+      for (; listening < all.size(); ++listening) c->exec("LISTEN " + quote_identifier(all[listening].channel));
+      if (gap)
+        for (const auto& l : all)
+          if (l.on_gap) l.on_gap();
+      gap = false;
+    } catch (const std::exception& e) {
+      log::warn("postgresql listener cannot LISTEN", {{"schema", schema_}, {"what", e.what()}});
+      c.reset();
+      continue;
     }
     int socket = PQsocket(c->raw());
     fd_set readable;
@@ -496,7 +515,7 @@ void PostgresDatabase::listener_loop() {
     while (PGnotify* n = PQnotifies(c->raw())) {
       std::string channel = n->relname, payload = n->extra ? n->extra : "";
       PQfreemem(n);
-      for (const auto& l : listeners_by_channel_) {
+      for (const auto& l : listeners()) {
         if (l.channel != channel) continue;
         try {
           l.on_message(payload);

@@ -39,6 +39,7 @@ SERVER_ARGS=${SERVER_ARGS-"--http.access_log false"}
 DATA_DIR_FLAG=${DATA_DIR_FLAG:---data_dir}
 
 bench_init agentlancer-cluster-bench
+chmod 755 "$work"  # PostgreSQL runs as its own user and must reach its data dir in here
 cluster_dir="$work/cluster"
 floor_dir="$work/floor"
 n204_dir="$work/n204"
@@ -59,6 +60,50 @@ machine:   $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)
 binary:    $AGENTLANCER_BIN
 INFO
 
+# idle_cpu PIDS-FILE OUT-JSON [SECONDS]: each label's CPU ms per second while nothing is asked of
+# it (relay and consumer polls, sweeps, JVM housekeeping), so that the summary charges requests
+# only with what they add.
+idle_cpu() {
+    python3 - "$1" "$2" "${3:-5}" <<'PY'
+import json, sys, time
+def cpu(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) * 10.0  # ms (USER_HZ 100)
+    except OSError:
+        return 0.0
+pids = [l.split() for l in open(sys.argv[1]) if len(l.split()) == 2]
+def sample():
+    out = {}
+    for label, pid in pids:
+        out[label] = out.get(label, 0.0) + cpu(pid)
+    return out
+seconds = float(sys.argv[3])
+a = sample(); time.sleep(seconds); b = sample()
+json.dump({k: (b[k] - a[k]) / seconds for k in b}, open(sys.argv[2], "w"))
+PY
+}
+
+# settle_cluster: waits until every replica's outbox is published and its consumers have been
+# quiet for 2 s (what an earlier run left behind is not measured as this one's).
+settle_cluster() {
+    local last="" now quiet=0
+    for _ in $(seq 1 600); do
+        now=$(for d in "$cluster_dir"/services/*/; do
+            curl -s -m 2 "http://127.0.0.1:$(cat "$d/port")/metrics"
+        done | awk '/_outbox_backlog /{b+=$2} /^consumer_events_total /{c+=$2} END{print b+0, c+0}')
+        if [ "${now%% *}" = 0 ] && [ "$now" = "$last" ]; then
+            quiet=$((quiet + 1))
+            [ "$quiet" -ge 4 ] && return 0
+        else
+            quiet=0
+        fi
+        last=$now
+        sleep 0.5
+    done
+    problem "the cluster did not settle"
+}
+
 # A process and its live children (nginx workers, PostgreSQL backends), one "label pid" line each.
 with_children() { # label pid
     echo "$1 $2"
@@ -71,6 +116,7 @@ if [ "$EMBEDDED" = 1 ]; then
     log "embedded default (agentlancer all, SQLite, embedded broker): the reference cost"
     if start_agentlancer; then
         echo "agentlancer $server_pid" >"$work/embedded.pids"
+        idle_cpu "$work/embedded.pids" "$OUT_DIR/embedded.idle.json"
         run_lg embedded-job-get -scenario job-get -label embedded -url "$api" -rate "$JG_RATE" -jobs 1000 \
             -setup-phase negotiated -cpu-pids "$work/embedded.pids" "${common[@]}" || problem "embedded job-get"
         run_lg embedded-job-create -scenario job-create -label embedded -url "$api" -rate "$JC_RATE" \
@@ -119,13 +165,19 @@ if PORT=$gw_port cluster up; then
         bash "$repo/scripts/kafka/kafka-cluster.sh" status "$cluster_dir/kafka" 2>/dev/null |
             sed -n 's/.* pid=\([0-9]*\).*/kafka \1/p'
     }
+    # Setups settle on every replica's /metrics (the gateway routes none).
+    metrics_urls=$(for d in "$cluster_dir"/services/*/; do printf 'http://127.0.0.1:%s,' "$(cat "$d/port")"; done)
+    metrics_urls=${metrics_urls%,}
     # Taken right before each run: PostgreSQL backends come with the pools' connections.
     run_cluster() { # name loadgen-args...
         local name=$1
         shift
         cluster_pids >"$work/$name.pids"
-        run_lg "$name" "$@" -cpu-pids "$work/$name.pids"
+        run_lg "$name" "$@" -cpu-pids "$work/$name.pids" -metrics-urls "$metrics_urls"
     }
+    settle_cluster
+    cluster_pids >"$work/idle.pids"
+    idle_cpu "$work/idle.pids" "$OUT_DIR/cluster.idle.json"
     run_cluster cluster-job-get -scenario job-get -label cluster -url "$gw" -rate "$JG_RATE" -jobs 1000 \
         -setup-phase negotiated "${common[@]}" || problem "cluster job-get"
     run_cluster cluster-job-create -scenario job-create -label cluster -url "$gw" -rate "$JC_RATE" \
@@ -133,6 +185,7 @@ if PORT=$gw_port cluster up; then
     run_cluster cluster-offer-flow -scenario offer-flow -label cluster -url "$gw" -rate "$OF_RATE" -pairs 20 \
         -setup-timeout 10m "${common[@]}" || problem "cluster offer-flow"
     log "commit → socket through the gateway: $WS_RATE creations/s, 2 sockets each"
+    settle_cluster
     run_lg cluster-ws wsfanout -url "$gw" -agents "$WS_AGENTS" -conns-per-agent 1 -rate "$WS_RATE" \
         -duration "$DURATION" -warmup "$WARMUP" || problem "cluster ws"
     cluster stop >/dev/null 2>&1

@@ -24,10 +24,21 @@ def load(name):
         return json.loads(f.readline())
 
 
+def idle(name):
+    path = os.path.join(out, name + ".idle.json")
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
+IDLE = {"embedded": idle("embedded"), "cluster": idle("cluster")}
+
+
 def per_request(run):
+    """CPU µs per completed request, by label, less what the label uses when idle."""
     cpu = run.get("server_cpu_ms") or {}
     done = run["overall"]["count"] or 1
-    return {label: ms * 1000.0 / done for label, ms in cpu.items()}, done
+    base = IDLE.get(run.get("label"), {})
+    elapsed = run.get("elapsed_s", 0)
+    return {label: max(0.0, ms - base.get(label, 0.0) * elapsed) * 1000.0 / done for label, ms in cpu.items()}, done
 
 
 SERVICES = ["thread-service", "offer-service", "job-service", "notifier"]
@@ -45,7 +56,11 @@ for name in ["floor-get", "embedded-job-get", "cluster-job-get", "embedded-job-c
     print(f"| {name} | {r['request_rate_target']:.0f} | {o['per_sec']:.0f} | {o['ok_2xx']} | "
           f"{o['non_2xx'] + o['errors']} | {o['p50_ms']:.2f} | {o['p99_ms']:.2f} | {o['p99_9_ms']:.2f} |")
 
-print("\n## CPU µs per request (all processes of the system under test)\n")
+print("\n## CPU µs per request (all processes of the system under test, less their idle use)\n")
+for name, rates in IDLE.items():
+    if rates:
+        print(f"Idle ({name}): " + ", ".join(f"{k} {v:.0f} ms/s" for k, v in sorted(rates.items())) + "  ")
+print()
 print("| scenario | embedded (1 process) | cluster services | + PostgreSQL | + Kafka | + gateway | cluster total | total ÷ embedded | services+PostgreSQL ÷ embedded |")
 print("|---|---|---|---|---|---|---|---|---|")
 capacity = {}

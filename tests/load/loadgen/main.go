@@ -35,6 +35,7 @@ type Config struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	CPUPids     string // file of "label pid" lines: their CPU time over the measured schedule
+	MetricsURLs string // where /metrics is read to settle (default: URL); comma-separated, summed
 	Conns       int
 	MaxInFlight int
 	Timeout     time.Duration
@@ -113,6 +114,7 @@ func cmdRun(args []string) int {
 	fs.IntVar(&cfg.Contracts, "contracts", 1000, "contract-status: contracts (accepted offers) made in setup")
 	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 5*time.Minute, "limit of the (untimed) setup")
 	fs.IntVar(&cfg.SetupConc, "setup-concurrency", 8, "concurrent requests during (untimed) setup")
+	fs.StringVar(&cfg.MetricsURLs, "metrics-urls", "", "base URLs whose /metrics tell when the setup has settled, comma-separated and summed (default: -url; behind a gateway: every replica)")
 	fs.DurationVar(&cfg.Settle, "settle", 2*time.Second, "after setup, wait until /metrics shows every outbox published and consumers quiet for this long (0: do not wait)")
 	fs.StringVar(&cfg.JSONPath, "json", "", "also write the JSON result line to this file")
 	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client: fast (built-in lean HTTP/1.1 keep-alive client) or std (net/http: ~1.5x the CPU, ~2x the floor latency)")
@@ -194,7 +196,11 @@ func cmdRun(args []string) int {
 		return exitSetup
 	}
 	if cfg.Settle > 0 && sc.Name() != "get204" {
-		took, err := settle(ctx, http.DefaultClient, cfg.URL, cfg.Settle, 5*time.Minute)
+		metrics := cfg.URL
+		if cfg.MetricsURLs != "" {
+			metrics = cfg.MetricsURLs
+		}
+		took, err := settle(ctx, http.DefaultClient, metrics, cfg.Settle, 5*time.Minute)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "loadgen: %s: server did not settle after setup: %v\n", sc.Name(), err)
 			return exitSetup

@@ -62,23 +62,30 @@ func parseSettleMetrics(r io.Reader) (settleState, error) {
 // settle waits until the server has digested the setup: every outbox published and the consumers'
 // applied count unchanged over `quiet` (events a setup causes downstream — projections, jobs made
 // from contracts, notifier logs — would otherwise be measured as load). Returns how long it took.
+// baseURL may name several processes, comma-separated: their figures are summed.
 func settle(ctx context.Context, client *http.Client, baseURL string, quiet, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	var last settleState
 	stableSince := time.Time{}
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/metrics", nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		s, perr := parseSettleMetrics(resp.Body)
-		resp.Body.Close()
-		if perr != nil {
-			return 0, perr
+		var s settleState
+		// Several processes (the replicas of a cluster) are summed: comma-separated base URLs.
+		for _, base := range strings.Split(baseURL, ",") {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/metrics", nil)
+			if err != nil {
+				return 0, err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			one, perr := parseSettleMetrics(resp.Body)
+			resp.Body.Close()
+			if perr != nil {
+				return 0, perr
+			}
+			s.backlog += one.backlog
+			s.consumed += one.consumed
 		}
 		now := time.Now()
 		if s.backlog == 0 && s.consumed == last.consumed {

@@ -124,6 +124,12 @@ class OutboxRelay {
   bool in_doubt_ = true;  // until the first read-back after taking the lease
   Millis last_trim_ = 0;
   int listener_id_ = 0;
+  // The database's NOTIFY listener outlives the relay: it wakes it only while it runs.
+  struct Waker {
+    std::mutex mutex;
+    OutboxRelay* relay = nullptr;
+  };
+  std::shared_ptr<Waker> waker_;
 };
 
 // Reads events from Kafka and applies each in its own transaction together with its

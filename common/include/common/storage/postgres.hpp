@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -91,6 +92,9 @@ class PgConnection final : public Connection {
   PGconn* conn_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<PgCursor>> cache_;
   long long statements_ = 0;
+  // What this transaction already notified: PostgreSQL delivers one of each anyway, so a second
+  // pg_notify would only cost a round trip.
+  std::set<std::pair<std::string, std::string>> notified_;
 };
 
 class PostgresDatabase final : public Database {
@@ -146,7 +150,8 @@ class PostgresDatabase final : public Database {
     std::function<void(const std::string&)> on_message;
     std::function<void()> on_gap;
   };
-  std::vector<Listener> listeners_by_channel_;  // fixed once the listener thread runs
+  std::mutex listeners_mutex_;
+  std::vector<Listener> listeners_by_channel_;  // appended to by listen(), under listeners_mutex_
   std::thread listener_;
 };
 
