@@ -9,7 +9,7 @@ DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres clean
+.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres bench-cluster clean
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -83,6 +83,11 @@ bench-postgres: build-release
 	@bash scripts/install-deps.sh bench
 	@bash scripts/install-deps.sh test
 	bash tests/load/postgres/run.sh
+
+# The cluster through its gateway vs nginx→204 and the embedded default (docs/benchmarks.md).
+bench-cluster: build-release deps-cluster
+	@bash scripts/install-deps.sh bench
+	bash tests/load/cluster/run.sh
 
 clean:
 	rm -rf build
