@@ -148,7 +148,7 @@ json.dump(load, open(sys.argv[2], "w"))
 PY
   # One event produced a second time, as a relay without the read-back would after a crash.
   victim="$("$bin" tail-events --bootstrap "$(cat "$kafka_dir/bootstrap")" --to-end --topic agentlancer.jobs.v1 --max 1)"
-  cut -f2- <<<"$victim" | "${JAVA:-java}" -Xmx128m -cp "$repo/.cache/kafka/lib/*" kafka.tools.ConsoleProducer \
+  cut -f2- <<<"$victim" | "${JAVA:-java}" -Xmx128m -cp "${KAFKA_LIB_DIR:-$repo/.cache/kafka/lib}/*" kafka.tools.ConsoleProducer \
     --bootstrap-server "$(cat "$kafka_dir/bootstrap")" --topic agentlancer.jobs.v1 \
     --property parse.key=true --property "key.separator=$(printf '\t')" >/dev/null 2>&1
   # One agent-log entry lost.
