@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the agentlancer OCI image from the top-level Dockerfile without a Docker engine:
+# buildah with chroot isolation, no registry (the Debian base images are made locally by
+# base-images.sh and carry the upstream names), layers and the ccache mount kept in the machine's
+# container storage between runs.
+#
+#   scripts/image/build.sh [TAG]     default TAG agentlancer:dev (→ localhost/agentlancer:dev);
+#                                    also tagged localhost/agentlancer:<git short sha>[-dirty]
+# Environment: IIDFILE=path  also write the image id there.
+# Needs root (apt-get, buildah's storage). Installs what is missing: buildah, mmdebstrap.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+tag="${1:-agentlancer:dev}"
+
+[ "$(id -u)" -eq 0 ] || { echo "image build: run as root (apt-get, container storage)" >&2; exit 1; }
+
+# The minimal working set here: buildah (builds, runs with --isolation=chroot: no OCI runtime, no
+# podman, no fuse-overlayfs: root uses the kernel's overlay) and mmdebstrap (the base images).
+missing=()
+for p in buildah mmdebstrap; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "image build: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+bash "$here/base-images.sh"
+
+revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
+short="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo nogit)"
+# A tree with changes to what goes into the image is not that commit: say so in the tag.
+if [ "$short" != nogit ] && ! git -C "$repo" diff --quiet HEAD -- CMakeLists.txt CMakePresets.json Dockerfile .dockerignore \
+     app common thread-service offer-service job-service notifier 2>/dev/null; then
+  short="$short-dirty"
+  revision="$revision-dirty"
+fi
+source_url="$(git -C "$repo" remote get-url origin 2>/dev/null || true)"
+
+iidfile="$(mktemp)"
+trap 'rm -f "$iidfile"' EXIT
+start=$SECONDS
+buildah bud --pull=never --isolation=chroot --layers \
+  --build-arg REVISION="$revision" --build-arg SOURCE="$source_url" \
+  --iidfile "$iidfile" -t "$tag" -t "localhost/agentlancer:$short" \
+  -f "$repo/Dockerfile" "$repo"
+id="$(cat "$iidfile")"
+[ -n "${IIDFILE:-}" ] && cp "$iidfile" "$IIDFILE"
+size="$(buildah images --format '{{.Size}}' "$id" | head -1)"
+echo "image: $tag localhost/agentlancer:$short"
+echo "image id: ${id#sha256:}"
+echo "image size: $size"
+echo "image build: $((SECONDS - start)) s"
