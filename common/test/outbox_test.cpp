@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
@@ -269,10 +270,55 @@ TEST(Outbox, AppendStoresTheCloudEvent) {
 
 // ---- relay and consumer against the embedded Kafka ---------------------------------------------
 
+std::vector<std::string> subjects(const std::string& prefix, int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
+  return out;
+}
+
+struct StalledHolderRun {
+  long long applied = 0, distinct = 0, duplicates = 0, stalled_published = 0;
+};
+
+// A topic of its own on a real broker (the tests share it with others).
+void create_topic(const std::string& bootstrap, const std::string& name, int partitions) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), error, sizeof error), RD_KAFKA_CONF_OK);
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  ASSERT_NE(rk, nullptr) << error;
+  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, 1, error, sizeof error);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  ASSERT_NE(event, nullptr) << "CreateTopics timed out";
+  size_t count = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+  ASSERT_EQ(count, 1u);
+  EXPECT_EQ(rd_kafka_topic_result_error(results[0]), RD_KAFKA_RESP_ERR_NO_ERROR)
+      << rd_kafka_topic_result_error_string(results[0]);
+  rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(topic);
+  rd_kafka_destroy(rk);
+}
+
 class OutboxKafkaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cluster = std::make_unique<al::kafka::EmbeddedCluster>(1, 3);
+    if (real_kafka) {
+      const char* state = std::getenv("AGENTLANCER_TEST_KAFKA_STATE");
+      if (!state || !*state) GTEST_SKIP() << "AGENTLANCER_TEST_KAFKA_STATE not set (ctest starts Kafka for this test)";
+      std::ifstream in(std::string(state) + "/bootstrap");
+      std::getline(in, bootstrap);
+      ASSERT_FALSE(bootstrap.empty()) << "no bootstrap in " << state;
+      topic = "outbox-test-" + al::random_hex(6);
+      create_topic(bootstrap, topic, 3);
+    } else {
+      cluster = std::make_unique<al::kafka::EmbeddedCluster>(1, 3);
+      bootstrap = cluster->bootstrap();
+    }
     db = std::make_unique<SqliteDatabase>(dir.file("outbox.db"));
     db->migrate({al::events::outbox_migration(1), al::events::outbox_published_at_migration(2),
                  al::events::outbox_positions_migration(3)});
@@ -288,8 +334,8 @@ class OutboxKafkaTest : public ::testing::Test {
     for (auto& r : relays) r->stop();
     // Stop the databases before the relays are destroyed: a relay's commit listener stays
     // registered after it is gone (see RelayCommitListenerOutlivesRelay).
-    db->stop();
-    sink->stop();
+    if (db) db->stop();
+    if (sink) sink->stop();
     consumers.clear();
     relays.clear();
     db.reset();
@@ -299,7 +345,7 @@ class OutboxKafkaTest : public ::testing::Test {
 
   OutboxRelay& relay(RelayOptions options = {}, al::kafka::Settings producer_settings = {}) {
     options.retry_backoff_ms = 100;
-    relays.push_back(std::make_unique<OutboxRelay>(*db, cluster->bootstrap(), clock, &metrics, options,
+    relays.push_back(std::make_unique<OutboxRelay>(*db, bootstrap, clock, &metrics, options,
                                                    std::move(producer_settings)));
     relays.back()->start();
     return *relays.back();
@@ -311,8 +357,8 @@ class OutboxKafkaTest : public ::testing::Test {
         c.query("INSERT INTO applied(event_id, subject, seq) VALUES (?,?,?)", e.id, e.subject, e.seq).run();
       };
     }
-    consumers.push_back(std::make_unique<ConsumerLoop>("sink", cluster->bootstrap(), group,
-                                                       std::vector<std::string>{kTopic}, *sink, clock,
+    consumers.push_back(std::make_unique<ConsumerLoop>("sink", bootstrap, group,
+                                                       std::vector<std::string>{topic}, *sink, clock,
                                                        std::move(apply), &metrics, std::move(settings)));
     consumers.back()->start();
     return *consumers.back();
@@ -323,7 +369,7 @@ class OutboxKafkaTest : public ::testing::Test {
     for (int i = 0; i < per_subject; ++i)
       for (const auto& s : subjects) events.push_back(make_event(s, first_seq + i));
     db->write_sync([&](Connection& c) {
-      for (const auto& e : events) al::events::append_to_outbox(c, kTopic, e, clock.now_ms());
+      for (const auto& e : events) al::events::append_to_outbox(c, topic, e, clock.now_ms());
     });
     return events;
   }
@@ -345,6 +391,30 @@ class OutboxKafkaTest : public ::testing::Test {
     });
   }
 
+  // A holder takes the lease, reads a batch and stalls 2.5 s before producing it; its lease (600
+  // ms) runs out, a second relay takes over and publishes the batch; then the first one wakes up.
+  StalledHolderRun stalled_holder(bool transactional) {
+    constexpr int kEvents = 12;
+    auto& sub = consumer();
+    RelayOptions options;
+    options.transactional = transactional;
+    options.lease_ms = 600;
+    RelayOptions stalling = options;
+    stalling.fault_pause_before_produce_ms = 2500;
+    auto& stalled = relay(stalling);
+    EXPECT_TRUE(eventually([&] { return stalled.publishing(); }));
+    append(subjects("s", 4), 1, 3);
+    auto& next = relay(options);
+    EXPECT_TRUE(eventually([&] { return next.publishing() && backlog() == 0 && applied() >= kEvents; }))
+        << backlog() << " " << applied();
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // the stalled one wakes and tries
+    sub.stop();
+    return {applied(), applied_distinct(), sub.duplicate_count(), stalled.published_count()};
+  }
+
+  bool real_kafka = false;  // a real broker (OutboxRealKafkaTest) instead of the embedded one
+  std::string bootstrap;
+  std::string topic = kTopic;
   TempDir dir;
   al::testing::TestClock clock;
   al::Metrics metrics;
@@ -355,12 +425,6 @@ class OutboxKafkaTest : public ::testing::Test {
   std::vector<std::unique_ptr<OutboxRelay>> relays;
   std::vector<std::unique_ptr<ConsumerLoop>> consumers;
 };
-
-std::vector<std::string> subjects(const std::string& prefix, int n) {
-  std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
-}
 
 std::vector<long long> range(long long first, long long last) {
   std::vector<long long> out;
@@ -532,6 +596,40 @@ TEST_F(OutboxKafkaTest, DeliveredButUnmarkedRowsAreFoundOnKafkaNotProducedAgain)
   EXPECT_NE(metrics.render().find("outbox_recovered_total"), std::string::npos);
 }
 
+// A holder stalled past its lease (paused, not dead) produces its batch after the next holder
+// has read the partitions back and published the same rows. Without transactions that batch lands
+// a second time; with them the next holder's init_transactions has fenced the stalled producer and
+// consumers (read_committed) see each event once.
+TEST_F(OutboxKafkaTest, StalledHolderWithoutTransactionsPublishesItsBatchAgain) {
+  auto run = stalled_holder(false);
+  EXPECT_GT(run.duplicates, 0);  // the gap the transactions close
+  EXPECT_EQ(run.distinct, 12);
+}
+
+// The embedded broker (librdkafka's mock cluster) does not fence a producer whose transactional id
+// another one registered, so the guarantee is tested on a real broker.
+class OutboxRealKafkaTest : public OutboxKafkaTest {
+ protected:
+  void SetUp() override {
+    real_kafka = true;
+    OutboxKafkaTest::SetUp();
+  }
+};
+
+TEST_F(OutboxRealKafkaTest, StalledHolderWithoutTransactionsPublishesItsBatchAgain) {
+  auto run = stalled_holder(false);
+  EXPECT_GT(run.duplicates, 0);
+  EXPECT_EQ(run.distinct, 12);
+}
+
+TEST_F(OutboxRealKafkaTest, StalledHolderIsFencedByTheNextHoldersTransactions) {
+  auto run = stalled_holder(true);
+  EXPECT_EQ(run.duplicates, 0);
+  EXPECT_EQ(run.applied, 12);
+  EXPECT_EQ(run.distinct, 12);
+  EXPECT_EQ(run.stalled_published, 0);  // its late batch was refused
+}
+
 TEST_F(OutboxKafkaTest, ReplayPublishedOnStartRefillsARestartedBroker) {
   constexpr int kOld = 12;
   auto& first = relay();
@@ -541,6 +639,7 @@ TEST_F(OutboxKafkaTest, ReplayPublishedOnStartRefillsARestartedBroker) {
 
   // The embedded broker restarts empty.
   cluster = std::make_unique<al::kafka::EmbeddedCluster>(1, 3);
+  bootstrap = cluster->bootstrap();
   auto& sub = consumer();
 
   // A plain relay only publishes what is unpublished: the one new event.

@@ -98,7 +98,8 @@ class OfferModule final : public Module {
         relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "offer-service",
                                     .replay_published_on_start = rt.embedded_kafka,
-                                    .retention_ms = rt.config.get_int("outbox.retention_ms")},
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms"),
+                                    .transactional = !rt.embedded_kafka},
                rt.producer_settings),
         // The locked quotes come from thread-service's events (no request calls it).
         // and a contract follows its job (job-service).

@@ -103,8 +103,11 @@ all_ready() {
   for s in "${SERVICES[@]}"; do
     for ((n = 1; n <= REPLICAS; n++)); do replica_ready "$s" "$n" || return 1; done
   done
-  [[ "$(http_status "http://127.0.0.1:$PORT/healthz")" == 200 ]]
+  # Our nginx, not whatever else answers on the port.
+  alive "$gw_dir/nginx.pid" >/dev/null && [[ "$(http_status "http://127.0.0.1:$PORT/healthz")" == 200 ]]
 }
+
+port_taken() { python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null && return 1 || return 0; }
 
 cmd_up() {
   [[ -x "$AGENTLANCER_BIN" ]] || die "no binary at $AGENTLANCER_BIN (make build-release, or set AGENTLANCER_BIN)"
@@ -112,6 +115,7 @@ cmd_up() {
   if alive "$gw_dir/nginx.pid" >/dev/null || [[ -f "$CLUSTER_DIR/up" ]]; then
     log "a cluster runs in $CLUSTER_DIR: stopping it first"; cmd_stop
   fi
+  port_taken "$PORT" && die "127.0.0.1:$PORT is already in use (another gateway or cluster?): stop it, or choose another PORT"
   rm -rf "$CLUSTER_DIR"/services "$gw_dir" "$CLUSTER_DIR"/storage.url.* "$kafka_dir"
   AGENTLANCER_BIN="$(cd "$(dirname "$AGENTLANCER_BIN")" && pwd)/$(basename "$AGENTLANCER_BIN")"
   echo "$AGENTLANCER_BIN" >"$CLUSTER_DIR/agentlancer.bin"

@@ -15,7 +15,8 @@
 #   fault_suite.sh <agentlancer binary> <repo>
 # Environment: FAULT_RATE (stories per second, default 1), FAULT_PHASES (default: all five, in
 # order), BROKER_DOWN_S (60), POSTGRES_DOWN_S (10), FAULT_KEEP=1 (keep the load records). With CLUSTER_DIR naming a running cluster
-# (`make cluster`) and FAULT_USE_RUNNING=1 it runs against that one and leaves it running.
+# (`make cluster`) and FAULT_USE_RUNNING=1 it runs against that one and leaves it running (and
+# skips the sabotage step, which would leave its planted breaks in that cluster).
 set -euo pipefail
 bin="$1"
 repo="$2"
@@ -132,7 +133,7 @@ done
 # With everything reconciled, break each guarantee once on purpose and require the checker to
 # name every break: an acknowledged write that is not in the database, an event published twice,
 # an entry gone from an agent's log, and a socket that missed an event.
-if (( ${#loads[@]} > 0 && fail == 0 )); then
+if (( ${#loads[@]} > 0 && fail == 0 )) && [[ "${FAULT_USE_RUNNING:-0}" != 1 ]]; then
   say "sabotage: the checker must find four planted faults"
   last="${loads[${#loads[@]}-1]}"
   sabotaged="$work/load-sabotaged.json"

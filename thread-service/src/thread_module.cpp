@@ -46,7 +46,8 @@ class ThreadModule final : public Module {
         relay_(*db_, rt.kafka_bootstrap, rt.clock, &rt.metrics,
                events::RelayOptions{.name = "thread-service",
                                     .replay_published_on_start = rt.embedded_kafka,
-                                    .retention_ms = rt.config.get_int("outbox.retention_ms")},
+                                    .retention_ms = rt.config.get_int("outbox.retention_ms"),
+                                    .transactional = !rt.embedded_kafka},
                rt.producer_settings),
         // The thread follows its offer and contract (offer-service) through this idempotent consumer.
         offers_("thread-service.offers", rt.kafka_bootstrap, "thread-service",

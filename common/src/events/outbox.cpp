@@ -48,7 +48,7 @@ OutboxRelay::~OutboxRelay() { stop(); }
 
 void OutboxRelay::start() {
   if (running_) throw std::logic_error("outbox relay already started");
-  producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
+  new_producer();
   holder_ = options_.name + "@" + std::to_string(::getpid()) + "." + random_hex(4);
   // The embedded broker starts empty: publish every retained row again, then the new ones.
   if (options_.replay_published_on_start)
@@ -146,6 +146,34 @@ bool OutboxRelay::hold_lease(bool force) {
   return held;
 }
 
+void OutboxRelay::new_producer() {
+  auto settings = producer_settings_;
+  if (options_.transactional) {
+    settings["transactional.id"] = "agentlancer-outbox." + options_.name;
+    // Messages may not outlive their transaction; a holder that dies with one open leaves it to
+    // the next holder's init_transactions (or to this timeout when none comes).
+    settings.emplace("transaction.timeout.ms", "30000");
+  }
+  producer_.reset();
+  producer_ = std::make_unique<kafka::Producer>(bootstrap_, settings);
+  transactions_ready_ = false;
+}
+
+bool OutboxRelay::ready_to_publish() {
+  if (!options_.transactional || transactions_ready_) return true;
+  auto init = producer_->init_transactions(10000);
+  if (!init.ok) {
+    log::warn("outbox: Kafka transactions not ready", {{"relay", options_.name}, {"error", init.error}});
+    if (init.fatal) new_producer();
+    return false;
+  }
+  transactions_ready_ = true;
+  // Every earlier holder is fenced and its open transaction settled: only now does a read-back
+  // see all that will ever be committed of it.
+  doubt();
+  return true;
+}
+
 void OutboxRelay::probe_broker() {
   auto now = std::chrono::steady_clock::now();
   if (now - last_probe_ < std::chrono::seconds(1)) return;
@@ -172,6 +200,18 @@ std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::R
       }
     }
   };
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.fault_pause_before_produce_ms);
+       running_ && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (options_.transactional) {
+    auto begun = producer_->begin_transaction();
+    if (!begun.ok) {
+      log::warn("outbox: transaction could not begin", {{"relay", options_.name}, {"error", begun.error}});
+      failed = true;
+      new_producer();  // and init_transactions again before the next batch
+      return {};
+    }
+  }
   for (const auto& row : rows) {
     std::string error;
     while (running_ && !producer_->produce(row.topic, row.key, row.payload, row.seq, error)) collect(20);  // local queue full
@@ -192,6 +232,27 @@ std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::R
     }
   }
   collect(0);
+  if (options_.transactional && !abandon_) {
+    // All or nothing: committed, every produced row is published; otherwise none is visible.
+    bool committed = false;
+    if (!failed && producer_->outstanding() == 0) {
+      auto commit = producer_->commit_transaction(10000);
+      collect(0);
+      committed = commit.ok;
+      if (!commit.ok) {
+        log::warn("outbox: transaction commit failed", {{"relay", options_.name}, {"error", commit.error}});
+        // Abortable: abort it. Otherwise (fenced, timed out) its fate is the coordinator's: a new
+        // producer's init_transactions settles it, and the read-back then finds it if committed.
+        if (!commit.abort || !producer_->abort_transaction(10000).ok) new_producer();
+      }
+    } else if (!producer_->abort_transaction(10000).ok) {
+      new_producer();
+    }
+    if (!committed) {
+      failed = true;
+      outcome.clear();
+    }
+  }
   std::vector<long long> prefix;
   std::map<std::pair<std::string, int>, long long> highest;
   for (std::size_t i = 0; i < produced; ++i) {
@@ -248,11 +309,13 @@ bool OutboxRelay::resolve_doubt() {
     if (k.rfind("security.", 0) == 0 || k.rfind("ssl.", 0) == 0 || k.rfind("sasl.", 0) == 0) client[k] = v;
   std::vector<long long> found;
   std::map<std::pair<std::string, int>, long long> highest;
+  long long scanned = 0;
   bool complete = false;
   try {
     complete = kafka::read_to_high_watermarks(
         bootstrap_, {topics.begin(), topics.end()}, after, 10000,
         [&](const kafka::Message& m) {
+          ++scanned;
           std::string error;
           auto value = json::parse(m.payload, error);
           if (!value || !value->is_object()) return;
@@ -291,7 +354,7 @@ bool OutboxRelay::resolve_doubt() {
   }
   log::info("outbox read-back done",
             {{"relay", options_.name}, {"found_on_kafka", static_cast<long long>(found.size())},
-             {"to_publish", static_cast<long long>(pending.size())}});
+             {"to_publish", static_cast<long long>(pending.size())}, {"messages_read", scanned}});
   in_doubt_ = false;
   return true;
 }
@@ -302,13 +365,20 @@ void OutboxRelay::loop() {
       // An idempotent producer's fatal error (e.g. sequence gap) needs a fresh producer; rows
       // not yet marked are published again.
       log::error("outbox producer fatal error, recreating", {{"relay", options_.name}, {"error", *fatal}});
-      producer_ = std::make_unique<kafka::Producer>(bootstrap_, producer_settings_);
+      new_producer();
     }
     probe_broker();
     if (!hold_lease()) {
-      // Another replica publishes; stand by, ready to take over when its lease expires.
+      // Another replica publishes; stand by, ready to take over when its lease expires. A producer
+      // that held the lease may since have been fenced: a fresh one registers on taking it again.
+      if (transactions_ready_) new_producer();
       std::unique_lock lock(mutex_);
       cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return !running_; });
+      continue;
+    }
+    if (!ready_to_publish()) {
+      std::unique_lock lock(mutex_);
+      cv_.wait_for(lock, std::chrono::milliseconds(options_.retry_backoff_ms), [&] { return !running_; });
       continue;
     }
     bool replaying = replay_cursor_ < replay_upto_;

@@ -98,6 +98,31 @@ std::optional<std::string> Producer::fatal_error() {
   return std::nullopt;
 }
 
+namespace {
+Producer::TxnOutcome outcome_of(rd_kafka_error_t* error) {
+  Producer::TxnOutcome out;
+  if (!error) return out;
+  out.ok = false;
+  out.fatal = rd_kafka_error_is_fatal(error);
+  out.abort = rd_kafka_error_txn_requires_abort(error);
+  out.retriable = rd_kafka_error_is_retriable(error);
+  out.error = rd_kafka_error_string(error);
+  rd_kafka_error_destroy(error);
+  return out;
+}
+}  // namespace
+
+Producer::TxnOutcome Producer::init_transactions(int timeout_ms) {
+  return outcome_of(rd_kafka_init_transactions(rk_, timeout_ms));
+}
+Producer::TxnOutcome Producer::begin_transaction() { return outcome_of(rd_kafka_begin_transaction(rk_)); }
+Producer::TxnOutcome Producer::commit_transaction(int timeout_ms) {
+  return outcome_of(rd_kafka_commit_transaction(rk_, timeout_ms));
+}
+Producer::TxnOutcome Producer::abort_transaction(int timeout_ms) {
+  return outcome_of(rd_kafka_abort_transaction(rk_, timeout_ms));
+}
+
 bool Producer::reachable(int timeout_ms) {
   const rd_kafka_metadata_t* metadata = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &metadata, timeout_ms);
@@ -117,6 +142,8 @@ Consumer::Consumer(const std::string& bootstrap, const std::string& group_id,
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
+      // Only what the outbox relays committed (their transactions), never an aborted batch.
+      {"isolation.level", "read_committed"},
       // A member that died (kill -9) is noticed after this, so its partitions move on quickly.
       {"session.timeout.ms", "10000"},
       {"heartbeat.interval.ms", "3000"},
@@ -216,6 +243,7 @@ bool read_to_high_watermarks(const std::string& bootstrap, const std::vector<std
       {"enable.auto.offset.store", "false"},
       // The end of a partition is also reported when its last offsets hold no message to hand out.
       {"enable.partition.eof", "true"},
+      {"isolation.level", "read_committed"},
       {"log.connection.close", "false"},
   };
   for (const auto& [k, v] : extra) settings[k] = v;

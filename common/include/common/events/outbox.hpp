@@ -44,9 +44,17 @@ struct RelayOptions {
   // Replicas of a service share its outbox: one relay at a time holds the publisher lease (renewed
   // every lease_ms / 3) and the others stand by; a crashed holder is replaced once its lease expires.
   long long lease_ms = 5000;
+  // Each batch in a Kafka transaction under the transactional id `agentlancer-outbox.<name>`: taking
+  // the lease begins with init_transactions, which fences every earlier holder's producer (a
+  // holder paused past its lease can no longer commit anything) and settles what it left open.
+  // Consumers read committed messages only. Real Kafka; off with the embedded broker.
+  bool transactional = false;
   // Fault injection for tests: rows are never marked published, as if the relay died right after
   // the broker acknowledged the messages.
   bool fault_drop_delivery_reports = false;
+  // Fault injection for tests: a pause (ms) between reading a batch and producing it, as a holder
+  // stalled past its lease (CPU starved, a slow database read) would take.
+  int fault_pause_before_produce_ms = 0;
 };
 
 // Publishes outbox rows with an idempotent producer, a batch at a time: the lowest unpublished
@@ -60,8 +68,9 @@ struct RelayOptions {
 // reported as failed was in fact written). Whenever that can be the case — on taking the lease,
 // after a failed delivery, after a failed mark — the relay is "in doubt" about every unpublished
 // row committed so far and produces nothing until it has read the partitions back from the
-// recorded offsets: rows found there are marked, not produced again. Not covered: a holder that
-// is still alive after its lease expired (paused, not dead) can still write what it had in flight.
+// recorded offsets: rows found there are marked, not produced again. A holder that is still alive
+// after its lease expired (paused, not dead) could still write what it had in flight; with
+// `transactional` it cannot: the next holder's init_transactions fences it before reading back.
 class OutboxRelay {
  public:
   OutboxRelay(storage::Database& db, std::string bootstrap, const Clock& clock, Metrics* metrics,
@@ -87,6 +96,9 @@ class OutboxRelay {
   std::vector<long long> publish(const std::vector<storage::outbox::Row>& rows, bool& failed,
                                  std::vector<storage::outbox::Position>& reached);
   void probe_broker();
+  void new_producer();  // a fresh producer (after a fatal error, or a lease lost: it may be fenced)
+  // Transactional: registers this holder's producer (fencing earlier ones); false to retry later.
+  bool ready_to_publish();
   void set_broker_ok(bool ok);
   // Takes or renews the lease when due; false while another replica holds it.
   bool hold_lease(bool force = false);
@@ -122,6 +134,7 @@ class OutboxRelay {
   std::atomic<long long> failed_{0};
   std::atomic<long long> recovered_{0};
   bool in_doubt_ = true;  // until the first read-back after taking the lease
+  bool transactions_ready_ = false;  // init_transactions done on producer_ while holding the lease
   Millis last_trim_ = 0;
   int listener_id_ = 0;
   // The database's NOTIFY listener outlives the relay: it wakes it only while it runs.

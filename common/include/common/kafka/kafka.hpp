@@ -47,6 +47,25 @@ class Producer {
   void flush(int timeout_ms);
   std::optional<std::string> fatal_error();
   int outstanding() const { return rd_kafka_outq_len(rk_); }
+
+  // Transactions (a producer made with `transactional.id`). Each returns the outcome of one call;
+  // `fatal` (this producer is fenced or broken: make a new one) and `abort` (the transaction must
+  // be aborted) come from librdkafka's classification of the error.
+  struct TxnOutcome {
+    bool ok = true;
+    bool fatal = false;
+    bool abort = false;
+    bool retriable = false;
+    std::string error;
+  };
+  // Registers the transactional id with its coordinator, fencing any earlier producer of the same
+  // id and completing or aborting the transaction it left open.
+  TxnOutcome init_transactions(int timeout_ms);
+  TxnOutcome begin_transaction();
+  // Flushes, then commits: every message produced since begin_transaction is then delivered and
+  // visible to read_committed consumers, or (on failure) none is.
+  TxnOutcome commit_transaction(int timeout_ms);
+  TxnOutcome abort_transaction(int timeout_ms);
   // True when metadata for the cluster can be fetched within the timeout.
   bool reachable(int timeout_ms);
 
