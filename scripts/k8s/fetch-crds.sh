@@ -137,8 +137,15 @@ fetch_strimzi() {
     local lib="$cache/strimzi-$version/lib"
     if [[ ! -f "$cache/strimzi-$version/lib.done" ]]; then
         rm -rf "$lib"
-        mvn -q -B -Dstyle.color=never -f "$repo/tests/k8s/strimzi/pom.xml" -Dmaven.repo.local="$cache/m2" \
-            -Dstrimzi.version="$version" -DoutputDirectory="$lib" dependency:copy-dependencies >&2
+        mkdir -p "$cache/strimzi-$version"
+        if ! mvn -B -Dstyle.color=never -f "$repo/tests/k8s/strimzi/pom.xml" -Dmaven.repo.local="$cache/m2" \
+            -Dstrimzi.version="$version" -DoutputDirectory="$lib" dependency:copy-dependencies \
+            >"$cache/strimzi-mvn.log" 2>&1; then
+            cat "$cache/strimzi-mvn.log" >&2
+            log "mvn could not resolve io.strimzi:api/crd-generator:$version (log above)"
+            return 1
+        fi
+        log "strimzi $version: $(ls "$lib" | wc -l) jars resolved from Maven Central"
         touch "$cache/strimzi-$version/lib.done"
     fi
     local java

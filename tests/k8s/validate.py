@@ -121,6 +121,9 @@ def load_documents(text):
 # --------------------------------------------------------------------------------------------
 # Small helpers
 
+class UsageError(Exception):
+    """Bad arguments or setup (no CRDs, an unsupported Kubernetes version): exit 2."""
+
 def fmt_path(path):
     out = ""
     for p in path:
@@ -165,7 +168,7 @@ class Builtin:
         wanted = Version(".".join(v.split(".")[:2]))
         usable = [x for x in versions if Version(".".join(x.split(".")[:2])) <= wanted]
         if not usable or wanted > Version(".".join(versions[-1].split(".")[:2])):
-            raise SystemExit("validate.py: kubernetes-validate %s has schemas for Kubernetes %s .. %s, not %s"
+            raise UsageError("kubernetes-validate %s has schemas for Kubernetes %s .. %s, not %s"
                              % (kubernetes_validate.__version__, versions[0], versions[-1], kube_version))
         self.version = usable[-1]          # e.g. 1.32.0: the schemas the package has for that minor
         self.dir = "kubernetes-json-schema/v%s-local-strict" % self.version
@@ -180,6 +183,8 @@ class Builtin:
 
     def schema_for(self, doc):
         """The strict schema of doc's kind, or None when kubernetes-validate has none."""
+        if not re.match(r"^[A-Za-z0-9]+$", doc["kind"]):
+            return None
         group, version = split_api_version(doc.get("apiVersion", ""))
         api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", doc["apiVersion"])
         try:
@@ -194,11 +199,14 @@ class Builtin:
         return schema
 
     def validate(self, doc):
-        """Errors (strings) of doc against its built-in schema, with the package's validate()."""
+        """Errors (strings) of doc against its built-in schema: the verdict is the package's
+        validate(); when it fails, all the errors are listed (it raises only the first)."""
         try:
             kubernetes_validate.validate(doc, self.version, strict=True)
         except kubernetes_validate.ValidationError as e:
-            return [describe_error(e)]
+            v = jsonschema.Draft202012Validator(self.schema_for(doc), registry=self.registry)
+            errs = sorted(v.iter_errors(doc), key=lambda x: [str(p) for p in x.absolute_path])
+            return [describe_error(x) for x in errs] or [describe_error(e)]
         return []
 
     def validate_metadata(self, metadata):
@@ -295,7 +303,7 @@ class CrdIndex:
         self.files = 0
         for d in dirs:
             if not os.path.isdir(d):
-                raise SystemExit("validate.py: --crds %s: not a directory (run scripts/k8s/fetch-crds.sh)" % d)
+                raise UsageError("--crds %s: not a directory (run scripts/k8s/fetch-crds.sh)" % d)
             paths = sorted(p for ext in ("yaml", "yml", "json")
                            for p in glob.glob(os.path.join(d, "**", "*." + ext), recursive=True))
             for path in paths:
@@ -307,7 +315,7 @@ class CrdIndex:
                         self._add(doc, path)
                 self.files += 1
         if not self.by_gk:
-            raise SystemExit("validate.py: no apiextensions.k8s.io/v1 CustomResourceDefinition under %s"
+            raise UsageError("no apiextensions.k8s.io/v1 CustomResourceDefinition under %s"
                              % ", ".join(dirs))
         self._compiled = {}
 
@@ -316,7 +324,7 @@ class CrdIndex:
         versions = {v["name"]: v for v in crd["spec"].get("versions", [])}
         old = self.by_gk.get(key)
         if old and old["crd"]["spec"] != crd["spec"]:
-            raise SystemExit("validate.py: two different CRDs for %s.%s: %s and %s"
+            raise UsageError("two different CRDs for %s.%s: %s and %s"
                              % (key[1], key[0], old["source"], path))
         self.by_gk[key] = {"versions": versions, "crd": crd, "source": path}
 
@@ -707,7 +715,11 @@ def main(argv=None):
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # `| head` ends us quietly
 
-    validator = Validator(args.crds, args.kubernetes_version)
+    try:
+        validator = Validator(args.crds, args.kubernetes_version)
+    except UsageError as e:
+        sys.stderr.write("validate.py: %s\n" % e)
+        return 2
     passed = failed = 0
     for fname in args.files:
         try:
