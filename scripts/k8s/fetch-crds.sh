@@ -74,12 +74,27 @@ fetch_go_module() {
         return 0
     fi
     ensure_go
-    local empty="$cache/go-empty"   # no go.mod here: go mod download works in module-less mode
-    mkdir -p "$empty" "$cache/go"
-    local json
-    json="$(cd "$empty" && env GOPATH="$cache/go" GOMODCACHE="$cache/go/pkg/mod" \
-        GOFLAGS="-mod=mod -modcacherw" GO111MODULE=on GOTOOLCHAIN=local GOWORK=off \
-        go mod download -json "$module@$version")"
+    mkdir -p "$cache/go"
+    # An empty folder outside the repository, so that no go.mod is around (module-less mode: go
+    # mod download then only fills the module cache and edits no go.mod/go.sum).
+    local empty json
+    empty="$(mktemp -d)"
+    local -a goenv=(GOPATH="$cache/go" GOMODCACHE="$cache/go/pkg/mod" GOFLAGS="-mod=mod -modcacherw"
+                    GO111MODULE=on GOTOOLCHAIN=local GOWORK=off)
+    local gomod
+    gomod="$(cd "$empty" && env "${goenv[@]}" go env GOMOD)"
+    if [[ -n "$gomod" && "$gomod" != /dev/null ]]; then
+        log "a go.mod is around $empty ($gomod): refusing to run go mod download there"
+        rmdir "$empty"
+        return 1
+    fi
+    if ! json="$(cd "$empty" && env "${goenv[@]}" go mod download -json "$module@$version")"; then
+        printf '%s\n' "$json" >&2
+        rmdir "$empty"
+        log "go mod download $module@$version failed"
+        return 1
+    fi
+    rmdir "$empty"
     local dir
     dir="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' | head -n1)"
     if [[ -z "$dir" || ! -d "$dir/$subdir" ]]; then
