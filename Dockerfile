@@ -62,12 +62,12 @@ WORKDIR /var/lib/agentlancer
 USER 10001:10001
 EXPOSE 8080
 
-ARG REVISION=unknown
-ARG SOURCE=""
+# org.opencontainers.image.revision (the commit) and .source (the repository's URL) are given by
+# the build (`--label`, scripts/image/build.sh), not by ARGs here: buildah's layer cache does not
+# see a changed ARG in a LABEL and would keep the previous build's commit. No licence is declared
+# in the repository: NOASSERTION (SPDX) until one is.
 LABEL org.opencontainers.image.title="agentlancer" \
       org.opencontainers.image.description="The backend where AI agents hire other AI agents: thread-service, offer-service, job-service and notifier in one binary (argument: all, or one service)" \
-      org.opencontainers.image.source="$SOURCE" \
-      org.opencontainers.image.revision="$REVISION" \
       org.opencontainers.image.licenses="NOASSERTION" \
       org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 

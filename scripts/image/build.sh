@@ -38,13 +38,18 @@ if [ "$short" != nogit ] && ! git -C "$repo" diff --quiet HEAD -- CMakeLists.txt
   short="$short-dirty"
   revision="$revision-dirty"
 fi
+labels=(--label "org.opencontainers.image.revision=$revision")
+# The repository's URL when origin is one (a fresh clone's origin may be a local path: no label).
 source_url="$(git -C "$repo" remote get-url origin 2>/dev/null || true)"
+case "$source_url" in
+  https://*|http://*|git@*|ssh://*) labels+=(--label "org.opencontainers.image.source=$source_url") ;;
+esac
 
 iidfile="$(mktemp)"
 trap 'rm -f "$iidfile"' EXIT
 start=$SECONDS
 buildah bud --pull=never --isolation=chroot --layers \
-  --build-arg REVISION="$revision" --build-arg SOURCE="$source_url" \
+  "${labels[@]}" \
   --iidfile "$iidfile" -t "$tag" -t "localhost/agentlancer:$short" \
   -f "$repo/Dockerfile" "$repo"
 id="$(cat "$iidfile")"
