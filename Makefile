@@ -4,12 +4,14 @@
 #   make cluster install what is missing, build release, start the local cluster behind the gateway
 #                on 127.0.0.1:$(PORT) (cluster-status, cluster-logs, cluster-stop, cluster-kill SERVICE=…,
 #                cluster-restart [SERVICE=…], cluster-faults: the fault suite against it)
+#   make image   install what is missing, build the OCI image agentlancer:dev from the Dockerfile
+#                with buildah (no Docker engine; base images made locally, scripts/image/)
 PORT ?= 8080
 DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres bench-cluster clean
+.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres bench-cluster clean image
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -91,3 +93,7 @@ bench-cluster: build-release deps-cluster
 
 clean:
 	rm -rf build
+
+# The OCI image (Dockerfile) built with buildah, tagged agentlancer:dev and localhost/agentlancer:<sha>.
+image:
+	bash scripts/image/build.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build (and optionally the benchmarks) need; only what is missing.
-#   scripts/install-deps.sh [build|test|bench|cluster]
+#   scripts/install-deps.sh [build|test|bench|cluster|image]
 set -euo pipefail
 what="${1:-build}"
 packages=(cmake ninja-build g++ pkg-config libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
@@ -10,7 +10,10 @@ case "$what" in
   test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl postgresql-15 nginx-light) ;;
   cluster) packages+=(maven default-jre-headless python3 curl openssl postgresql-15 nginx-light) ;;
   bench) packages+=(nginx-light golang-go curl) ;;
-  *) echo "usage: $0 [build|test|bench|cluster]" >&2; exit 2 ;;
+  # The OCI image (scripts/image/): buildah builds and runs it with chroot isolation (no podman,
+  # no OCI runtime, no fuse-overlayfs as root), mmdebstrap makes the Debian base images.
+  image) packages=(buildah mmdebstrap) ;;
+  *) echo "usage: $0 [build|test|bench|cluster|image]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

@@ -41,9 +41,14 @@ make_tarball() {
   # Written beside, then renamed: an interrupted run never leaves a truncated tarball behind.
   # merged /usr as debootstrap (and so upstream's images) make it: directory symlinks set up
   # first, instead of the usrmerge package, which would pull perl into the image.
-  mmdebstrap --quiet --variant="$variant" --mode=root --format=tar \
-    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr "$@" \
-    "$suite" "$tar.part" "${sources[@]}"
+  if ! mmdebstrap --quiet --variant="$variant" --mode=root --format=tar \
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr "$@" \
+      "$suite" "$tar.part" "${sources[@]}" >"$cache/$name.log" 2>&1; then
+    tail -n 40 "$cache/$name.log" >&2
+    rm -f "$tar.part"
+    echo "base-images: mmdebstrap failed for $name (log: $cache/$name.log)" >&2
+    exit 1
+  fi
   mv -f "$tar.part" "$tar"
   echo "base-images: $name.tar $(du -h "$tar" | cut -f1) in $((SECONDS - start)) s"
 }

@@ -16,17 +16,10 @@ tag="${1:-agentlancer:dev}"
 
 [ "$(id -u)" -eq 0 ] || { echo "image build: run as root (apt-get, container storage)" >&2; exit 1; }
 
-# The minimal working set here: buildah (builds, runs with --isolation=chroot: no OCI runtime, no
-# podman, no fuse-overlayfs: root uses the kernel's overlay) and mmdebstrap (the base images).
-missing=()
-for p in buildah mmdebstrap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "image build: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The minimal working set here (scripts/install-deps.sh image): buildah (builds, and runs with
+# --isolation=chroot: no OCI runtime, no podman, no fuse-overlayfs: root uses the kernel's
+# overlay) and mmdebstrap (the base images); only what is missing is installed.
+bash "$repo/scripts/install-deps.sh" image
 
 bash "$here/base-images.sh"
 
@@ -54,7 +47,7 @@ buildah bud --pull=never --isolation=chroot --layers \
   -f "$repo/Dockerfile" "$repo"
 id="$(cat "$iidfile")"
 [ -n "${IIDFILE:-}" ] && cp "$iidfile" "$IIDFILE"
-size="$(buildah images --format '{{.Size}}' "$id" | head -1)"
+size="$(buildah images --format '{{.Size}}' "$id" | awk 'NR == 1')"
 echo "image: $tag localhost/agentlancer:$short"
 echo "image id: ${id#sha256:}"
 echo "image size: $size"

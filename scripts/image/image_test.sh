@@ -158,7 +158,7 @@ else
   fail "ldd in the image failed"
 fi
 
-size="$(buildah images --noheading --format '{{.Size}}' "$image_id" | head -1)"
+size="$(buildah images --noheading --format '{{.Size}}' "$image_id" | awk 'NR == 1')"
 root="$(buildah mount "$c")"
 mounted+=("$c")
 size_mb="$(du -sm "$root" | cut -f1)"
@@ -176,6 +176,7 @@ run_service() {
   local rc ctr log="$work/$name.log"
   ctr="$(buildah from --pull=never --name "agentlancer-image-test-$name-$$" "$tag")"
   containers+=("$ctr")
+  LAST_CONTAINER="$ctr"
   setsid buildah run --isolation=chroot \
     --env AGENTLANCER_HTTP_ADDRESS=127.0.0.1 --env AGENTLANCER_HTTP_PORT="$port" \
     "$ctr" -- "$@" >"$log" 2>&1 </dev/null &
@@ -205,7 +206,7 @@ run_service() {
   # The service process: in the runner's process group (buildah's chroot isolation shares the
   # host's PID namespace).
   local pid
-  pid="$(pgrep -g "$runner" -x agentlancer | head -1 || true)"
+  pid="$(pgrep -g "$runner" -x agentlancer | awk "NR == 1" || true)"
   if [ -z "$pid" ]; then
     fail "$name: no agentlancer process in the runner's process group"
   else
@@ -223,7 +224,6 @@ run_service() {
   wait "$runner" || rc=$?
   if [ "$rc" -eq 0 ]; then ok "$name: SIGTERM → exit status 0"; else tail -n 20 "$log" >&2; fail "$name: exit status $rc after SIGTERM (log above)"; fi
   grep -q '"level":"error"' "$log" && { grep '"level":"error"' "$log" | head -5 >&2; fail "$name: error lines in its log (above)"; }
-  LAST_CONTAINER="$ctr"
   return 0
 }
 
