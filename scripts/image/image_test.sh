@@ -45,6 +45,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
@@ -66,7 +68,7 @@ if ! IIDFILE="$work/iid" bash "$here/build.sh" "$tag" >"$work/build.log" 2>&1; t
   tail -n 60 "$work/build.log" >&2
   die "the image build failed (last lines above)"
 fi
-grep -E '^(image|  Hits|  Misses)' "$work/build.log" || true
+grep -E '^(base-images:|image|  Hits|  Misses)' "$work/build.log" || true
 echo "image test: build took $((SECONDS - build_start)) s"
 image_id="$(cat "$work/iid")"
 [ -n "$image_id" ] || die "build.sh wrote no image id"
