@@ -123,6 +123,13 @@ Host::Host(const Config& config, std::vector<std::string> services, const Clock&
 Host::~Host() { stop(); }
 
 void Host::start() {
+  prepare();
+  serve();
+}
+
+void Host::prepare() {
+  if (prepared_) return;
+  prepared_ = true;
   log::Level level;
   if (!log::parse_level(config_.get("log.level"), level)) throw ConfigError("log.level must be debug, info, warn or error");
   log::set_level(level);
@@ -185,11 +192,21 @@ void Host::start() {
   router_.add(verb::get, "/healthz", [](const http::Request&, http::Responder reply) {
     reply(http::Response::json(200, boost::json::object{{"status", "ok"}}));
   }, http::Runs::OnIo);
-  router_.add(verb::get, "/readyz", [this](const http::Request&, http::Responder reply) {
+  router_.add(verb::get, "/readyz", [this](const http::Request& req, http::Responder reply) {
+    // `?exclude=kafka` (kube-apiserver's convention): leave the broker out, as a Kubernetes
+    // readiness probe must — writes go on into the outbox while Kafka is down, and a probe that
+    // failed every replica at once would turn that outage into the API's.
+    bool check_broker = true;
+    for (const auto& [key, value] : req.query) {
+      if (key != "exclude") continue;
+      if (value != "kafka")
+        return reply(http::Response::error(400, "exclude names a check /readyz does not have (kafka)", "validation_error"));
+      check_broker = false;
+    }
     boost::json::array services;
     for (auto& m : modules_) {
       std::string reason;
-      if (!m->ready(reason))
+      if (!m->ready(reason, check_broker))
         return reply(http::Response::json(503, boost::json::object{{"status", "not_ready"}, {"reason", reason}}));
       services.emplace_back(m->name());
     }
@@ -199,7 +216,9 @@ void Host::start() {
     reply(http::Response::text(200, metrics_.render(), "text/plain; version=0.0.4"));
   }, http::Runs::OnIo);
   for (auto& m : modules_) m->add_routes(router_);
+}
 
+void Host::serve() {
   http::ServerOptions options;
   options.address = config_.get("http.address");
   options.port = static_cast<unsigned short>(config_.get_int("http.port"));

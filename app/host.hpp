@@ -24,12 +24,15 @@ class Host {
   Host(const Config& config, std::vector<std::string> services, const Clock& clock = SystemClock::instance());
   ~Host();
 
-  void start();
+  void start();  // prepare(), then serve: the modules start and the server accepts
+  // Builds the services and their routes; nothing is started and nothing listens.
+  void prepare();
   unsigned short port() const { return server_->port(); }
   const std::string& kafka_bootstrap() const { return bootstrap_; }
   kafka::EmbeddedCluster* embedded_cluster() { return embedded_.get(); }
   const auth::ApiKeyAuthority& auth() const { return *auth_; }
   Metrics& metrics() { return metrics_; }
+  const http::Router& router() const { return router_; }
   // Stops accepting, drains in-flight requests (bounded), stops the modules. Idempotent.
   void stop();
   // Blocks until SIGINT/SIGTERM, then stops.
@@ -50,6 +53,8 @@ class Host {
   std::unique_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<Module>> modules_;
   http::Router router_;
+  bool prepared_ = false;
+  void serve();
   std::unique_ptr<http::Server> server_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;

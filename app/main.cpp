@@ -1,17 +1,21 @@
 // agentlancer: one binary, every service. `agentlancer all` is the embedded default.
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "common/config/config.hpp"
 #include "common/events/cloud_event.hpp"
 #include "common/json/json.hpp"
 #include "common/kafka/kafka.hpp"
 #include "common/log/log.hpp"
+#include "common/util/ids.hpp"
 #include "host.hpp"
 
 namespace {
@@ -22,6 +26,9 @@ constexpr const char* kUsage = R"(usage:
                                                  print CloudEvents from the broker (from the start;
                                                  --to-end: up to the current end, then exit)
   agentlancer config-table                       the configuration table (markdown)
+  agentlancer routes                             every route each service registers (method, path,
+                                                 service; tab-separated), for gateway and k8s checks
+  agentlancer topics                             the Kafka topics the services produce and consume
 Options are config keys (see `agentlancer config-table`), e.g. --port 8080 --data_dir ./data.
 )";
 
@@ -75,6 +82,40 @@ int tail_events(const std::vector<std::string>& args) {
 }
 }  // namespace
 
+// Builds each service (embedded storage in a scratch directory, nothing started) and prints the
+// routes its router holds; the probe and metrics routes every process has are printed once, as "*".
+int print_routes() {
+  char scratch_template[] = "/tmp/agentlancer-routes-XXXXXX";
+  const char* scratch = ::mkdtemp(scratch_template);
+  if (!scratch) throw std::runtime_error("routes: no scratch directory");
+  std::set<std::pair<std::string, std::string>> common_routes;
+  int rc = 0;
+  try {
+    for (std::string service : {"thread-service", "offer-service", "job-service", "notifier"}) {
+      al::Config config(al::all_config_entries());
+      // A broker address that is never dialled (nothing starts): no embedded broker either.
+      config.load({"--data_dir", std::string(scratch) + "/" + service, "--kafka.bootstrap", "127.0.0.1:9",
+                   "--auth.secrets", "k1:" + al::random_hex(32), "--log.level", "warn"}, {});
+      al::Host host(config, {service});
+      host.prepare();
+      for (const auto& route : host.router().list()) {
+        bool everywhere = route.pattern == "/healthz" || route.pattern == "/readyz" || route.pattern == "/metrics";
+        if (everywhere) {
+          if (common_routes.insert({route.method, route.pattern}).second)
+            std::cout << route.method << "\t" << route.pattern << "\t*\n";
+          continue;
+        }
+        std::cout << route.method << "\t" << route.pattern << "\t" << service << (route.upgrade ? "\tupgrade" : "") << "\n";
+      }
+    }
+  } catch (...) {
+    std::filesystem::remove_all(scratch);
+    throw;
+  }
+  std::filesystem::remove_all(scratch);
+  return rc;
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
@@ -89,6 +130,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (command == "tail-events") return tail_events(args);
+    if (command == "routes") return print_routes();
+    if (command == "topics") {
+      for (const auto& topic : al::kafka::all_topics()) std::cout << topic << "\n";
+      return 0;
+    }
     if (command != "all" && command != "thread-service" && command != "offer-service" && command != "job-service" && command != "notifier") {
       std::cerr << "unknown command: " << command << "\n" << kUsage;
       return 2;

@@ -107,7 +107,7 @@ class NotifierModule final : public Module, private EventLog {
 
   void start() override { lifecycle_.start(); }
   void stop() override { lifecycle_.stop(); }
-  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
+  bool ready(std::string& reason, bool check_broker) override { return lifecycle_.ready(reason, check_broker); }
 
  private:
   void poll(const Request& req, const Responder& reply) {

@@ -134,7 +134,7 @@ class OfferModule final : public Module {
 
   void start() override { lifecycle_.start(); }
   void stop() override { lifecycle_.stop(); }
-  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
+  bool ready(std::string& reason, bool check_broker) override { return lifecycle_.ready(reason, check_broker); }
 
  private:
   Runtime& rt_;

@@ -59,6 +59,8 @@ check "a read while PostgreSQL is down: 503 with Retry-After (got $status in ${s
   bash -c "[[ $status == 503 ]] && grep -qi '^retry-after: ' '$work/last.headers'"
 not_ready_db() { [[ "$(curl -s -m 2 "$base/readyz")" == *"database unavailable"* ]]; }
 check "/readyz says the database is missing" wait_for 10 not_ready_db
+check "… and so does /readyz?exclude=kafka (the Kubernetes readiness probe)" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/readyz?exclude=kafka")" = 503
 PG_FIXTURE_WATCH_PID=0 bash "$repo/tests/pg_fixture.sh" resume "$work/pg"
 check "PostgreSQL back: writes succeed again by themselves" wait_for 30 created_ok
 check "… and /readyz is 200" wait_for 30 ready
@@ -73,6 +75,10 @@ done
 check "writes while Kafka is down are accepted (201 ×5: ids $held)" test "$(wc -w <<<"$held")" -eq 5
 not_ready_kafka() { [[ "$(curl -s -m 2 "$base/readyz")" == *"cannot reach the Kafka broker"* ]]; }
 check "/readyz says the broker is missing" wait_for 15 not_ready_kafka
+check "… while /readyz?exclude=kafka (the Kubernetes readiness probe) is 200: the replica takes writes" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/readyz?exclude=kafka")" = 200
+check "/readyz?exclude= names only checks it has (400 otherwise)" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$base/readyz?exclude=etcd")" = 400
 bash "$repo/scripts/kafka/kafka.sh" restart-broker "$work/kafka" >/dev/null
 check "Kafka back: /readyz is 200" wait_for 60 ready
 events="$(bash "$repo/scripts/kafka/kafka.sh" consume "$work/kafka" agentlancer.jobs.v1 200 20000 2>/dev/null || true)"

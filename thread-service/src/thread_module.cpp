@@ -76,7 +76,7 @@ class ThreadModule final : public Module {
 
   void start() override { lifecycle_.start(); }
   void stop() override { lifecycle_.stop(); }
-  bool ready(std::string& reason) override { return lifecycle_.ready(reason); }
+  bool ready(std::string& reason, bool check_broker) override { return lifecycle_.ready(reason, check_broker); }
 
  private:
   void signup(const Request& req, const Responder& reply) {

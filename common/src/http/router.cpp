@@ -27,6 +27,13 @@ void Router::add_upgrade(std::string pattern, Upgrade upgrade) {
   upgrades_.push_back({std::move(pattern), std::move(segments), std::move(upgrade)});
 }
 
+std::vector<Router::Listed> Router::list() const {
+  std::vector<Listed> out;
+  for (const auto& r : routes_) out.push_back({std::string(bhttp::to_string(r.method)), r.pattern, false});
+  for (const auto& u : upgrades_) out.push_back({"GET", u.pattern, true});
+  return out;
+}
+
 const Upgrade* Router::match_upgrade(std::string_view path, std::string& route) const {
   auto segments = split_path(path);
   for (const auto& candidate : upgrades_) {

@@ -65,12 +65,12 @@ void Lifecycle::stop() {
   db_.stop();
 }
 
-bool Lifecycle::ready(std::string& reason) const {
+bool Lifecycle::ready(std::string& reason, bool check_broker) const {
   if (!db_.healthy()) {
     reason = service_ + " database unavailable";
     return false;
   }
-  if (relay_ && !relay_->broker_reachable()) {
+  if (check_broker && relay_ && !relay_->broker_reachable()) {
     reason = service_ + " cannot reach the Kafka broker";
     return false;
   }

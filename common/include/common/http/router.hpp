@@ -40,6 +40,14 @@ class Router {
   // The upgrade route for `path`, or null; `route` receives its pattern.
   const Upgrade* match_upgrade(std::string_view path, std::string& route) const;
 
+  // Every registered route, in registration order (`agentlancer routes`; deployment checks).
+  struct Listed {
+    std::string method;  // "GET", "POST", …; an upgrade route: "GET" with upgrade set
+    std::string pattern;
+    bool upgrade = false;
+  };
+  std::vector<Listed> list() const;
+
  private:
   struct Route {
     bhttp::verb method;

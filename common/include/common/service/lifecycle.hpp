@@ -36,7 +36,7 @@ class Lifecycle {
 
   void start();
   void stop();  // idempotent
-  bool ready(std::string& reason) const;
+  bool ready(std::string& reason, bool check_broker = true) const;
 
  private:
   struct Sweep {

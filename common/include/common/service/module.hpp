@@ -67,8 +67,9 @@ class Module {
   virtual void add_routes(http::Router& router) = 0;
   virtual void start() = 0;
   virtual void stop() = 0;
-  // False with a reason when the store or the broker is not reachable.
-  virtual bool ready(std::string& reason) = 0;
+  // False with a reason when the store or the broker is not reachable (the broker only when
+  // `check_broker`: a Kubernetes readiness probe leaves it out, the outbox absorbs an outage).
+  virtual bool ready(std::string& reason, bool check_broker = true) = 0;
 };
 
 // Helpers shared by handlers.
