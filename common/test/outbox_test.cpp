@@ -391,8 +391,9 @@ class OutboxKafkaTest : public ::testing::Test {
     });
   }
 
-  // A holder takes the lease, reads a batch and stalls 2.5 s before producing it; its lease (600
-  // ms) runs out, a second relay takes over and publishes the batch; then the first one wakes up.
+  // A holder takes the lease, reads a batch and stalls 4 s before producing it; its lease (600
+  // ms) runs out, a second relay takes over and publishes the batch (well within the stall, even
+  // on a loaded machine); then the first one wakes up.
   StalledHolderRun stalled_holder(bool transactional) {
     constexpr int kEvents = 12;
     auto& sub = consumer();
@@ -400,14 +401,14 @@ class OutboxKafkaTest : public ::testing::Test {
     options.transactional = transactional;
     options.lease_ms = 600;
     RelayOptions stalling = options;
-    stalling.fault_pause_before_produce_ms = 2500;
+    stalling.fault_pause_before_produce_ms = 4000;
     auto& stalled = relay(stalling);
     EXPECT_TRUE(eventually([&] { return stalled.publishing(); }));
     append(subjects("s", 4), 1, 3);
     auto& next = relay(options);
     EXPECT_TRUE(eventually([&] { return next.publishing() && backlog() == 0 && applied() >= kEvents; }))
         << backlog() << " " << applied();
-    std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // the stalled one wakes and tries
+    std::this_thread::sleep_for(std::chrono::milliseconds(5000));  // the stalled one wakes and tries
     sub.stop();
     return {applied(), applied_distinct(), sub.duplicate_count(), stalled.published_count()};
   }
