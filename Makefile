@@ -34,7 +34,7 @@ start: build-release
 	exec ./build/release/app/agentlancer all --port $(PORT) --data_dir $(DATA_DIR)
 
 test: build-debug
-	ctest --preset debug -j $(CTEST_JOBS)
+	@CTEST_JOBS=$(CTEST_JOBS) bash scripts/run-tests.sh
 
 deps-cluster:
 	@bash scripts/install-deps.sh cluster

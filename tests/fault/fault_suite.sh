@@ -126,7 +126,10 @@ for phase in $phases; do
   quiet=()
   [[ "$phase" == rolling ]] && quiet=(--quiet-gets rolling)
   say "reconciliation after $phase"
+  # The checker's report goes to the log and (the latest, which covers every phase so far) to
+  # $work/figures.txt, printed by `make test` after ctest (FAULT_FIGURES_FILE).
   check "reconciliation after $phase: nothing lost, nothing twice" \
+    bash -c '"$@" | tee "$0"; exit "${PIPESTATUS[0]}"' "$work/figures.txt" \
     python3 "$repo/tests/fault/reconcile.py" --cluster-dir "$CLUSTER_DIR" --bin "$bin" --base "$base" "${quiet[@]}" "${loads[@]}"
 done
 # --- the checker catches what it is there to catch ----------------------------------------------
@@ -162,7 +165,17 @@ PY
   check "sabotage: an event twice on Kafka is found" grep -q "events are on Kafka more than once" <<<"$verdict"
   check "sabotage: an entry missing from an agent's log is found" grep -q "missing from an audience member's log" <<<"$verdict"
   check "sabotage: a socket that missed an event is found" grep -q "its socket saw" <<<"$verdict"
+  found=0
+  for planted in "writes answered 2xx but their change is not in the database" "events are on Kafka more than once" \
+      "missing from an audience member's log" "its socket saw"; do
+    grep -q "$planted" <<<"$verdict" && found=$((found + 1))
+  done
+  echo "sabotage: the checker named $found of the 4 planted breaks" >>"$work/figures.txt"
   (( fail == 0 )) || echo "$verdict" | tail -12
 fi
-(( fail == 0 )) && echo "cluster_faults: ok"
+verdict_line="cluster_faults: $( (( fail == 0 )) && echo ok || echo FAILED)"
+echo "$verdict_line"
+if [[ -n "${FAULT_FIGURES_FILE:-}" ]]; then
+  { cat "$work/figures.txt" 2>/dev/null; echo "$verdict_line"; } >"$FAULT_FIGURES_FILE"
+fi
 exit "$fail"
