@@ -37,6 +37,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"kafka.bootstrap", "", "Kafka bootstrap servers. Empty: start the embedded in-process broker (librdkafka mock cluster).", {"KAFKA_BOOTSTRAP"}},
       {"kafka.embedded_partitions", "3", "Partitions per topic on the embedded broker.", {}},
       {"kafka.linger_ms", "10", "Producers' linger.ms: how long a relay gathers events into one batch. Larger batches cost the embedded broker less (it scans its log per fetch, batch by batch) and real Kafka fewer requests; each hop's event delay grows by up to this much.", {}},
+      {"kafka.transactions", "auto", "Outbox relays publish each batch in a Kafka transaction, so a new publisher fences one that stalled past its lease (exactly once on Kafka with replicas). `auto`: on with a real broker, off with the embedded one (one process; librdkafka's mock cluster does not fence). `off`: for a Kafka-compatible service without transactions; a stalled publisher may then publish a batch twice (consumers still dedupe by event id).", {}},
       {"kafka.fetch_wait_max_ms", "", "Consumers' fetch.wait.max.ms. Empty: 10 on the embedded broker (it does not answer a waiting fetch early: this bounds the added delay, at about 3% of a core when idle), 500 on real Kafka (which answers as soon as data arrives).", {}},
       {"auth.secrets", "", "API-key signing secrets as `kid:secret[,kid:secret…]` (each secret ≥ 32 bytes). Empty: read `auth.secret_file`, else generate one under `data_dir`.", {}, true},
       {"auth.secret_file", "", "File with `kid:secret` lines (a mounted Secret in k8s).", {}},
@@ -155,6 +156,9 @@ void Host::prepare() {
   if (fetch_wait.empty()) fetch_wait = embedded ? "10" : "500";
   runtime_->consumer_settings["fetch.wait.max.ms"] = fetch_wait;
   runtime_->producer_settings["linger.ms"] = config_.get("kafka.linger_ms");
+  std::string transactions = config_.get("kafka.transactions");
+  if (transactions != "auto" && transactions != "off") throw ConfigError("kafka.transactions must be auto or off");
+  runtime_->kafka_transactions = transactions == "auto" && !embedded;
   runtime_->storage = storage::StorageSettings{config_.get("storage.url"), data_dir, config_.get("db.synchronous"),
                                                static_cast<int>(config_.get_int("storage.pool_size")),
                                                static_cast<int>(config_.get_int("storage.max_attempts"))};

@@ -36,7 +36,7 @@ class JobModule final : public Module {
                events::RelayOptions{.name = "job-service",
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms"),
-                                    .transactional = !rt.embedded_kafka},
+                                    .transactional = rt.kafka_transactions},
                rt.producer_settings),
         agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, *db_,
                 rt.clock, &SqlJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),

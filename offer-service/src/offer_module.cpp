@@ -99,7 +99,7 @@ class OfferModule final : public Module {
                events::RelayOptions{.name = "offer-service",
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms"),
-                                    .transactional = !rt.embedded_kafka},
+                                    .transactional = rt.kafka_transactions},
                rt.producer_settings),
         // The locked quotes come from thread-service's events (no request calls it).
         // and a contract follows its job (job-service).

@@ -47,7 +47,7 @@ class ThreadModule final : public Module {
                events::RelayOptions{.name = "thread-service",
                                     .replay_published_on_start = rt.embedded_kafka,
                                     .retention_ms = rt.config.get_int("outbox.retention_ms"),
-                                    .transactional = !rt.embedded_kafka},
+                                    .transactional = rt.kafka_transactions},
                rt.producer_settings),
         // The thread follows its offer and contract (offer-service) through this idempotent consumer.
         offers_("thread-service.offers", rt.kafka_bootstrap, "thread-service",

@@ -57,6 +57,8 @@ struct Runtime {
   std::function<std::string()> public_base_url;
   // Where each service keeps its data (storage.* config): SQLite files or PostgreSQL schemas.
   storage::StorageSettings storage;
+  // Outbox relays publish in Kafka transactions (fencing a replaced publisher): kafka.transactions.
+  bool kafka_transactions = false;
 };
 
 // A service hosted in a process (alone, or all together in the embedded default).
