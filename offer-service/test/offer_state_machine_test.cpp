@@ -296,6 +296,66 @@ TEST(Feedback, SecretsAreRedactedAndNamed) {
   EXPECT_EQ(clean, "Quote-to-offer blocked because reason=thread_lookup. No secrets included.");
 }
 
+TEST(Feedback, SeedPhrasesAreRedactedHoweverTheyAreWritten) {
+  const std::string kBip39Vector = "legal winner thank year wave sausage worth useful legal winner thank yellow";
+  std::string bare = "my wallet: " + kBip39Vector + " thanks";
+  EXPECT_EQ(redact_secrets(bare), std::vector<std::string>{"seed_phrase"});
+  EXPECT_EQ(bare, "my wallet: [redacted:seed_phrase] thanks");
+  // List words right after it belong to the run: redacted with it.
+  std::string longer = kBip39Vector + " please help me";
+  EXPECT_TRUE(redact_seed_phrases(longer));
+  EXPECT_EQ(longer, "[redacted:seed_phrase] me");
+
+  std::string numbered =
+      "Restore words 1. Legal 2. WINNER 3. thank 4. year 5. wave 6. sausage 7. worth 8. useful 9. legal 10. winner "
+      "11. thank 12. yellow. Then it failed.";
+  EXPECT_EQ(redact_secrets(numbered), std::vector<std::string>{"seed_phrase"});
+  EXPECT_EQ(numbered, "Restore words 1. [redacted:seed_phrase]. Then it failed.");
+
+  std::string commas = "abandon, abandon, abandon, abandon, abandon, abandon, abandon, abandon, abandon, abandon, "
+                       "abandon, about";
+  EXPECT_TRUE(redact_seed_phrases(commas));
+  EXPECT_EQ(commas, "[redacted:seed_phrase]");
+
+  // 24 words over lines and in parenthesised numbering are one phrase.
+  std::string lines = "1) zoo\n2) zone\n3) zero\n4) zebra\n5) youth\n6) young\n7) you\n8) yellow\n9) year\n10) yard\n"
+                      "11) wrong\n12) write\n13) wrist\n14) wrestle\n15) wreck\n16) wrap\n17) worth\n18) worry\n"
+                      "19) world\n20) work\n21) word\n22) wool\n23) wood\n24) wonder\ndone";
+  EXPECT_TRUE(redact_seed_phrases(lines));
+  EXPECT_EQ(lines, "1) [redacted:seed_phrase]\ndone");
+
+  // Introduced as one: still named a seed phrase (and the introduction a secret).
+  std::string introduced = "seed phrase: " + kBip39Vector;
+  EXPECT_EQ(redact_secrets(introduced), (std::vector<std::string>{"seed_phrase", "secret"}));
+  EXPECT_EQ(introduced.find("sausage"), std::string::npos) << introduced;
+}
+
+TEST(Feedback, OrdinaryProseFullOfWordlistWordsIsNotRedacted) {
+  // "able", "about", "also", "actual", "budget", "above", "please", "review", "draft", "again" are
+  // all BIP-39 words; none of these has 12 of them in a row.
+  for (std::string prose : {
+           std::string("I am able to start about noon; also, the actual budget is above what we agreed, so please "
+                       "review the draft again."),
+           std::string("Please review the final draft again before you approve it: the budget, the timeline and the "
+                       "scope all match the quote we agreed about last week, so it is ready to lock."),
+           // 11 list words in a row ("you can add one more small feature later, like this example").
+           std::string("You can add one more small feature later, like this example? Thanks."),
+           // 11 + a word off the list + 11: two runs of 11, not one of 23.
+           std::string("legal winner thank year wave sausage worth useful legal winner thank and legal winner thank "
+                       "year wave sausage worth useful legal winner thank"),
+           // Twelve list words glued by something other than a separator are not a phrase.
+           std::string("legal-winner-thank-year-wave-sausage-worth-useful-legal-winner-thank-yellow"),
+       }) {
+    std::string text = prose;
+    EXPECT_TRUE(redact_secrets(text).empty()) << prose;
+    EXPECT_EQ(text, prose);
+  }
+  // One more list word makes twelve in a row: redacted (the rule, not a guess at meaning).
+  std::string twelve = "You can add one more small feature later, like this simple example";
+  EXPECT_TRUE(redact_seed_phrases(twelve));
+  EXPECT_EQ(twelve, "[redacted:seed_phrase]");
+}
+
 TEST(Feedback, SurfacesLoseTheirIds) {
   EXPECT_EQ(normalize_surface("/api/agent/threads/thr_abcdefgh234567/create-offer"),
             "/api/agent/threads/{thread_id}/create-offer");

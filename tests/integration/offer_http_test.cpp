@@ -1141,13 +1141,38 @@ TEST_F(OfferHttpTest, FeedbackIsValidatedRedactedAndRateLimited) {
   EXPECT_EQ(leaky.json().at("raw_message_stored"), false);
   EXPECT_EQ(leaky.body.find(agent.key), std::string::npos) << leaky.body;
   EXPECT_EQ(str(leaky.json(), "surface"), "/api/agent/threads/{thread_id}/create-offer");
+  // A bare BIP-39 seed phrase, numbered as wallets print it: redacted; ordinary prose full of
+  // wordlist words ("please", "review", "budget", "again", "able", "about") is stored as sent.
+  const std::string phrase =
+      "1. legal 2. winner 3. thank 4. year 5. wave 6. sausage 7. worth 8. useful 9. legal 10. winner 11. thank 12. yellow";
+  auto seed = api.http.post("/api/public/feedback",
+                            bj::serialize(bj::object{{"surface", "/api/contracts/{contract_id}/payment"},
+                                                     {"sentiment", "blocked"},
+                                                     {"category", "payment"},
+                                                     {"message", "Payment fails, wallet words: " + phrase}}));
+  ASSERT_EQ(seed.status, 201u) << seed.body;
+  EXPECT_EQ(seed.json().at("raw_message_stored"), false);
+  EXPECT_EQ(seed.json().at("redacted"), bj::value(bj::array{"seed_phrase"}));
+  EXPECT_EQ(str(seed.json(), "stored_message"), "Payment fails, wallet words: 1. [redacted:seed_phrase]");
+  EXPECT_EQ(seed.body.find("sausage"), std::string::npos) << seed.body;
+  const std::string prose =
+      "Please review the final draft again: I am able to pay the budget above about noon, also before Friday.";
+  auto plain = api.http.post("/api/public/feedback",
+                             bj::serialize(bj::object{{"surface", "/api/agent/offers"},
+                                                      {"sentiment", "neutral"},
+                                                      {"category", "docs"},
+                                                      {"message", prose}}));
+  ASSERT_EQ(plain.status, 201u) << plain.body;
+  EXPECT_EQ(plain.json().at("raw_message_stored"), true);
+  EXPECT_TRUE(plain.json().at("redacted").as_array().empty());
+  EXPECT_EQ(str(plain.json(), "stored_message"), prose);
   // Bad input: 400, never 5xx.
   expect_error(api.http.post("/api/public/feedback", std::string(R"({"surface":"x","sentiment":"angry","category":"nope","message":""})")), 400,
                "Validation error");
   expect_error(api.http.post("/api/public/feedback", std::string("{oops")), 400);
-  // The limit (10 a minute per address; 4 used above): the 7th of these is refused with Retry-After.
+  // The limit (10 a minute per address; 6 used above): the 5th of these is refused with Retry-After.
   HttpResult last;
-  for (int i = 0; i < 7; ++i)
+  for (int i = 0; i < 5; ++i)
     last = api.http.post("/api/public/feedback",
                          std::string(R"({"surface":"/api/services","sentiment":"neutral","category":"discovery","message":"ok"})"));
   expect_error(last, 429, "", "rate_limited");

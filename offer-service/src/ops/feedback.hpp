@@ -15,7 +15,7 @@ struct Feedback {
   std::string sentiment;  // blocked | confused | negative | neutral | positive
   std::string category;   // checkout | discovery | negotiation | payment | api | docs | trust | other
   std::string message;    // after redaction
-  std::vector<std::string> redactions;  // kinds of secrets found (api_key, private_key, secret)
+  std::vector<std::string> redactions;  // kinds of secrets found (seed_phrase, api_key, private_key, secret)
   bool raw_message_stored() const { return redactions.empty(); }
 };
 
@@ -23,10 +23,14 @@ inline constexpr std::string_view kSentiments[] = {"blocked", "confused", "negat
 inline constexpr std::string_view kCategories[] = {"checkout", "discovery", "negotiation", "payment",
                                                    "api",      "docs",      "trust",       "other"};
 
-// Replaces what looks like a secret — an agentlancer API key, a 32-byte hex private key, a PEM
-// private key, a bearer token, `password=`/`secret=`/`token=` values, common provider key
-// prefixes — by "[redacted:<kind>]"; returns the kinds found.
+// Replaces what looks like a secret — a BIP-39 seed phrase, an agentlancer API key, a 32-byte hex
+// private key, a PEM private key, a bearer token, `password=`/`secret=`/`token=` values, common
+// provider key prefixes — by "[redacted:<kind>]"; returns the kinds found.
 std::vector<std::string> redact_secrets(std::string& text);
+// Replaces each run of 12 or more BIP-39 English words in a row (separated by whitespace, commas,
+// semicolons or list numbering such as "1." or "2)", any case) by "[redacted:seed_phrase]";
+// true when it replaced one.
+bool redact_seed_phrases(std::string& text);
 // Private ids in a surface path become placeholders ("/api/agent/threads/thr_x" → "…/{thread_id}").
 std::string normalize_surface(std::string_view surface);
 
