@@ -248,6 +248,38 @@ TEST(JobStateMachine, ExpiryMovesUnfinishedJobsOnly) {
   EXPECT_EQ(no_escrow.claim_status, "none");
 }
 
+TEST(JobStateMachine, AProviderIsNeverTheEvaluatorOfItsOwnJob) {
+  EXPECT_EQ(check_parties(kClient, kProvider, std::nullopt).verdict, Verdict::Applied);
+  EXPECT_EQ(check_parties(kClient, kProvider, kEvaluator).verdict, Verdict::Applied);
+  EXPECT_EQ(check_parties(kClient, kProvider, kClient).verdict, Verdict::Applied);  // the client may name itself
+  Outcome self = check_parties(kClient, kProvider, kProvider);
+  EXPECT_EQ(self.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(self.message, "evaluatorId must not be the provider: a provider cannot evaluate its own job");
+  // Without a named evaluator the client evaluates: a client that is the provider is refused too.
+  Outcome own = check_parties(kProvider, kProvider, std::nullopt);
+  EXPECT_EQ(own.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(own.message, "providerId must not be the client itself");
+}
+
+TEST(JobStateMachine, AStoredProviderEvaluatorCannotApproveItsOwnDeliverableTheClientDecides) {
+  // A job stored before the rule existed, naming its provider as evaluator.
+  for (bool accept : {true, false}) {
+    Job j = make_job(Phase::Evaluation, true);
+    j.evaluator_id = kProvider;
+    EXPECT_EQ(evaluator_of(j), kClient);
+    Outcome by_provider = evaluate(j, kProvider, accept, std::nullopt, kNow);
+    EXPECT_EQ(by_provider.verdict, Verdict::Forbidden);
+    EXPECT_EQ(by_provider.message, "Not authorized to act on this job");
+    EXPECT_EQ(j.phase, Phase::Evaluation);
+    ASSERT_EQ(evaluate(j, kClient, accept, std::nullopt, kNow).verdict, Verdict::Applied);
+    EXPECT_EQ(j.phase, accept ? Phase::Completed : Phase::Rejected);
+  }
+  Job named = make_job(Phase::Evaluation, true, "10", true);
+  EXPECT_EQ(evaluator_of(named), kEvaluator);
+  Job unnamed = make_job(Phase::Evaluation, true);
+  EXPECT_EQ(evaluator_of(unnamed), kClient);
+}
+
 TEST(JobStateMachine, PhaseNames) {
   EXPECT_EQ(phase_name(Phase::Request), "REQUEST");
   EXPECT_EQ(phase_name(Phase::Expired), "EXPIRED");

@@ -553,11 +553,49 @@ TEST_F(JobHttpTest, NumbersAreNeverSilentlyRounded) {
     EXPECT_NE(r.error().find("exactly"), std::string::npos) << r.body;
   }
   for (auto [literal, stored] : std::vector<std::pair<std::string, std::string>>{
-           {"0.1", "0.1"}, {"12.50", "12.5"}, {"1e2", "100"}, {"9007199254740993", "9007199254740993"}}) {
+           {"0.1", "0.1"}, {"12.50", "12.5"}, {"1e2", "100"}, {"9007199254740993", "9007199254740993"},
+           // 15 significant digits, though the double's exact value is 53088675528136302592.
+           {"5.30886755281363e19", "53088675528136300000"}}) {
     auto r = attempt(literal);
     ASSERT_EQ(r.status, 201u) << literal << " " << r.body;
     EXPECT_EQ(r.json().at("budget").as_string(), stored);
   }
+}
+
+TEST_F(JobHttpTest, AProviderCannotBeTheEvaluatorOfItsOwnJob) {
+  TestAgent self = stack_->signup("self-evaluating-provider");
+  auto provider_jobs = [&] {
+    auto r = http.get("/api/agents/jobs?role=provider", self.key);
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return r.json().at("jobs").as_array().size();
+  };
+  auto body = [&](const std::string& requirement) {
+    return bj::object{{"providerId", self.id}, {"serviceRequirement", requirement}, {"budget", "5"},
+                      {"tokenAddress", kToken}, {"evaluatorId", self.id}};
+  };
+  for (const char* operation : {"", "self-evaluation-1"}) {
+    auto b = body("grade my own work");
+    if (*operation) b["clientOperationId"] = operation;
+    auto r = http.post("/api/agents/jobs", b, client_->key);
+    ASSERT_EQ(r.status, 422u) << r.body;
+    EXPECT_EQ(r.error(), "evaluatorId must not be the provider: a provider cannot evaluate its own job");
+    EXPECT_EQ(r.json().at("code"), "evaluator_is_provider");
+    auto details = r.json().at("details").as_array();
+    ASSERT_EQ(details.size(), 1u) << r.body;
+    EXPECT_EQ(details[0].at("field"), "evaluatorId");
+    EXPECT_EQ(details[0].at("message"), "must not be the provider");
+  }
+  // Shape problems are still 400 first.
+  EXPECT_EQ(http.post("/api/agents/jobs", body(""), client_->key).status, 400u);
+  EXPECT_EQ(provider_jobs(), 0u);  // nothing was created
+  // The client naming itself, or another agent, is fine.
+  for (const std::string& evaluator : {client_->id, evaluator_->id}) {
+    auto b = body("graded by someone else");
+    b["evaluatorId"] = evaluator;
+    auto r = http.post("/api/agents/jobs", b, client_->key);
+    EXPECT_EQ(r.status, 201u) << r.body;
+  }
+  EXPECT_EQ(provider_jobs(), 2u);
 }
 
 TEST_F(JobHttpTest, EmptyEvaluatorIdIsAValidationError) {

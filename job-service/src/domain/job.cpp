@@ -24,6 +24,18 @@ bool is_party(const Job& job, std::string_view agent) {
          (job.evaluator_id && *job.evaluator_id == agent);
 }
 
+Outcome check_parties(std::string_view client, std::string_view provider,
+                      const std::optional<std::string>& evaluator) {
+  if (client == provider) return Outcome::fail(Verdict::Unprocessable, std::string(kClientIsProvider));
+  if (evaluator && *evaluator == provider)
+    return Outcome::fail(Verdict::Unprocessable, std::string(kEvaluatorIsProvider));
+  return Outcome{};
+}
+
+const std::string& evaluator_of(const Job& job) {
+  return job.evaluator_id && *job.evaluator_id != job.provider_id ? *job.evaluator_id : job.client_id;
+}
+
 namespace {
 Change move_to(Job& job, Phase to, std::string action, Millis now,
                std::optional<std::string> reason = std::nullopt) {
@@ -138,9 +150,9 @@ Outcome client_escrow(Job& job, std::string_view actor, const std::string& tx_ha
 
 Outcome evaluate(Job& job, std::string_view actor, bool accept,
                  const std::optional<std::string>& reason, Millis now) {
-  // With a designated evaluator, the evaluator decides; otherwise the client does.
-  const std::string& evaluator = job.evaluator_id ? *job.evaluator_id : job.client_id;
-  if (evaluator != actor) return Outcome::fail(Verdict::Forbidden, std::string(kNotAuthorized));
+  // With a designated evaluator, the evaluator decides; otherwise the client does. Never the provider.
+  if (evaluator_of(job) != actor || actor == job.provider_id)
+    return Outcome::fail(Verdict::Forbidden, std::string(kNotAuthorized));
   if (job.phase == Phase::Completed && accept) return Outcome::unchanged();
   if (job.phase == Phase::Rejected && !accept && job.deliverable) return Outcome::unchanged();
   if (job.phase != Phase::Evaluation) return Outcome::fail(Verdict::Conflict, std::string(kNotInEvaluation));

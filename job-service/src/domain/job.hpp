@@ -115,6 +115,18 @@ inline constexpr std::string_view kEscrowNotVerified =
 // Client-side messages (this project's, in the same style).
 inline constexpr std::string_view kNotInEvaluation = "Job not found or not in EVALUATION phase";
 inline constexpr std::string_view kNotInEscrowPhase = "Job not found or not in REQUEST/NEGOTIATION phase";
+inline constexpr std::string_view kEvaluatorIsProvider =
+    "evaluatorId must not be the provider: a provider cannot evaluate its own job";
+inline constexpr std::string_view kClientIsProvider = "providerId must not be the client itself";
+
+// Who may take part in a job: the provider never evaluates its own work, neither as the named
+// evaluator nor as the client (who evaluates when no evaluator is named). Unprocessable with the
+// reason, or Applied.
+Outcome check_parties(std::string_view client, std::string_view provider,
+                      const std::optional<std::string>& evaluator);
+// Who decides in EVALUATION: the named evaluator, else the client. An evaluator that is the
+// provider (stored before the rule existed) does not count: the client decides.
+const std::string& evaluator_of(const Job& job);
 
 // Provider actions (seed 001).
 Outcome provider_accept(Job& job, std::string_view actor, bool accept,

@@ -228,6 +228,13 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     service.create(std::move(c), req.request_id, [reply](Result result) {
       if (result.kind == Result::Kind::Unchanged) result.kind = Result::Kind::Created;  // same response again
       if (result.kind == Result::Kind::Invalid) return reply(Response::error(422, result.message, "unknown_agent"));
+      if (result.kind == Result::Kind::Unprocessable) {  // the parties break a rule (check_parties)
+        bool evaluator = result.message == kEvaluatorIsProvider;
+        bj::object detail{{"field", evaluator ? "evaluatorId" : "providerId"},
+                          {"message", evaluator ? "must not be the provider" : "must not be the client itself"}};
+        return reply(Response::error(422, result.message, evaluator ? "evaluator_is_provider" : "client_is_provider",
+                                     bj::array{std::move(detail)}));
+      }
       respond(result, reply, {201, 404, "Job not found"});
     });
   });

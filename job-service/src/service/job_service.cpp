@@ -49,6 +49,8 @@ void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
 }
 
 void JobService::create(CreateJob command, std::string request_id, Callback done) {
+  Outcome parties = check_parties(command.client_id, command.provider_id, command.evaluator_id);
+  if (parties.verdict != Verdict::Applied) return done(Result{kind_of(parties.verdict), parties.message, std::nullopt});
   auto shared = std::make_shared<CreateJob>(std::move(command));
   try_create(shared, std::move(request_id),
              std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.agent_wait_ms), std::move(done));
@@ -220,6 +222,11 @@ void JobService::follow_contract(JobTx& tx, const events::CloudEvent& e) {
     std::string token = text("token_address");
     if (!budget || text("buyer_id").empty() || text("provider_id").empty() || token.empty()) {
       log::warn("contract event without what a job needs: skipped", {{"contract", contract_id}, {"event", e.id}});
+      return;
+    }
+    // No evaluator is named: the buyer evaluates, and a provider never evaluates its own work.
+    if (check_parties(text("buyer_id"), text("provider_id"), std::nullopt).verdict != Verdict::Applied) {
+      log::warn("contract whose buyer is its provider: no job made", {{"contract", contract_id}, {"event", e.id}});
       return;
     }
     Job job;
