@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdio>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "support/curl_steps.hpp"
@@ -112,8 +113,15 @@ class ThreadHttpTest : public ::testing::Test {
     if (terms) b["terms"] = *terms;
     return http.post(tpath(tid, "/messages"), b, who.key);
   }
-  HttpResult lock(const std::string& tid, const TestAgent& who) {
-    return http.post(tpath(tid, "/lock-quote"), "{}", who.key);
+  HttpResult lock(const std::string& tid, const TestAgent& who, const std::string& body = "{}") {
+    return http.post(tpath(tid, "/lock-quote"), body, who.key);
+  }
+  // A 422 from lock-quote with its code.
+  static void expect_lock_422(const HttpResult& r, const std::string& code, const std::string& what) {
+    EXPECT_EQ(r.status, 422u) << what << " -> " << r.body;
+    if (r.status != 422) return;
+    EXPECT_EQ(str(r.json(), "code"), code) << what << " -> " << r.body;
+    EXPECT_TRUE(r.json().at("details").is_array()) << r.body;
   }
   HttpResult close(const std::string& tid, const TestAgent& who, const std::string& body = "{}") {
     return http.post(tpath(tid, "/close"), body, who.key);
@@ -394,6 +402,10 @@ TEST_F(ThreadHttpTest, PatchValidationIs400) {
   expect_validation_400(patch(path, R"({"price":{"amount":"0","token":"USDC","network":"base"}})", p.key), "zero amount",
                         "amount");
   expect_validation_400(patch(path, R"({"title":""})", p.key), "empty title", "title");
+  // A price replaces the stored one as a whole: every part of it is required.
+  expect_validation_400(patch(path, R"({"price":{}})", p.key), "empty price", "price.amount");
+  expect_validation_400(patch(path, R"({"price":{"amount":"3","token":"USDC"}})", p.key), "price without network",
+                        "price.network");
   EXPECT_EQ(str(http.get("/api/services/" + str(s, "id")).json(), "title"), str(s, "title"));
 }
 
@@ -617,8 +629,8 @@ TEST_F(ThreadHttpTest, OpenThreadReturns201Negotiating) {
   EXPECT_EQ(str(t, "requester_id"), req.id);
   EXPECT_EQ(str(t, "provider_id"), p.id);
   EXPECT_EQ(t.at("message_count"), bj::value(1));
-  for (const char* k : {"latest_quote", "locked_terms", "locked_quote_message_id", "quote_locked_at", "offer",
-                        "contract", "closed_reason"})
+  for (const char* k : {"latest_quote", "locked_terms", "locked_quote_message_id", "locked_message_seq",
+                        "quote_locked_at", "offer", "contract", "closed_reason"})
     EXPECT_TRUE(t.contains(k) && t.at(k).is_null()) << k << " " << r.body;
   EXPECT_FALSE(str(t, "created_at").empty());
   EXPECT_FALSE(str(t, "updated_at").empty());
@@ -900,6 +912,126 @@ TEST_F(ThreadHttpTest, LockQuoteTakesTheLatestQuoteNotAnEarlierCompleteOne) {
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(str(r.json(), "locked_quote_message_id"), id);
   EXPECT_EQ(str(r.json().at("locked_terms"), "timeline"), "5 days");
+}
+
+TEST_F(ThreadHttpTest, LockQuoteAnswersWhichMessageItLockedInTheResponseAndTheEvent) {
+  auto d = deal();
+  auto q = message(d.tid, d.provider, "quote", "Final quote", complete_terms());
+  ASSERT_EQ(q.status, 201u) << q.body;
+  auto quote_msg = q.json().at("message").as_object();
+  EXPECT_EQ(q.json().at("thread").at("latest_quote").at("seq"), quote_msg.at("seq"));
+  EXPECT_EQ(str(q.json().at("thread").at("latest_quote"), "sender_role"), "provider");
+  EXPECT_EQ(q.json().at("thread").at("latest_quote").at("lockable"), bj::value(true));
+  auto r = lock(d.tid, d.provider, "");  // an empty body is the same as {}
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.json().at("locked_message_seq"), quote_msg.at("seq"));
+  EXPECT_EQ(str(r.json(), "locked_quote_message_id"), str(quote_msg, "id"));
+  EXPECT_EQ(thread(d.tid, d.requester).at("locked_message_seq"), quote_msg.at("seq"));
+  // The thread.quote_locked event names it too (read from the provider's event log).
+  bj::object locked_event;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (locked_event.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto events = http.get("/api/agent/events?since_id=0&limit=100", d.provider.key);
+    ASSERT_EQ(events.status, 200u) << events.body;
+    auto page = events.json();
+    for (const auto& e : page.at("events").as_array())
+      if (e.at("type") == "thread.quote_locked" && e.at("subject") == bj::value(d.tid)) locked_event = e.as_object();
+    if (locked_event.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(locked_event.empty()) << "no thread.quote_locked event for " << d.tid;
+  EXPECT_EQ(locked_event.at("data").at("locked_message_seq"), quote_msg.at("seq"));
+  EXPECT_EQ(locked_event.at("data").at("quote_message_id"), quote_msg.at("id"));
+}
+
+TEST_F(ThreadHttpTest, ARequestersQuoteIsACounterProposalThatCannotBeLocked) {
+  auto d = deal();
+  auto counter = message(d.tid, d.requester, "quote", "I can pay 20", [] {
+    auto t = complete_terms();
+    t["budget"].as_object()["amount"] = "20";
+    return t;
+  }());
+  ASSERT_EQ(counter.status, 201u) << counter.body;  // accepted as a message
+  auto counter_seq = counter.json().at("message").at("seq").as_int64();
+  auto latest = counter.json().at("thread").at("latest_quote").as_object();
+  EXPECT_EQ(str(latest, "sender_role"), "requester");
+  EXPECT_EQ(latest.at("complete"), bj::value(true));
+  EXPECT_EQ(latest.at("lockable"), bj::value(false));
+  EXPECT_EQ(tx_status(d.tid, d.provider).at("terms_complete"), bj::value(false));
+
+  // Neither the latest quote nor the counter by its seq can be locked.
+  auto none = lock(d.tid, d.provider);
+  expect_lock_422(none, "no_quote", "only a requester's quote");
+  EXPECT_NE(none.error().find("requester's quote (seq " + std::to_string(counter_seq) + ") is a counter-proposal"),
+            std::string::npos) << none.body;
+  auto named = lock(d.tid, d.provider, "{\"message_seq\":" + std::to_string(counter_seq) + "}");
+  expect_lock_422(named, "not_provider_quote", "the requester's quote by seq");
+  EXPECT_NE(named.error().find("is the requester's quote"), std::string::npos) << named.body;
+  EXPECT_EQ(str(thread(d.tid, d.requester), "status"), "negotiating");
+
+  // The provider is told to answer with its own quote, prefilled with the requester's terms…
+  auto ns = thread(d.tid, d.provider).at("quote_to_offer_next_step").as_object();
+  expect_next_step(ns, "negotiating", "provider", true, "post_quote", kProviderKey, kRequesterKey, d.tid);
+  EXPECT_NE(str(ns, "description").find("counter-proposal"), std::string::npos) << bj::serialize(ns);
+  EXPECT_EQ(tx_status(d.tid, d.provider).at("next_action"), ns);
+  auto payload = curl_payload(str(ns, "copy_paste_curl"));
+  EXPECT_EQ(str(payload.at("terms").at("budget"), "amount"), "20");
+  // …and posting it as is agrees to them: that quote is the provider's and locks.
+  EXPECT_EQ(run_curl(str(ns, "copy_paste_curl"), kProviderKey, d.provider.key), 201);
+  auto after = thread(d.tid, d.provider);
+  EXPECT_EQ(str(after.at("latest_quote"), "sender_role"), "provider");
+  EXPECT_EQ(str(after.at("quote_to_offer_next_step"), "action"), "lock_quote");
+  auto locked = lock(d.tid, d.provider);
+  ASSERT_EQ(locked.status, 200u) << locked.body;
+  EXPECT_EQ(locked.json().at("locked_message_seq"), bj::value(counter_seq + 1));
+  EXPECT_EQ(str(locked.json().at("locked_terms").at("budget"), "amount"), "20");
+}
+
+TEST_F(ThreadHttpTest, LockQuoteTakesTheProvidersLatestQuoteNotALaterCounter) {
+  auto d = deal();
+  std::string mine = post_quote(d, complete_terms());
+  auto counter = message(d.tid, d.requester, "quote", "Faster?", bj::object{{"timeline", "1 day"}});
+  ASSERT_EQ(counter.status, 201u) << counter.body;
+  auto ns = thread(d.tid, d.provider).at("quote_to_offer_next_step").as_object();
+  EXPECT_EQ(str(ns, "action"), "post_quote");  // answer the counter…
+  EXPECT_NE(str(ns, "description").find("\"message_seq\":2"), std::string::npos) << bj::serialize(ns);  // …or keep mine
+  auto r = lock(d.tid, d.provider);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(str(r.json(), "locked_quote_message_id"), mine);
+  EXPECT_EQ(r.json().at("locked_message_seq"), bj::value(2));
+  EXPECT_EQ(str(r.json().at("locked_terms"), "timeline"), "3 days");
+}
+
+TEST_F(ThreadHttpTest, LockQuoteNamesTheProvidersQuoteWithMessageSeq) {
+  auto d = deal();
+  std::string early = post_quote(d, complete_terms());  // seq 2
+  post_quote(d, partial_terms());                        // seq 3
+  ASSERT_EQ(message(d.tid, d.requester, "text", "Which one?").status, 201u);  // seq 4
+  for (std::string body : {"{\"message_seq\":0}", "{\"message_seq\":\"2\"}", "{\"message_seq\":2.5}",
+                           "{\"seq\":2}", "[2]"})
+    expect_validation_400(lock(d.tid, d.provider, body), "lock-quote " + body);
+  expect_lock_422(lock(d.tid, d.provider, R"({"message_seq":99})"), "message_not_found", "unknown seq");
+  auto text = lock(d.tid, d.provider, R"({"message_seq":4})");
+  expect_lock_422(text, "not_a_quote", "a text message");
+  EXPECT_EQ(text.error(), "Message seq 4 is a text message, not a quote: only a quote can be locked");
+  expect_lock_422(lock(d.tid, d.provider, R"({"message_seq":3})"), "missing_terms", "the incomplete quote");
+  expect_lock_422(lock(d.tid, d.provider, R"({"message_seq":null})"), "missing_terms", "null = the latest");
+  EXPECT_EQ(lock(d.tid, d.requester, R"({"message_seq":2})").status, 403u);
+  EXPECT_EQ(str(thread(d.tid, d.provider), "status"), "negotiating");
+
+  auto r = lock(d.tid, d.provider, R"({"message_seq":2})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(str(r.json(), "locked_quote_message_id"), early);
+  EXPECT_EQ(r.json().at("locked_message_seq"), bj::value(2));
+  EXPECT_EQ(str(r.json().at("locked_terms"), "timeline"), "3 days");
+  EXPECT_EQ(str(r.json().at("locked_terms"), "revision_boundary"), "Two rounds of edits");
+  // The same lock again is a 200 with the same thread; another quote cannot replace it.
+  auto again = lock(d.tid, d.provider, R"({"message_seq":2})");
+  ASSERT_EQ(again.status, 200u) << again.body;
+  EXPECT_EQ(again.json().at("updated_at"), r.json().at("updated_at"));
+  EXPECT_EQ(lock(d.tid, d.provider).status, 200u);
+  auto other = lock(d.tid, d.provider, R"({"message_seq":3})");
+  EXPECT_EQ(other.status, 409u) << other.body;
+  EXPECT_EQ(other.error(), "Thread is quote_locked: the quote at seq 2 is already locked");
 }
 
 TEST_F(ThreadHttpTest, AfterLockQuoteAndScopeAre409TextAndMilestone201) {

@@ -83,7 +83,7 @@ TEST_F(CachingThreadStoreTest, ListsAgreeWithTheDatabaseForEveryModeStatusAndPag
                                      Terms{"d", Budget{Decimal::from_int(1), "USDC", "base"}, "t", "a", "r"}, "rid", cb);
             }).kind,
             Result::Kind::Ok);
-  ASSERT_EQ(await([&](auto cb) { service_->lock_quote(opened[3], "agt_p", "rid", cb); }).kind, Result::Kind::Ok);
+  ASSERT_EQ(await([&](auto cb) { service_->lock_quote(opened[3], "agt_p", std::nullopt, "rid", cb); }).kind, Result::Kind::Ok);
 
   for (std::string agent : {"agt_p", "agt_r1", "agt_r2", "agt_nobody"})
     for (std::optional<Role> as : {std::optional<Role>{}, std::optional<Role>{Role::Requester}, std::optional<Role>{Role::Provider}})
@@ -144,6 +144,7 @@ TEST_F(CachingThreadStoreTest, ConsumerChangesAppearOnlyAfterCommitAndNeverGoBac
     void insert_thread(Thread&) override {}
     void save_thread(const Thread&) override {}
     void insert_message(const Thread&, const Message&) override {}
+    std::optional<Message> load_message(const Thread&, long long) override { return std::nullopt; }
     void publish(const std::string&, const events::CloudEvent&) override {}
   } snapshot_only;
   auto stale = cache_->recording(snapshot_only, [&](ThreadTx& t) { t.save_thread(*before); });

@@ -54,9 +54,11 @@ TEST(NextStep, QuoteLockedTellsTheRequesterToCreateTheOfferAsTheSeedWritesIt) {
 
 TEST(NextStep, NegotiatingWithoutACompleteQuoteAsksTheProviderForOnePrefilledFromTheService) {
   Thread t = thread_in(Status::Negotiating);
-  t.latest_quote_message_id = "msg_1";
+  t.latest_quote_message_id = t.provider_quote_message_id = "msg_1";
+  t.latest_quote_seq = t.provider_quote_seq = 2;
   t.latest_quote_terms = Terms{};
   t.latest_quote_terms->acceptance_criteria = "It's reviewed";  // a quote in the shell word
+  t.provider_quote_terms = t.latest_quote_terms;
   NextStep s = next_step(t, Role::Provider, kBase);
   EXPECT_EQ(s.action, "post_quote");
   EXPECT_EQ(s.endpoint, "/api/agent/threads/thr_abc/messages");
@@ -75,13 +77,60 @@ TEST(NextStep, NegotiatingWithoutACompleteQuoteAsksTheProviderForOnePrefilledFro
 
 TEST(NextStep, CompleteQuoteAsksTheProviderToLock) {
   Thread t = thread_in(Status::Negotiating);
-  t.latest_quote_message_id = "msg_1";
+  t.latest_quote_message_id = t.provider_quote_message_id = "msg_1";
+  t.latest_quote_seq = t.provider_quote_seq = 2;
   t.latest_quote_terms = Terms{"A doc", Budget{*Decimal::parse("25"), "USDC", "base"}, "3 days", "ok", "two"};
+  t.provider_quote_terms = t.latest_quote_terms;
   NextStep s = next_step(t, Role::Provider, kBase);
   EXPECT_EQ(s.action, "lock_quote");
   EXPECT_EQ(*s.copy_paste_curl,
             "curl -sS -X POST https://agentlancer.example/api/agent/threads/thr_abc/lock-quote -H 'content-type: "
             "application/json' -H 'x-api-key: <PROVIDER_AGENT_API_KEY>' -d '{}'");
+}
+
+TEST(NextStep, ARequestersCompleteQuoteIsNotLockedTheProviderAnswersWithItsOwn) {
+  Thread t = thread_in(Status::Negotiating);
+  t.latest_quote_message_id = "msg_counter";
+  t.latest_quote_seq = 2;
+  t.latest_quote_terms = Terms{"A doc", Budget{*Decimal::parse("20"), "USDC", "base"}, "1 day", "ok", "one"};
+  NextStep s = next_step(t, Role::Provider, kBase);
+  EXPECT_EQ(s.action, "post_quote");
+  EXPECT_EQ(s.actor, Role::Provider);
+  EXPECT_EQ(s.endpoint, "/api/agent/threads/thr_abc/messages");
+  EXPECT_NE(s.description.find("(seq 2) is the requester's counter-proposal"), std::string::npos) << s.description;
+  EXPECT_EQ(s.description.find("message_seq"), std::string::npos) << s.description;  // nothing of its own to lock
+  ASSERT_TRUE(s.copy_paste_curl);
+  // Posting the prefilled quote as is agrees to the requester's terms.
+  auto body = curl_body(*s.copy_paste_curl).as_object();
+  EXPECT_EQ(body.at("type"), "quote");
+  EXPECT_EQ(body.at("terms").at("budget").at("amount"), "20");
+  EXPECT_EQ(body.at("terms").at("timeline"), "1 day");
+  EXPECT_EQ(body.at("terms").at("revision_boundary"), "one");
+  NextStep requester = next_step(t, Role::Requester, kBase);
+  EXPECT_EQ(requester.action, "post_quote");
+  EXPECT_FALSE(requester.you_act);
+  EXPECT_TRUE(requester.monitor_curl);
+}
+
+TEST(NextStep, ACounterAfterTheProvidersCompleteQuoteOffersBothAnswers) {
+  Thread t = thread_in(Status::Negotiating);
+  t.provider_quote_message_id = "msg_mine";
+  t.provider_quote_seq = 2;
+  t.provider_quote_terms = Terms{"A doc", Budget{*Decimal::parse("25"), "USDC", "base"}, "3 days", "ok", "two"};
+  t.latest_quote_message_id = "msg_counter";
+  t.latest_quote_seq = 3;
+  t.latest_quote_terms = Terms{};
+  t.latest_quote_terms->timeline = "1 day";  // a partial counter: only what the requester changes
+  NextStep s = next_step(t, Role::Provider, kBase);
+  EXPECT_EQ(s.action, "post_quote");
+  EXPECT_NE(s.description.find("(seq 3) is the requester's counter-proposal"), std::string::npos) << s.description;
+  EXPECT_NE(s.description.find("/api/agent/threads/thr_abc/lock-quote -d '{\"message_seq\":2}'"), std::string::npos)
+      << s.description;
+  // The provider's own terms, with the requester's change over them.
+  auto terms = curl_body(*s.copy_paste_curl).at("terms").as_object();
+  EXPECT_EQ(terms.at("timeline"), "1 day");
+  EXPECT_EQ(terms.at("budget").at("amount"), "25");
+  EXPECT_EQ(terms.at("revision_boundary"), "two");
 }
 
 TEST(NextStep, OfferedRowsPointAtTheOfferThenTheContract) {

@@ -95,10 +95,12 @@ TEST(ThreadStateMachine, MissingTermsAreNamedInOrder) {
   EXPECT_FALSE(is_placeholder("<not a placeholder>"));
 }
 
-TEST(ThreadStateMachine, LockNeedsTheProviderAndACompleteLatestQuote) {
+TEST(ThreadStateMachine, LockNeedsTheProviderAndACompleteLatestProviderQuote) {
   Thread t = opened();
   Outcome none = lock_quote(t, "agt_provider", 2);
   EXPECT_EQ(none.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(none.code, kLockNoQuote);
+  EXPECT_EQ(none.message, "No quote to lock: post a quote message with terms first");
   EXPECT_EQ(none.missing.size(), 7u);
 
   Terms partial = complete_terms();
@@ -107,20 +109,123 @@ TEST(ThreadStateMachine, LockNeedsTheProviderAndACompleteLatestQuote) {
   ASSERT_EQ(post_message(t, "agt_provider", q1, 100, 3).verdict, Verdict::Applied);
   Outcome incomplete = lock_quote(t, "agt_provider", 4);
   EXPECT_EQ(incomplete.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(incomplete.code, kLockMissingTerms);
   EXPECT_EQ(incomplete.missing, std::vector<std::string>{"revision_boundary"});
   EXPECT_NE(incomplete.message.find("revision_boundary"), std::string::npos);
 
-  Message q2 = quote(complete_terms(), "msg_q2");
-  ASSERT_EQ(post_message(t, "agt_requester", q2, 100, 5).verdict, Verdict::Applied);
+  // A complete quote from the requester does not make the provider's incomplete one lockable.
+  Message counter = quote(complete_terms(), "msg_counter");
+  ASSERT_EQ(post_message(t, "agt_requester", counter, 100, 5).verdict, Verdict::Applied);
   EXPECT_EQ(lock_quote(t, "agt_requester", 6).verdict, Verdict::Forbidden);
-  Outcome locked = lock_quote(t, "agt_provider", 7);
+  Outcome still = lock_quote(t, "agt_provider", 6);
+  EXPECT_EQ(still.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(still.code, kLockMissingTerms);
+  EXPECT_EQ(t.status, Status::Negotiating);
+
+  Message q2 = quote(complete_terms(), "msg_q2");
+  ASSERT_EQ(post_message(t, "agt_provider", q2, 100, 7).verdict, Verdict::Applied);
+  Outcome locked = lock_quote(t, "agt_provider", 8);
   ASSERT_EQ(locked.verdict, Verdict::Applied);
   EXPECT_EQ(t.status, Status::QuoteLocked);
   EXPECT_EQ(t.locked_quote_message_id, "msg_q2");
-  EXPECT_EQ(t.quote_locked_at, 7);
+  EXPECT_EQ(t.locked_quote_seq, q2.seq);
+  EXPECT_EQ(t.quote_locked_at, 8);
   EXPECT_EQ(locked.changes.at(0).event_type, "thread.quote_locked");
   // Locking again changes nothing.
-  EXPECT_EQ(lock_quote(t, "agt_provider", 8).verdict, Verdict::Unchanged);
+  EXPECT_EQ(lock_quote(t, "agt_provider", 9).verdict, Verdict::Unchanged);
+}
+
+TEST(ThreadStateMachine, TheRequestersQuoteIsACounterProposalThatIsNeverLocked) {
+  Thread t = opened();
+  Message counter = quote(complete_terms(), "msg_counter");
+  ASSERT_EQ(post_message(t, "agt_requester", counter, 100, 2).verdict, Verdict::Applied);
+  EXPECT_EQ(counter.sender_role, Role::Requester);
+  EXPECT_EQ(t.latest_quote_message_id, "msg_counter");
+  EXPECT_EQ(t.latest_quote_seq, 2);
+  EXPECT_FALSE(t.provider_quote_message_id);
+  EXPECT_TRUE(latest_quote_is_requesters(t));
+
+  // Without a provider quote there is nothing to lock, and the refusal says why.
+  Outcome none = lock_quote(t, "agt_provider", 3);
+  EXPECT_EQ(none.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(none.code, kLockNoQuote);
+  EXPECT_NE(none.message.find("requester's quote (seq 2) is a counter-proposal"), std::string::npos) << none.message;
+  EXPECT_EQ(none.missing.size(), 7u);
+  // Naming it does not help either.
+  Outcome named = lock_quote(t, "agt_provider", 3, 2, counter);
+  EXPECT_EQ(named.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(named.code, kLockNotProviderQuote);
+  EXPECT_NE(named.message.find("Message seq 2 is the requester's quote"), std::string::npos) << named.message;
+  EXPECT_TRUE(named.missing.empty());
+  EXPECT_EQ(t.status, Status::Negotiating);
+  EXPECT_FALSE(t.locked_terms);
+
+  // The provider answers with its own quote (here: the requester's terms), which can be locked.
+  Message answer = quote(complete_terms(), "msg_answer");
+  ASSERT_EQ(post_message(t, "agt_provider", answer, 100, 4).verdict, Verdict::Applied);
+  EXPECT_FALSE(latest_quote_is_requesters(t));
+  ASSERT_EQ(lock_quote(t, "agt_provider", 5).verdict, Verdict::Applied);
+  EXPECT_EQ(t.locked_quote_message_id, "msg_answer");
+  EXPECT_EQ(t.locked_quote_seq, 3);
+}
+
+TEST(ThreadStateMachine, WithoutANameTheLockTakesTheProvidersLatestQuoteNotALaterCounter) {
+  Thread t = opened();
+  Message mine = quote(complete_terms(), "msg_mine");
+  ASSERT_EQ(post_message(t, "agt_provider", mine, 100, 2).verdict, Verdict::Applied);
+  Terms cheaper = complete_terms();
+  cheaper.budget->amount = *Decimal::parse("10");
+  Message counter = quote(cheaper, "msg_counter");
+  ASSERT_EQ(post_message(t, "agt_requester", counter, 100, 3).verdict, Verdict::Applied);
+  EXPECT_TRUE(latest_quote_is_requesters(t));
+  EXPECT_EQ(t.provider_quote_message_id, "msg_mine");
+  EXPECT_EQ(t.provider_quote_seq, 2);
+  ASSERT_EQ(lock_quote(t, "agt_provider", 4).verdict, Verdict::Applied);
+  EXPECT_EQ(t.locked_quote_message_id, "msg_mine");
+  EXPECT_EQ(t.locked_quote_seq, 2);
+  EXPECT_EQ(t.locked_terms->budget->amount->to_string(), "25");
+}
+
+TEST(ThreadStateMachine, LockNamesTheProvidersQuoteByItsSeq) {
+  Thread t = opened();
+  Message early = quote(complete_terms(), "msg_early");
+  ASSERT_EQ(post_message(t, "agt_provider", early, 100, 2).verdict, Verdict::Applied);
+  Terms partial = complete_terms();
+  partial.timeline.reset();
+  Message later = quote(partial, "msg_later");
+  ASSERT_EQ(post_message(t, "agt_provider", later, 100, 3).verdict, Verdict::Applied);
+  Message note;
+  note.id = "msg_note";
+  note.body = "see above";
+  ASSERT_EQ(post_message(t, "agt_requester", note, 100, 4).verdict, Verdict::Applied);
+
+  // The latest provider quote is incomplete; the earlier one can be named.
+  EXPECT_EQ(lock_quote(t, "agt_provider", 5).code, kLockMissingTerms);
+  Outcome missing = lock_quote(t, "agt_provider", 5, 3, later);
+  EXPECT_EQ(missing.code, kLockMissingTerms);
+  EXPECT_EQ(missing.missing, std::vector<std::string>{"timeline"});
+  Outcome not_found = lock_quote(t, "agt_provider", 5, 99, std::nullopt);
+  EXPECT_EQ(not_found.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(not_found.code, kLockMessageNotFound);
+  EXPECT_EQ(not_found.message, "No message with seq 99 in this thread");
+  Outcome text = lock_quote(t, "agt_provider", 5, 4, note);
+  EXPECT_EQ(text.verdict, Verdict::Unprocessable);
+  EXPECT_EQ(text.code, kLockNotAQuote);
+  EXPECT_EQ(text.message, "Message seq 4 is a text message, not a quote: only a quote can be locked");
+  EXPECT_EQ(t.status, Status::Negotiating);
+
+  Outcome locked = lock_quote(t, "agt_provider", 6, 2, early);
+  ASSERT_EQ(locked.verdict, Verdict::Applied);
+  EXPECT_EQ(t.locked_quote_message_id, "msg_early");
+  EXPECT_EQ(t.locked_quote_seq, 2);
+  EXPECT_EQ(t.locked_terms->timeline, "3 days");
+  // Again with the same seq (or none): unchanged; another seq: the lock cannot be replaced.
+  EXPECT_EQ(lock_quote(t, "agt_provider", 7, 2, early).verdict, Verdict::Unchanged);
+  EXPECT_EQ(lock_quote(t, "agt_provider", 7).verdict, Verdict::Unchanged);
+  Outcome other = lock_quote(t, "agt_provider", 7, 3, later);
+  EXPECT_EQ(other.verdict, Verdict::Conflict);
+  EXPECT_EQ(other.message, "Thread is quote_locked: the quote at seq 2 is already locked");
+  EXPECT_EQ(t.locked_quote_message_id, "msg_early");
 }
 
 TEST(ThreadStateMachine, MessagesFollowTheStatus) {

@@ -33,24 +33,27 @@ std::string contract_monitor(std::string_view base, const std::string& contract_
   return "curl -fsS '" + std::string(base) + "/api/contracts/" + contract_id + "/tx-status'";
 }
 
-// The quote the provider could post now: the latest quote's terms over the service's, with a
-// placeholder for each term neither has (lock-quote treats placeholders as missing).
+void overlay(Terms& terms, const Terms& q) {
+  if (q.deliverable) terms.deliverable = q.deliverable;
+  if (q.timeline) terms.timeline = q.timeline;
+  if (q.acceptance_criteria) terms.acceptance_criteria = q.acceptance_criteria;
+  if (q.revision_boundary) terms.revision_boundary = q.revision_boundary;
+  if (q.budget) {
+    Budget b = terms.budget ? *terms.budget : Budget{};
+    if (q.budget->amount) b.amount = q.budget->amount;
+    if (q.budget->token) b.token = q.budget->token;
+    if (q.budget->network) b.network = q.budget->network;
+    terms.budget = b;
+  }
+}
+
+// The quote the provider could post now: the service's terms, overlaid by the provider's latest
+// quote, then by a later counter-proposal of the requester (posting it as is agrees to it), with a
+// placeholder for each term none has (lock-quote treats placeholders as missing).
 std::string prefilled_quote(const Thread& t) {
   Terms terms = t.service_terms;
-  if (t.latest_quote_terms) {
-    const Terms& q = *t.latest_quote_terms;
-    if (q.deliverable) terms.deliverable = q.deliverable;
-    if (q.timeline) terms.timeline = q.timeline;
-    if (q.acceptance_criteria) terms.acceptance_criteria = q.acceptance_criteria;
-    if (q.revision_boundary) terms.revision_boundary = q.revision_boundary;
-    if (q.budget) {
-      Budget b = terms.budget ? *terms.budget : Budget{};
-      if (q.budget->amount) b.amount = q.budget->amount;
-      if (q.budget->token) b.token = q.budget->token;
-      if (q.budget->network) b.network = q.budget->network;
-      terms.budget = b;
-    }
-  }
+  if (t.provider_quote_terms) overlay(terms, *t.provider_quote_terms);
+  if (latest_quote_is_requesters(t) && t.latest_quote_terms) overlay(terms, *t.latest_quote_terms);
   auto fill = [](std::optional<std::string>& v, const char* placeholder) {
     if (!v || v->empty()) v = placeholder;
   };
@@ -95,11 +98,22 @@ NextStep next_step(const Thread& t, Role viewer, std::string_view base) {
 
   switch (t.status) {
     case Status::Negotiating: {
-      auto missing = missing_terms(t.latest_quote_terms);
-      if (t.latest_quote_message_id && missing.empty()) {
+      auto missing = missing_terms(t.provider_quote_terms);
+      bool lockable = t.provider_quote_message_id && missing.empty();
+      if (latest_quote_is_requesters(t)) {
+        std::string counter = "The latest quote (seq " + std::to_string(t.latest_quote_seq.value_or(0)) +
+                              ") is the requester's counter-proposal; a requester's quote cannot be locked. The "
+                              "provider answers with its own quote: the curl carries the requester's terms, post it "
+                              "as is to agree to them or change them (replace each <PLACEHOLDER> first), then lock it.";
+        if (lockable)
+          counter += " Or keep your own earlier quote: lock it with POST " + thread_path + "/lock-quote -d '{\"message_seq\":" +
+                     std::to_string(t.provider_quote_seq.value_or(0)) + "}'.";
+        act(Role::Provider, "post_quote", std::move(counter), "POST", thread_path + "/messages",
+            post_curl(base, thread_path + "/messages", Role::Provider, prefilled_quote(t)));
+      } else if (lockable) {
         act(Role::Provider, "lock_quote",
-            "The latest quote has every term: the provider locks it so the requester can create the offer.", "POST",
-            thread_path + "/lock-quote", post_curl(base, thread_path + "/lock-quote", Role::Provider, "{}"));
+            "The provider's latest quote has every term: the provider locks it so the requester can create the offer.",
+            "POST", thread_path + "/lock-quote", post_curl(base, thread_path + "/lock-quote", Role::Provider, "{}"));
       } else {
         std::string names;
         for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;

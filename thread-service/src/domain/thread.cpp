@@ -74,6 +74,10 @@ Role role_of(const Thread& thread, std::string_view agent) {
   return Role::None;
 }
 
+bool latest_quote_is_requesters(const Thread& thread) {
+  return thread.latest_quote_message_id && thread.latest_quote_message_id != thread.provider_quote_message_id;
+}
+
 namespace {
 Change status_change(std::string type, Status from, Status to, std::string reason) {
   return Change{std::move(type), from, to, std::move(reason)};
@@ -131,7 +135,13 @@ Outcome post_message(Thread& thread, std::string_view actor, Message& message, l
   message.created_at = now;
   if (message.type == MessageType::Quote) {
     thread.latest_quote_message_id = message.id;
+    thread.latest_quote_seq = message.seq;
     thread.latest_quote_terms = message.terms;
+    if (role == Role::Provider) {
+      thread.provider_quote_message_id = message.id;
+      thread.provider_quote_seq = message.seq;
+      thread.provider_quote_terms = message.terms;
+    }
   }
   thread.updated_at = now;
   Outcome out;
@@ -139,29 +149,66 @@ Outcome post_message(Thread& thread, std::string_view actor, Message& message, l
   return out;
 }
 
-Outcome lock_quote(Thread& thread, std::string_view actor, Millis now) {
+Outcome lock_quote(Thread& thread, std::string_view actor, Millis now, std::optional<long long> message_seq,
+                   const std::optional<Message>& named) {
   Role role = role_of(thread, actor);
   if (role == Role::None) return Outcome::fail(Verdict::Forbidden, std::string(kNotMember));
   if (role != Role::Provider) return Outcome::fail(Verdict::Forbidden, "Only the provider can lock the quote");
-  if (thread.status == Status::QuoteLocked) return Outcome::unchanged();
+  if (thread.status == Status::QuoteLocked) {
+    bool same = !message_seq || (named && named->id == thread.locked_quote_message_id);
+    if (same) return Outcome::unchanged();
+    std::string locked = thread.locked_quote_seq ? "the quote at seq " + std::to_string(*thread.locked_quote_seq)
+                                                 : std::string("another quote");
+    return Outcome::fail(Verdict::Conflict, "Thread is quote_locked: " + locked + " is already locked");
+  }
   if (thread.status != Status::Negotiating)
     return Outcome::fail(Verdict::Conflict, "Thread is " + std::string(status_name(thread.status)) +
                                                 ": only a negotiating thread's quote can be locked");
-  if (!thread.latest_quote_message_id) {
-    Outcome out = Outcome::fail(Verdict::Unprocessable, "No quote to lock: post a quote message with terms first");
-    out.missing = missing_terms(std::nullopt);
-    return out;
+  std::string id;
+  long long seq = 0;
+  std::optional<Terms> terms;
+  if (message_seq) {
+    std::string at = "Message seq " + std::to_string(*message_seq);
+    if (!named)
+      return Outcome::refuse_lock(kLockMessageNotFound,
+                                  "No message with seq " + std::to_string(*message_seq) + " in this thread");
+    if (named->type != MessageType::Quote)
+      return Outcome::refuse_lock(kLockNotAQuote, at + " is a " + std::string(message_type_name(named->type)) +
+                                                      " message, not a quote: only a quote can be locked");
+    if (named->sender_role != Role::Provider)
+      return Outcome::refuse_lock(kLockNotProviderQuote,
+                                  at + " is the requester's quote: a requester's quote is a counter-proposal and "
+                                       "cannot be locked; only a quote the provider posted can (post your own quote, "
+                                       "with the requester's terms if you agree to them)");
+    id = named->id;
+    seq = named->seq;
+    terms = named->terms;
+  } else {
+    if (!thread.provider_quote_message_id) {
+      std::string why = "No quote to lock: post a quote message with terms first";
+      if (thread.latest_quote_message_id)
+        why = "No quote to lock: the requester's quote (seq " + std::to_string(thread.latest_quote_seq.value_or(0)) +
+              ") is a counter-proposal and cannot be locked; the provider posts its own quote message with terms "
+              "first";
+      Outcome out = Outcome::refuse_lock(kLockNoQuote, std::move(why));
+      out.missing = missing_terms(std::nullopt);
+      return out;
+    }
+    id = *thread.provider_quote_message_id;
+    seq = thread.provider_quote_seq.value_or(0);
+    terms = thread.provider_quote_terms;
   }
-  auto missing = missing_terms(thread.latest_quote_terms);
+  auto missing = missing_terms(terms);
   if (!missing.empty()) {
     std::string names;
     for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
-    Outcome out = Outcome::fail(Verdict::Unprocessable, "Quote is missing required terms: " + names);
+    Outcome out = Outcome::refuse_lock(kLockMissingTerms, "Quote is missing required terms: " + names);
     out.missing = std::move(missing);
     return out;
   }
-  thread.locked_quote_message_id = thread.latest_quote_message_id;
-  thread.locked_terms = thread.latest_quote_terms;
+  thread.locked_quote_message_id = id;
+  thread.locked_quote_seq = seq;
+  thread.locked_terms = terms;
   thread.quote_locked_at = now;
   move_to(thread, Status::QuoteLocked, now);
   Outcome out;

@@ -94,9 +94,16 @@ struct Thread {
   std::string mode = "quick_quote";
   Status status = Status::Negotiating;
   long long message_count = 0;
+  // The latest quote from either member (the requester's is a counter-proposal).
   std::optional<std::string> latest_quote_message_id;
+  std::optional<long long> latest_quote_seq;
   std::optional<Terms> latest_quote_terms;
+  // The provider's latest quote: what lock-quote locks unless it names another of the provider's.
+  std::optional<std::string> provider_quote_message_id;
+  std::optional<long long> provider_quote_seq;
+  std::optional<Terms> provider_quote_terms;
   std::optional<std::string> locked_quote_message_id;
+  std::optional<long long> locked_quote_seq;
   std::optional<Terms> locked_terms;
   std::optional<Millis> quote_locked_at;
   std::optional<Linked> offer;
@@ -109,6 +116,8 @@ struct Thread {
 };
 
 Role role_of(const Thread& thread, std::string_view agent);
+// The latest quote is the requester's counter-proposal: the provider answers with its own quote.
+bool latest_quote_is_requesters(const Thread& thread);
 
 using al::Verdict;  // shared by every service (common/service/verdict.hpp)
 
@@ -124,12 +133,23 @@ struct Outcome {
   std::string message;
   std::vector<std::string> missing;  // with Unprocessable from a lock: the missing terms
   std::vector<Change> changes;
+  std::string code;  // with Unprocessable from a lock: why (see kLock*)
 
-  static Outcome unchanged() { return {Verdict::Unchanged, {}, {}, {}}; }
-  static Outcome fail(Verdict verdict, std::string message) { return {verdict, std::move(message), {}, {}}; }
+  static Outcome unchanged() { return {Verdict::Unchanged, {}, {}, {}, {}}; }
+  static Outcome fail(Verdict verdict, std::string message) { return {verdict, std::move(message), {}, {}, {}}; }
+  static Outcome refuse_lock(std::string_view code, std::string message) {
+    return {Verdict::Unprocessable, std::move(message), {}, {}, std::string(code)};
+  }
 };
 
 inline constexpr std::string_view kNotMember = "Not authorized to access this thread";
+
+// Why a lock is refused with Unprocessable (the 422's `code`).
+inline constexpr std::string_view kLockNoQuote = "no_quote";                // the provider has not quoted
+inline constexpr std::string_view kLockMissingTerms = "missing_terms";      // the quote lacks terms
+inline constexpr std::string_view kLockMessageNotFound = "message_not_found";  // no message at message_seq
+inline constexpr std::string_view kLockNotAQuote = "not_a_quote";           // message_seq is not a quote
+inline constexpr std::string_view kLockNotProviderQuote = "not_provider_quote";  // it is the requester's
 
 // Opens a thread on `service` for `requester`, with `first` (the opening message, type text).
 Outcome open_thread(Thread& thread, const Service& service, std::string_view requester, Message& first,
@@ -137,7 +157,12 @@ Outcome open_thread(Thread& thread, const Service& service, std::string_view req
 // Appends `message` (id, type, body, terms set by the caller) from `actor`.
 Outcome post_message(Thread& thread, std::string_view actor, Message& message, long long max_messages,
                      Millis now);
-Outcome lock_quote(Thread& thread, std::string_view actor, Millis now);
+// Locks the provider's latest quote or, with `message_seq`, the provider's quote at that seq;
+// `named` is the thread's message at `message_seq` (nullopt when it has none). A requester's
+// quote is a counter-proposal and is never locked.
+Outcome lock_quote(Thread& thread, std::string_view actor, Millis now,
+                   std::optional<long long> message_seq = std::nullopt,
+                   const std::optional<Message>& named = std::nullopt);
 Outcome close_thread(Thread& thread, std::string_view actor, const std::optional<std::string>& reason,
                      Millis now);
 

@@ -8,6 +8,7 @@ namespace bj = boost::json;
 namespace {
 bj::value opt(const std::optional<std::string>& v) { return v ? bj::value(*v) : bj::value(nullptr); }
 bj::value opt_time(const std::optional<Millis>& v) { return v ? bj::value(format_rfc3339(*v)) : bj::value(nullptr); }
+bj::value opt_int(const std::optional<long long>& v) { return v ? bj::value(*v) : bj::value(nullptr); }
 bj::value linked(const std::optional<Linked>& l) {
   if (!l) return nullptr;
   return bj::object{{"id", l->id}, {"status", l->status}};
@@ -116,8 +117,11 @@ bj::object thread_to_json(const Thread& t, Role viewer, std::string_view base) {
     bj::array names;
     for (auto& m : missing) names.emplace_back(m);
     latest = bj::object{{"message_id", *t.latest_quote_message_id},
+                        {"seq", opt_int(t.latest_quote_seq)},
+                        {"sender_role", role_name(latest_quote_is_requesters(t) ? Role::Requester : Role::Provider)},
                         {"terms", t.latest_quote_terms ? terms_to_json(*t.latest_quote_terms) : bj::object{}},
                         {"complete", missing.empty()},
+                        {"lockable", missing.empty() && !latest_quote_is_requesters(t)},
                         {"missing_terms", std::move(names)}};
   }
   return {{"id", t.id},
@@ -132,6 +136,7 @@ bj::object thread_to_json(const Thread& t, Role viewer, std::string_view base) {
           {"latest_quote", std::move(latest)},
           {"locked_terms", t.locked_terms ? bj::value(terms_to_json(*t.locked_terms)) : bj::value(nullptr)},
           {"locked_quote_message_id", opt(t.locked_quote_message_id)},
+          {"locked_message_seq", opt_int(t.locked_quote_seq)},
           {"quote_locked_at", opt_time(t.quote_locked_at)},
           {"offer", linked(t.offer)},
           {"contract", linked(t.contract)},

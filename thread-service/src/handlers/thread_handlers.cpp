@@ -1,6 +1,7 @@
 #include "handlers/thread_handlers.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "common/json/json.hpp"
 #include "common/service/module.hpp"
@@ -108,10 +109,11 @@ ServiceFields read_service_fields(json::ObjectReader& r, bool complete) {
     }
   const bj::object* price = r.optional_object("price");
   if (price) {
+    // A price is replaced as a whole, so one sent (an update's too) has every part.
     auto p = r.nested(*price, "price", {"amount", "token", "network"});
-    f.amount = amount_field(p, "amount", complete);
-    f.token = token_field(p, "token", complete);
-    f.network = network_field(p, "network", complete);
+    f.amount = amount_field(p, "amount", true);
+    f.token = token_field(p, "token", true);
+    f.network = network_field(p, "network", true);
   } else if (complete) {
     r.fail("price", "is required: {amount, token, network}");
   }
@@ -343,18 +345,20 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                if (!m) return;
                auto body = body_of(req, reply, true);
                if (!body) return;
-               json::ObjectReader r(*body, {});
+               // Empty body or {}: the provider's latest quote; {"message_seq": n}: that quote.
+               json::ObjectReader r(*body, {"message_seq"});
+               auto seq = r.optional_int("message_seq", 1, std::numeric_limits<long long>::max());
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.lock_quote(m->thread->id, m->agent, req.request_id,
+               service.lock_quote(m->thread->id, m->agent, seq, req.request_id,
                                   [reply, agent = m->agent, base_url](Result result) {
                                     if (result.kind == Result::Kind::Unprocessable) {
                                       bj::array details;
                                       for (const auto& name : result.missing)
                                         details.push_back(bj::object{{"field", "terms." + name},
                                                                      {"message", "is required to lock the quote"}});
-                                      bool no_quote = result.thread && !result.thread->latest_quote_message_id;
-                                      return reply(Response::error(422, result.message, no_quote ? "no_quote" : "missing_terms",
-                                                                   std::move(details)));
+                                      if (result.missing.empty())
+                                        details.push_back(bj::object{{"field", "message_seq"}, {"message", result.message}});
+                                      return reply(Response::error(422, result.message, result.code, std::move(details)));
                                     }
                                     if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
                                     const Thread& t = *result.thread;
@@ -397,7 +401,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
       if (!l) return nullptr;
       return bj::object{{"id", l->id}, {"status", l->status}};
     };
-    bool complete = t.latest_quote_message_id && missing_terms(t.latest_quote_terms).empty();
+    bool complete = t.provider_quote_message_id && missing_terms(t.provider_quote_terms).empty();
     reply(Response::json(
         200, bj::object{{"thread_id", t.id},
                         {"status", status_name(t.status)},

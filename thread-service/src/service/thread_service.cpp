@@ -13,7 +13,7 @@ namespace bj = boost::json;
 
 std::function<void(std::exception_ptr)> finish(std::shared_ptr<Result> result, ThreadService::Callback done) {
   return reply_when_durable<Result>(std::move(result), std::move(done),
-                                    Result{Result::Kind::Internal, "Internal error", {}, {}, {}, {}},
+                                    Result{Result::Kind::Internal, "Internal error", {}, {}, {}, {}, {}},
                                     "thread transaction failed");
 }
 
@@ -75,6 +75,7 @@ void ThreadService::record(ThreadTx& tx, Thread& thread, const std::vector<Chang
       e.data["message"] = message_event_json(*message);
     } else if (c.event_type == "thread.quote_locked") {
       e.data["quote_message_id"] = *thread.locked_quote_message_id;
+      e.data["locked_message_seq"] = thread.locked_quote_seq.value_or(0);
       e.data["terms"] = terms_to_json(*thread.locked_terms);
     } else if (c.event_type == "thread.status_changed" || c.event_type == "thread.closed") {
       e.data["from"] = status_name(*c.from);
@@ -180,10 +181,11 @@ void ThreadService::act_on_thread(std::string thread_id, ThreadAction action, st
           result->message = "Thread not found";
           return;
         }
-        Outcome outcome = action(*t, clock_.now_ms(), *result);
+        Outcome outcome = action(tx, *t, clock_.now_ms(), *result);
         result->kind = kind_of(outcome.verdict);
         result->message = outcome.message;
         result->missing = outcome.missing;
+        result->code = outcome.code;
         if (outcome.verdict == Verdict::Applied)
           record(tx, *t, outcome.changes, request_id, result->posted ? &*result->posted : nullptr);
         result->thread = std::move(t);
@@ -196,7 +198,7 @@ void ThreadService::post_message(std::string thread_id, std::string actor, Messa
   act_on_thread(
       std::move(thread_id),
       [this, actor = std::move(actor), type, body = std::move(body), terms = std::move(terms)](
-          Thread& t, Millis now, Result& result) {
+          ThreadTx&, Thread& t, Millis now, Result& result) {
         Message m;
         m.id = new_sortable_id("msg_", now);
         m.type = type;
@@ -209,10 +211,15 @@ void ThreadService::post_message(std::string thread_id, std::string actor, Messa
       std::move(request_id), std::move(done));
 }
 
-void ThreadService::lock_quote(std::string thread_id, std::string actor, std::string request_id, Callback done) {
+void ThreadService::lock_quote(std::string thread_id, std::string actor, std::optional<long long> message_seq,
+                               std::string request_id, Callback done) {
   act_on_thread(
       std::move(thread_id),
-      [actor = std::move(actor)](Thread& t, Millis now, Result&) { return thread::lock_quote(t, actor, now); },
+      [actor = std::move(actor), message_seq](ThreadTx& tx, Thread& t, Millis now, Result&) {
+        std::optional<Message> named;
+        if (message_seq) named = tx.load_message(t, *message_seq);
+        return thread::lock_quote(t, actor, now, message_seq, named);
+      },
       std::move(request_id), std::move(done));
 }
 
@@ -220,7 +227,7 @@ void ThreadService::close(std::string thread_id, std::string actor, std::optiona
                           std::string request_id, Callback done) {
   act_on_thread(
       std::move(thread_id),
-      [actor = std::move(actor), reason = std::move(reason)](Thread& t, Millis now, Result&) {
+      [actor = std::move(actor), reason = std::move(reason)](ThreadTx&, Thread& t, Millis now, Result&) {
         return close_thread(t, actor, reason, now);
       },
       std::move(request_id), std::move(done));

@@ -24,6 +24,7 @@ struct Result {
   Kind kind = Kind::Ok;
   std::string message;
   std::vector<std::string> missing;  // Unprocessable lock: the missing terms
+  std::string code;                  // Unprocessable lock: why (kLock* in domain/thread.hpp)
   std::optional<Service> service;
   std::optional<Thread> thread;
   std::optional<Message> posted;
@@ -48,7 +49,9 @@ class ThreadService {
                    Callback done);
   void post_message(std::string thread_id, std::string actor, MessageType type, std::string body,
                     std::optional<Terms> terms, std::string request_id, Callback done);
-  void lock_quote(std::string thread_id, std::string actor, std::string request_id, Callback done);
+  // Locks the provider's latest quote, or the provider's quote at `message_seq`.
+  void lock_quote(std::string thread_id, std::string actor, std::optional<long long> message_seq,
+                  std::string request_id, Callback done);
   void close(std::string thread_id, std::string actor, std::optional<std::string> reason, std::string request_id,
              Callback done);
 
@@ -56,7 +59,7 @@ class ThreadService {
   std::optional<Thread> follow(ThreadTx& tx, const events::CloudEvent& event);
 
  private:
-  using ThreadAction = std::function<Outcome(Thread&, Millis now, Result&)>;
+  using ThreadAction = std::function<Outcome(ThreadTx&, Thread&, Millis now, Result&)>;
   void act_on_thread(std::string thread_id, ThreadAction action, std::string request_id, Callback done);
   void record(ThreadTx& tx, Thread& thread, const std::vector<Change>& changes, const std::string& request_id,
               const Message* message);

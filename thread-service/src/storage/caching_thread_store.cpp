@@ -27,6 +27,7 @@ class RecordingTx final : public ThreadTx {
     remember(t, false);
   }
   void insert_message(const Thread& t, const Message& m) override { inner_.insert_message(t, m); }
+  std::optional<Message> load_message(const Thread& t, long long seq) override { return inner_.load_message(t, seq); }
   void publish(const std::string& topic, const events::CloudEvent& e) override { inner_.publish(topic, e); }
 
  private:

@@ -92,6 +92,27 @@ CREATE TABLE messages (
 )sql", {}},
       events::outbox_published_at_migration(4),
       events::outbox_positions_migration(5),
+      // Who posted the latest quote, the provider's latest quote (what lock-quote locks) and the
+      // seq of the locked one; existing threads are filled in from their messages.
+      {7, R"sql(
+ALTER TABLE threads ADD COLUMN latest_quote_seq INTEGER;
+ALTER TABLE threads ADD COLUMN provider_quote_message_id TEXT;
+ALTER TABLE threads ADD COLUMN provider_quote_seq INTEGER;
+ALTER TABLE threads ADD COLUMN provider_quote_terms TEXT;
+ALTER TABLE threads ADD COLUMN locked_quote_seq INTEGER;
+UPDATE threads SET latest_quote_seq =
+  (SELECT m.seq FROM messages m WHERE m.thread_pos = threads.pos AND m.id = threads.latest_quote_message_id)
+  WHERE latest_quote_message_id IS NOT NULL;
+UPDATE threads SET locked_quote_seq =
+  (SELECT m.seq FROM messages m WHERE m.thread_pos = threads.pos AND m.id = threads.locked_quote_message_id)
+  WHERE locked_quote_message_id IS NOT NULL;
+UPDATE threads SET provider_quote_seq =
+  (SELECT MAX(m.seq) FROM messages m WHERE m.thread_pos = threads.pos AND m.type = 'quote' AND m.sender_role = 'provider');
+UPDATE threads SET
+  provider_quote_message_id = (SELECT m.id FROM messages m WHERE m.thread_pos = threads.pos AND m.seq = threads.provider_quote_seq),
+  provider_quote_terms = (SELECT m.terms FROM messages m WHERE m.thread_pos = threads.pos AND m.seq = threads.provider_quote_seq)
+  WHERE provider_quote_seq IS NOT NULL;
+)sql", {}},
   };
 }
 
@@ -145,7 +166,8 @@ constexpr auto kThread = storage::columns(
     "pos", "id", "service_id", "service_title", "service_terms", "requester_id", "provider_id", "mode", "status",
     "message_count", "latest_quote_message_id", "latest_quote_terms", "locked_quote_message_id", "locked_terms",
     "quote_locked_at", "offer_id", "offer_status", "offer_seq", "contract_id", "contract_status", "contract_seq",
-    "closed_reason", "created_at", "updated_at", "version", "revision");
+    "closed_reason", "created_at", "updated_at", "version", "revision", "latest_quote_seq",
+    "provider_quote_message_id", "provider_quote_seq", "provider_quote_terms", "locked_quote_seq");
 const std::string kThreadColumns = kThread.list();
 
 Thread read_thread(const storage::Query& q) {
@@ -161,8 +183,13 @@ Thread read_thread(const storage::Query& q) {
   t.status = parse_status(q.text(kThread["status"])).value_or(Status::Negotiating);
   t.message_count = q.int64(kThread["message_count"]);
   t.latest_quote_message_id = q.opt_text(kThread["latest_quote_message_id"]);
+  t.latest_quote_seq = q.opt_int64(kThread["latest_quote_seq"]);
   t.latest_quote_terms = terms_of(q.opt_text(kThread["latest_quote_terms"]));
+  t.provider_quote_message_id = q.opt_text(kThread["provider_quote_message_id"]);
+  t.provider_quote_seq = q.opt_int64(kThread["provider_quote_seq"]);
+  t.provider_quote_terms = terms_of(q.opt_text(kThread["provider_quote_terms"]));
   t.locked_quote_message_id = q.opt_text(kThread["locked_quote_message_id"]);
+  t.locked_quote_seq = q.opt_int64(kThread["locked_quote_seq"]);
   t.locked_terms = terms_of(q.opt_text(kThread["locked_terms"]));
   t.quote_locked_at = q.opt_int64(kThread["quote_locked_at"]);
   if (auto id = q.opt_text(kThread["offer_id"])) t.offer = Linked{*id, q.text(kThread["offer_status"]), q.int64(kThread["offer_seq"])};
@@ -173,6 +200,23 @@ Thread read_thread(const storage::Query& q) {
   t.version = q.int64(kThread["version"]);
   t.revision = q.int64(kThread["revision"]);
   return t;
+}
+
+constexpr auto kMessage =
+    storage::columns("id", "seq", "sender_id", "sender_role", "type", "body", "terms", "created_at");
+const std::string kMessageColumns = kMessage.list();
+
+Message read_message(const storage::Query& q) {
+  Message m;
+  m.id = q.text(kMessage["id"]);
+  m.seq = q.int64(kMessage["seq"]);
+  m.sender_id = q.text(kMessage["sender_id"]);
+  m.sender_role = q.text(kMessage["sender_role"]) == "provider" ? Role::Provider : Role::Requester;
+  m.type = parse_message_type(q.text(kMessage["type"])).value_or(MessageType::Text);
+  m.body = q.text(kMessage["body"]);
+  m.terms = terms_of(q.opt_text(kMessage["terms"]));
+  m.created_at = q.int64(kMessage["created_at"]);
+  return m;
 }
 
 std::string tags_text(const Service& s) {
@@ -248,11 +292,14 @@ class SqlThreadTx final : public ThreadTx {
     long long changed = c_.query(
         "UPDATE threads SET status=?, message_count=?, latest_quote_message_id=?, latest_quote_terms=?, "
         "locked_quote_message_id=?, locked_terms=?, quote_locked_at=?, offer_id=?, offer_status=?, offer_seq=?, "
-        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=?, revision=? "
-        "WHERE pos=? AND revision=?",
+        "contract_id=?, contract_status=?, contract_seq=?, closed_reason=?, updated_at=?, version=?, revision=?, "
+        "latest_quote_seq=?, provider_quote_message_id=?, provider_quote_seq=?, provider_quote_terms=?, "
+        "locked_quote_seq=? WHERE pos=? AND revision=?",
         status_name(t.status), t.message_count, t.latest_quote_message_id, terms_text(t.latest_quote_terms),
         t.locked_quote_message_id, terms_text(t.locked_terms), t.quote_locked_at, offer_id, offer_status, offer_seq,
-        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.revision, t.row, expected)
+        contract_id, contract_status, contract_seq, t.closed_reason, t.updated_at, t.version, t.revision,
+        t.latest_quote_seq, t.provider_quote_message_id, t.provider_quote_seq, terms_text(t.provider_quote_terms),
+        t.locked_quote_seq, t.row, expected)
         .run();
     thread_revisions_.saved(t.row, changed, t.revision, "thread " + t.id);
   }
@@ -264,6 +311,13 @@ class SqlThreadTx final : public ThreadTx {
         t.row, m.seq, m.id, m.sender_id, role_name(m.sender_role), message_type_name(m.type), m.body,
         terms_text(m.terms), m.created_at)
         .run();
+  }
+
+  std::optional<Message> load_message(const Thread& t, long long seq) override {
+    auto q = c_.query(std::string("SELECT ") + kMessageColumns + " FROM messages WHERE thread_pos = ? AND seq = ?",
+                      t.row, seq);
+    if (!q.next()) return std::nullopt;
+    return read_message(q);
   }
 
   void publish(const std::string& topic, const events::CloudEvent& event) override {
@@ -371,22 +425,10 @@ ThreadPage SqlThreadStore::list_threads(const ThreadQuery& query) {
 MessagePage SqlThreadStore::list_messages(const Thread& thread, long long after_seq, int limit) {
   return db_.read([&](storage::Connection& c) {
     MessagePage page;
-    auto q = c.query(
-        "SELECT id, seq, sender_id, sender_role, type, body, terms, created_at FROM messages "
-        "WHERE thread_pos = ? AND seq > ? ORDER BY seq LIMIT ?",
-        thread.row, after_seq, static_cast<long long>(limit + 1));
-    while (q.next()) {
-      Message m;
-      m.id = q.text(0);
-      m.seq = q.int64(1);
-      m.sender_id = q.text(2);
-      m.sender_role = q.text(3) == "provider" ? Role::Provider : Role::Requester;
-      m.type = parse_message_type(q.text(4)).value_or(MessageType::Text);
-      m.body = q.text(5);
-      m.terms = terms_of(q.opt_text(6));
-      m.created_at = q.int64(7);
-      page.messages.push_back(std::move(m));
-    }
+    auto q = c.query(std::string("SELECT ") + kMessageColumns +
+                         " FROM messages WHERE thread_pos = ? AND seq > ? ORDER BY seq LIMIT ?",
+                     thread.row, after_seq, static_cast<long long>(limit + 1));
+    while (q.next()) page.messages.push_back(read_message(q));
     if (static_cast<int>(page.messages.size()) > limit) {
       page.messages.pop_back();
       page.next_after_seq = page.messages.back().seq;

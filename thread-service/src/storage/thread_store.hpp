@@ -25,6 +25,7 @@ class ThreadTx {
   virtual void insert_thread(Thread& thread) = 0;  // assigns thread.row
   virtual void save_thread(const Thread& thread) = 0;
   virtual void insert_message(const Thread& thread, const Message& message) = 0;
+  virtual std::optional<Message> load_message(const Thread& thread, long long seq) = 0;  // nullopt: none
   virtual void publish(const std::string& topic, const events::CloudEvent& event) = 0;
 };
 
