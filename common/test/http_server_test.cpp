@@ -1,12 +1,22 @@
 #include "common/http/server.hpp"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
+#include <cerrno>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstring>
+#include <fcntl.h>
 #include <functional>
+#include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/service/module.hpp"
 #include "common/service/worker_pool.hpp"
 #include "http_client.hpp"
 
@@ -57,7 +68,11 @@ bool is_hex(const std::string& s, std::size_t n) {
 // A raw TCP connection with bounded, non-blocking reads (never hangs a test).
 class RawConnection {
  public:
-  explicit RawConnection(unsigned short port) : socket_(io_) {
+  explicit RawConnection(unsigned short port) : socket_(io_) { connect(port); }
+  // Takes its descriptor now and connects later (connect() needs no new descriptor).
+  struct Deferred {};
+  explicit RawConnection(Deferred) : socket_(io_) { socket_.open(tcp::v4()); }
+  void connect(unsigned short port) {
     boost::system::error_code ec;
     socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
     connected_ = !ec;
@@ -79,6 +94,22 @@ class RawConnection {
       }
     }
     return sent == data.size();
+  }
+  // Reads until `data` contains `marker` (true), the peer closes or the deadline passes (false).
+  bool read_until(std::string& data, std::string_view marker, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (connected_ && data.find(marker) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      boost::system::error_code ec;
+      std::size_t n = socket_.read_some(net::buffer(buf), ec);
+      if (n > 0) data.append(buf, n);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        std::this_thread::sleep_for(5ms);
+      } else if (ec) {
+        break;
+      }
+    }
+    return data.find(marker) != std::string::npos;
   }
   // Reads until the peer closes (true) or the deadline passes (false); `data` gets what arrived.
   bool read_until_closed(std::string& data, std::chrono::milliseconds timeout) {
@@ -152,6 +183,12 @@ class ServerTest : public ::testing::Test {
     router.add(verb::get, "/hang", [this](const Request&, Responder respond) {
       std::lock_guard lock(mutex);
       hanging = respond;
+    });
+    router.add(verb::post, "/object", [](const Request& r, Responder respond) {
+      Response error;
+      auto body = al::read_json_object(r, error);
+      if (!body) return respond(std::move(error));
+      respond(Response::json(200, bj::object{{"keys", body->size()}}));
     });
     router.add(verb::get, "/twice", [](const Request&, Responder respond) {
       respond(Response::json(200, bj::object{{"first", true}}));
@@ -375,11 +412,14 @@ TEST_F(ServerTest, MethodNotAllowedWithAllow) {
   HttpClient client(port);
   auto r = client.request(verb::delete_, "/both");
   EXPECT_EQ(r.status, 405u);
-  EXPECT_EQ(header(r, "allow"), "GET, POST");
+  EXPECT_EQ(header(r, "allow"), "GET, HEAD, POST");  // HEAD is served wherever GET is
   EXPECT_EQ(r.json(), (bj::value(bj::object{{"error", "Method not allowed"}, {"code", "method_not_allowed"}})));
   auto h = client.request(verb::post, "/hello", "{}");
   EXPECT_EQ(h.status, 405u);
-  EXPECT_EQ(header(h, "allow"), "GET");
+  EXPECT_EQ(header(h, "allow"), "GET, HEAD");
+  auto p = client.request(verb::put, "/echo", "{}");
+  EXPECT_EQ(p.status, 405u);
+  EXPECT_EQ(header(p, "allow"), "POST");
 }
 
 TEST_F(ServerTest, NoContent) {
@@ -593,9 +633,15 @@ TEST_F(ServerTest, MaxConnections) {
   third.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string data;
   EXPECT_TRUE(third.read_until_closed(data, 2000ms)) << "third connection not closed";
-  EXPECT_EQ(data.find("HTTP/1.1 200"), std::string::npos) << data;
+  // A short 503 the client can act on, written without reading the request.
+  EXPECT_EQ(data.rfind("HTTP/1.1 503 ", 0), 0u) << data;
+  EXPECT_NE(data.find("\r\nRetry-After: 1\r\n"), std::string::npos) << data;
+  EXPECT_NE(data.find("\r\nConnection: close\r\n"), std::string::npos) << data;
+  EXPECT_NE(data.find(R"("code":"unavailable")"), std::string::npos) << data;
   EXPECT_EQ(server->connections(), 2u);
+  EXPECT_EQ(server->rejected_connections(), 1u);
   EXPECT_EQ(hello_calls.load(), 2);
+  EXPECT_NE(metrics.render().find("http_connections_rejected_total 1\n"), std::string::npos) << metrics.render();
 
   // Existing connections are unaffected; after one closes a new one is accepted.
   EXPECT_EQ(a.get("/hello").status, 200u);
@@ -724,6 +770,437 @@ TEST_F(ServerTest, MetricsCountRequestsByRouteAndStatus) {
   EXPECT_NE(text.find(R"(http_request_duration_seconds_sum{method="GET",route="/hello"} )"), std::string::npos) << text;
   // No per-path cardinality: the 404 path itself never appears as a label.
   EXPECT_EQ(text.find("/nope"), std::string::npos);
+}
+
+// ---- framing: Transfer-Encoding (RFC 9112 §6.1) --------------------------------------------------
+
+constexpr const char* kSmuggled = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+// Sends a POST with `framing` header lines and a body that is itself a request; returns what came back
+// before the server closed (empty when it did not close within 2 s).
+std::string post_with_framing(unsigned short port, const std::string& framing, bool& closed) {
+  RawConnection raw(port);
+  EXPECT_TRUE(raw.connected());
+  raw.send("POST /echo HTTP/1.1\r\nHost: x\r\n" + framing + "\r\n" + kSmuggled);
+  std::string data;
+  closed = raw.read_until_closed(data, 2000ms);
+  return data;
+}
+
+TEST_F(ServerTest, TransferCodingOtherThanChunkedIs400AndClosesSoNoBodyIsReadAsARequest) {
+  start();
+  for (std::string framing : {"Transfer-Encoding: chunked, identity\r\n", "Transfer-Encoding: xchunked\r\n",
+                              "Transfer-Encoding: identity\r\n", "Transfer-Encoding: gzip\r\n",
+                              "Transfer-Encoding: gzip, chunked\r\n", "Transfer-Encoding: chunked,\r\n",
+                              "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                              "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                              "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"}) {
+    bool closed = false;
+    std::string data = post_with_framing(port, framing, closed);
+    EXPECT_TRUE(closed) << framing;
+    EXPECT_EQ(count_of(data, "HTTP/1.1 "), 1u) << framing << data;  // exactly one response, then EOF
+    EXPECT_EQ(data.rfind("HTTP/1.1 400 ", 0), 0u) << framing << data;
+    EXPECT_NE(data.find("\r\nConnection: close\r\n"), std::string::npos) << framing << data;
+    EXPECT_NE(data.find(R"({"error":"Unsupported transfer coding: only Transfer-Encoding: chunked is accepted",)"
+                        R"("code":"bad_request"})"),
+              std::string::npos)
+        << framing << data;
+  }
+  EXPECT_EQ(hello_calls.load(), 0);  // no smuggled request reached a handler
+}
+
+TEST_F(ServerTest, ContentLengthWithTransferEncodingIs400AndCloses) {
+  start();
+  for (std::string framing : {"Content-Length: 33\r\nTransfer-Encoding: chunked\r\n",
+                              "Transfer-Encoding: chunked\r\nContent-Length: 33\r\n",
+                              "Transfer-Encoding: CHUNKED\r\nContent-Length: 0\r\n"}) {
+    bool closed = false;
+    std::string data = post_with_framing(port, framing, closed);
+    EXPECT_TRUE(closed) << framing;
+    EXPECT_EQ(count_of(data, "HTTP/1.1 "), 1u) << framing << data;
+    EXPECT_EQ(data.rfind("HTTP/1.1 400 ", 0), 0u) << framing << data;
+    EXPECT_NE(data.find("\r\nConnection: close\r\n"), std::string::npos) << framing << data;
+    EXPECT_NE(data.find("A request must not carry both Content-Length and Transfer-Encoding"), std::string::npos)
+        << framing << data;
+  }
+  // With an unsupported coding the coding is what is refused; still 400 and closed.
+  bool closed = false;
+  std::string data = post_with_framing(port, "Content-Length: 33\r\nTransfer-Encoding: gzip\r\n", closed);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(count_of(data, "HTTP/1.1 "), 1u) << data;
+  EXPECT_EQ(data.rfind("HTTP/1.1 400 ", 0), 0u) << data;
+  EXPECT_EQ(hello_calls.load(), 0);
+}
+
+TEST_F(ServerTest, ChunkedBodiesStillWork) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                       "3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"
+                       "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms));
+  EXPECT_EQ(data.rfind("HTTP/1.1 200 ", 0), 0u) << data;
+  EXPECT_NE(data.find(R"({"size":7,"body":"{\"a\":1}"})"), std::string::npos) << data;
+  EXPECT_EQ(count_of(data, "HTTP/1.1 200 "), 2u) << data;  // keep-alive goes on after a chunked body
+}
+
+// ---- 413 that a client can read --------------------------------------------------------------------
+
+// What a plain blocking client (Python's urllib, curl without Expect) does with an upload: write the
+// whole request, then read the response until the server closes.
+struct Upload {
+  bool wrote_all = false;
+  int write_error = 0;
+  std::string response;
+  bool fin = false;  // the server closed with a FIN, not a reset
+  int read_error = 0;
+};
+
+Upload upload_then_read(unsigned short port, const std::string& head, const std::string& body) {
+  Upload out;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return out;
+  timeval timeout{5, 0};  // never hang a test
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return out;
+  }
+  std::string request = head + body;
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(fd, request.data() + sent, std::min<std::size_t>(64 * 1024, request.size() - sent), MSG_NOSIGNAL);
+    if (n <= 0) {
+      out.write_error = errno;
+      break;
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  out.wrote_all = sent == request.size();
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      out.response.append(buf, static_cast<std::size_t>(n));
+    } else {
+      out.fin = n == 0;
+      if (n < 0) out.read_error = errno;
+      break;
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string post_head(std::size_t length) {
+  return "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(length) + "\r\n\r\n";
+}
+
+TEST_F(ServerTest, OversizedUploadIsAnswered413AndTheClientReadsItAfterWritingTheWholeBody) {
+  start();  // body_limit 1 MiB
+  for (std::size_t size : {std::size_t(1024 * 1024 + 1), std::size_t(4 * 1024 * 1024)}) {
+    auto begin = std::chrono::steady_clock::now();
+    Upload u = upload_then_read(port, post_head(size), std::string(size, 'a'));
+    auto elapsed = std::chrono::steady_clock::now() - begin;
+    EXPECT_TRUE(u.wrote_all) << size << ": write failed: " << std::strerror(u.write_error);
+    EXPECT_EQ(u.response.rfind("HTTP/1.1 413 ", 0), 0u) << size << ": " << std::strerror(u.read_error);
+    EXPECT_NE(u.response.find(R"({"error":"Request body too large","code":"payload_too_large"})"), std::string::npos);
+    EXPECT_NE(u.response.find("\r\nConnection: close\r\n"), std::string::npos);
+    EXPECT_TRUE(u.fin) << size << ": ended by " << std::strerror(u.read_error);
+    EXPECT_LT(elapsed, 2500ms);
+    std::cout << "[ figures  ] " << size << "-byte upload over the 1 MiB limit: 413 read after "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() << " ms\n";
+  }
+  // A chunked body that grows past the limit: 413 once the limit is crossed, read the same way.
+  std::string chunked;
+  for (int i = 0; i < 64; ++i) chunked += "10000\r\n" + std::string(0x10000, 'b') + "\r\n";  // 4 MiB
+  chunked += "0\r\n\r\n";
+  Upload u = upload_then_read(port, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", chunked);
+  EXPECT_TRUE(u.wrote_all) << std::strerror(u.write_error);
+  EXPECT_EQ(u.response.rfind("HTTP/1.1 413 ", 0), 0u) << std::strerror(u.read_error);
+  EXPECT_TRUE(u.fin) << std::strerror(u.read_error);
+  // The server goes on.
+  HttpClient client(port);
+  EXPECT_EQ(client.get("/hello").status, 200u);
+  EXPECT_TRUE(eventually([&] { return server->connections() == 1; }));
+}
+
+TEST_F(ServerTest, LingeringIsBoundedByTime) {
+  al::http::ServerOptions options;
+  options.body_limit = 1024;
+  options.linger_timeout = 300ms;
+  start(options);
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.send(post_head(1 << 30)));  // declares 1 GiB, sends a trickle and never stops
+  std::string data;
+  ASSERT_TRUE(raw.read_until(data, "payload_too_large", 2000ms)) << data;
+  auto begin = std::chrono::steady_clock::now();
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() - begin < 3000ms) {
+    closed = !raw.send(std::string(512, 'a')) || server->connections() == 0;  // 25 KiB/s: far below linger_bytes
+    std::this_thread::sleep_for(20ms);
+  }
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  EXPECT_TRUE(closed);
+  EXPECT_GE(elapsed, 250ms);
+  EXPECT_LT(elapsed, 1500ms);
+}
+
+TEST_F(ServerTest, LingeringIsBoundedByBytes) {
+  al::http::ServerOptions options;
+  options.body_limit = 1024;
+  options.linger_bytes = 64 * 1024;
+  start(options);
+  Upload u = upload_then_read(port, post_head(64 * 1024 * 1024), std::string(64 * 1024 * 1024, 'a'));
+  // 64 MiB are more than the linger reads and the socket buffers hold: the server gives up on it
+  // (the client sees a reset on write) long before it could have read it all.
+  EXPECT_FALSE(u.wrote_all);
+  EXPECT_TRUE(u.write_error == ECONNRESET || u.write_error == EPIPE) << std::strerror(u.write_error);
+  EXPECT_TRUE(eventually([&] { return server->connections() == 0; }, 1000ms));
+}
+
+TEST_F(ServerTest, ExpectContinueOverTheLimitIsAnswered413WithoutReadingTheBody) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 4194304\r\nExpect: 100-continue\r\n\r\n"));
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms)) << data;  // our FIN follows the 413
+  EXPECT_EQ(data.rfind("HTTP/1.1 413 ", 0), 0u) << data;
+  EXPECT_EQ(data.find("100 Continue"), std::string::npos) << data;
+}
+
+TEST_F(ServerTest, ExpectContinueWithinTheLimitGets100ThenTheResponse) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 7\r\nExpect: 100-continue\r\n\r\n"));
+  std::string data;
+  ASSERT_TRUE(raw.read_until(data, "\r\n\r\n", 2000ms)) << data;
+  EXPECT_EQ(data, "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(raw.send(R"({"a":1})"));
+  ASSERT_TRUE(raw.read_until(data, R"({"size":7,)", 2000ms)) << data;
+  EXPECT_NE(data.find("HTTP/1.1 200 "), std::string::npos) << data;
+}
+
+// ---- connection cap and accept backoff -----------------------------------------------------------
+
+TEST(ServerLimits, ConnectionCapDerivedFromTheFileLimit) {
+  using al::http::derive_max_connections;
+  EXPECT_EQ(derive_max_connections(1024), 1024u - (102 + 64));
+  EXPECT_EQ(derive_max_connections(20000), 20000u - (2000 + 64));
+  EXPECT_EQ(derive_max_connections(65536), 20000u);  // never above 20000
+  EXPECT_EQ(derive_max_connections(std::numeric_limits<std::uint64_t>::max()), 20000u);
+  EXPECT_EQ(derive_max_connections(100), 100u - (10 + 64));
+  EXPECT_EQ(derive_max_connections(64), 1u);  // all reserve: still one
+
+  // 0 (the default) derives it from this process's soft limit; a number is taken as is.
+  rlimit limit{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  net::io_context ioc;
+  al::http::Router router;
+  al::http::ServerOptions options;
+  EXPECT_EQ(options.max_connections, 0u);
+  al::http::Server derived(ioc, router, options, nullptr);
+  EXPECT_EQ(derived.max_connections(),
+            derive_max_connections(limit.rlim_cur == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max()
+                                                                   : limit.rlim_cur));
+  options.max_connections = 7;
+  al::http::Server fixed(ioc, router, options, nullptr);
+  EXPECT_EQ(fixed.max_connections(), 7u);
+}
+
+// Restores RLIMIT_NOFILE however the test ends.
+class FileLimit {
+ public:
+  FileLimit() { getrlimit(RLIMIT_NOFILE, &saved_); }
+  ~FileLimit() { restore(); }
+  // Leaves no descriptor free: the next socket or accept fails with EMFILE.
+  bool exhaust() {
+    int probe = ::open("/dev/null", O_RDONLY);  // the lowest free descriptor
+    if (probe < 0) return false;
+    ::close(probe);
+    rlimit lowered = saved_;
+    lowered.rlim_cur = static_cast<rlim_t>(probe);
+    return setrlimit(RLIMIT_NOFILE, &lowered) == 0;
+  }
+  void restore() { setrlimit(RLIMIT_NOFILE, &saved_); }
+
+ private:
+  rlimit saved_{};
+};
+
+TEST_F(ServerTest, AcceptBacksOffWhenOutOfDescriptorsAndServesOnceSomeAreFree) {
+  start();
+  std::vector<std::unique_ptr<RawConnection>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(std::make_unique<RawConnection>(RawConnection::Deferred{}));
+  auto failures_before = server->accept_failures();
+  FileLimit limit;
+  ASSERT_TRUE(limit.exhaust());
+  for (auto& c : clients) {
+    c->connect(port);  // completes in the listen backlog; the server's accept gets EMFILE
+    ASSERT_TRUE(c->connected());
+    ASSERT_TRUE(c->send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  }
+  std::this_thread::sleep_for(1000ms);
+  auto failures = server->accept_failures() - failures_before;
+  limit.restore();
+  std::cout << "[ figures  ] accept failures in 1 s without descriptors: " << failures << "\n";
+  EXPECT_GE(failures, 3u);  // it kept trying: 50, 100, 200, 400 ms …
+  EXPECT_LT(failures, 50u);  // but did not spin
+  EXPECT_EQ(hello_calls.load(), 0);
+
+  // Descriptors are back: the waiting connections are accepted (within the 1 s backoff) and served.
+  auto begin = std::chrono::steady_clock::now();
+  for (auto& c : clients) {
+    std::string data;
+    EXPECT_TRUE(c->read_until_closed(data, 3000ms));
+    EXPECT_EQ(data.rfind("HTTP/1.1 200 ", 0), 0u) << data;
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, 2000ms);
+  EXPECT_EQ(hello_calls.load(), 3);
+  EXPECT_NE(metrics.render().find("http_accept_failures_total " + std::to_string(server->accept_failures()) + "\n"),
+            std::string::npos);
+  // And a success reset the backoff: a new connection is served at once.
+  HttpClient client(port);
+  EXPECT_EQ(client.get("/hello").status, 200u);
+}
+
+// ---- HEAD ------------------------------------------------------------------------------------------
+
+struct RawResponse {
+  std::string status_line;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+};
+
+// Splits pipelined responses; `bodiless[i]` tells whether response i answers a HEAD.
+std::vector<RawResponse> split_responses(const std::string& data, const std::vector<bool>& bodiless) {
+  std::vector<RawResponse> out;
+  std::size_t pos = 0;
+  for (bool head : bodiless) {
+    std::size_t end = data.find("\r\n\r\n", pos);
+    if (end == std::string::npos) break;
+    RawResponse r;
+    std::size_t line_end = data.find("\r\n", pos);
+    r.status_line = data.substr(pos, line_end - pos);
+    for (std::size_t at = line_end + 2; at < end;) {
+      std::size_t next = data.find("\r\n", at);
+      if (next == std::string::npos || next > end) next = end;
+      std::string line = data.substr(at, next - at);
+      auto colon = line.find(':');
+      std::string name = line.substr(0, colon);
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      r.headers[name] = line.substr(colon + 2);
+      at = next + 2;
+    }
+    pos = end + 4;
+    std::size_t length = r.headers.count("content-length") ? std::stoul(r.headers["content-length"]) : 0;
+    if (!head) {
+      r.body = data.substr(pos, length);
+      pos += length;
+    }
+    out.push_back(std::move(r));
+  }
+  if (pos != data.size()) out.push_back({"<trailing bytes: " + data.substr(pos) + ">", {}, {}});
+  return out;
+}
+
+TEST_F(ServerTest, HeadRunsTheGetHandlerAndSendsItsHeadersWithoutTheBody) {
+  start();
+  RawConnection raw(port);
+  ASSERT_TRUE(raw.send("HEAD /items/7?x=1 HTTP/1.1\r\nHost: x\r\nx-request-id: same\r\n\r\n"
+                       "GET /items/7?x=1 HTTP/1.1\r\nHost: x\r\nx-request-id: same\r\n\r\n"
+                       "HEAD /both HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "HEAD /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string data;
+  EXPECT_TRUE(raw.read_until_closed(data, 2000ms));
+  auto responses = split_responses(data, {true, false, true, true, true, true});
+  ASSERT_EQ(responses.size(), 6u) << data;
+  const auto& head = responses[0];
+  const auto& get = responses[1];
+  EXPECT_EQ(head.status_line, "HTTP/1.1 200 OK");
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(head.headers, get.headers);  // same status and headers, Content-Length of the GET's body
+  EXPECT_EQ(head.headers.at("content-length"), std::to_string(get.body.size()));
+  EXPECT_GT(get.body.size(), 0u);
+  EXPECT_EQ(responses[2].status_line, "HTTP/1.1 204 No Content");
+  // No GET on /echo: 405 with Allow as usual, and still no body.
+  EXPECT_EQ(responses[3].status_line, "HTTP/1.1 405 Method Not Allowed");
+  EXPECT_EQ(responses[3].headers["allow"], "POST");
+  EXPECT_NE(responses[3].headers["content-length"], "0");
+  EXPECT_EQ(responses[4].status_line, "HTTP/1.1 404 Not Found");
+  EXPECT_EQ(responses[5].status_line, "HTTP/1.1 200 OK");
+  EXPECT_EQ(responses[5].headers["connection"], "close");
+  EXPECT_EQ(hello_calls.load(), 1);  // HEAD ran the GET handler
+  ASSERT_TRUE(eventually([&] {
+    return metrics.render().find(R"(http_requests_total{method="HEAD",route="/items/{id}",status="200"} 1)") !=
+           std::string::npos;
+  })) << metrics.render();
+}
+
+// ---- JSON bodies: media type and duplicate keys ----------------------------------------------------
+
+HttpResult post_typed(unsigned short port, const std::string& body, std::optional<std::string> content_type) {
+  RawConnection raw(port);
+  std::string head = "POST /object HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n";
+  if (content_type) head += "Content-Type: " + *content_type + "\r\n";
+  raw.send(head + "\r\n" + body);
+  std::string data;
+  raw.read_until_closed(data, 2000ms);
+  auto responses = split_responses(data, {false});
+  HttpResult out;
+  if (responses.empty() || responses[0].status_line.size() < 12) return out;
+  out.status = static_cast<unsigned>(std::stoul(responses[0].status_line.substr(9, 3)));
+  out.body = responses[0].body;
+  return out;
+}
+
+TEST_F(ServerTest, JsonBodiesNeedAJsonContentType) {
+  start();
+  for (std::string type : {"application/json", "application/json; charset=utf-8", "Application/JSON",
+                           "application/merge-patch+json", "application/vnd.api+json;charset=UTF-8"}) {
+    auto r = post_typed(port, R"({"a":1})", type);
+    EXPECT_EQ(r.status, 200u) << type << ": " << r.body;
+  }
+  for (std::optional<std::string> type : {std::optional<std::string>{}, std::optional<std::string>{"text/plain"},
+                                          std::optional<std::string>{"application/x-www-form-urlencoded"},
+                                          std::optional<std::string>{"application/jsonx"},
+                                          std::optional<std::string>{"application/+json"},
+                                          std::optional<std::string>{"text/json"}}) {
+    auto r = post_typed(port, R"({"a":1})", type);
+    EXPECT_EQ(r.status, 415u) << type.value_or("<none>") << ": " << r.body;
+    EXPECT_EQ(r.json(), (bj::value(bj::object{{"error", "Content-Type must be application/json"},
+                                              {"code", "unsupported_media_type"}})))
+        << r.body;
+  }
+  // An empty body is judged as before, whatever its type: 400, a JSON object is required.
+  auto empty = post_typed(port, "", std::nullopt);
+  EXPECT_EQ(empty.status, 400u);
+  EXPECT_EQ(empty.json().at("code").as_string(), "invalid_json");
+}
+
+TEST_F(ServerTest, JsonBodyWithADuplicateKeyIs400) {
+  start();
+  HttpClient client(port);
+  auto flat = client.post("/object", std::string(R"({"amount":"1","amount":"1000"})"));
+  EXPECT_EQ(flat.status, 400u);
+  EXPECT_EQ(flat.json(), (bj::value(bj::object{{"error", R"(Duplicate key "amount" in a JSON object)"},
+                                               {"code", "invalid_json"}})));
+  auto deep = client.post("/object", std::string(R"({"a":{"b":{"c":1,"\u0063":2}}})"));
+  EXPECT_EQ(deep.status, 400u);
+  EXPECT_EQ(deep.error(), R"(Duplicate key "c" in a JSON object)");
+  EXPECT_EQ(client.post("/object", std::string(R"({"a":{"c":1},"c":2})")).status, 200u);
 }
 
 TEST(Metrics, RenderCountersGaugesAndEscaping) {

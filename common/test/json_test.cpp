@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -65,6 +67,53 @@ TEST(JsonParse, DepthLimit) {
   EXPECT_FALSE(al::json::parse(nested_arrays(100000), error));
 }
 
+TEST(JsonParse, DuplicateKeysRefusedAtAnyDepth) {
+  struct Case {
+    std::string text;
+    std::string key;
+  };
+  std::vector<Case> cases = {
+      {R"({"a":1,"a":2})", R"("a")"},
+      {R"({"a":1,"b":2,"a":1})", R"("a")"},                         // same value too
+      {R"({"x":{"y":[{"z":1,"q":{},"z":2}]}})", R"("z")"},          // depth 3
+      {R"([{"k":{"k":{"dup":1,"dup":null}}}])", R"("dup")"},        // the same name at other depths is fine
+      {R"({"a":1,"\u0061":2})", R"("a")"},                           // escapes compare decoded
+      {R"({"\u00e9t\u00e9":1,"été":2})", "\"été\""},  // UTF-8 vs \u escapes
+      {R"({"a\"b":1,"a\u0022b":2})", R"("a\"b")"},                 // shown escaped
+  };
+  for (const auto& c : cases) {
+    std::string error;
+    EXPECT_FALSE(al::json::parse(c.text, error)) << "accepted: " << c.text;
+    EXPECT_EQ(error, "Duplicate key " + c.key + " in a JSON object") << c.text;
+  }
+  // Equal keys in different objects, and keys equal only up to case, are not duplicates.
+  std::string error;
+  auto v = al::json::parse(R"({"a":{"a":1},"b":[{"a":1},{"a":2}],"A":3})", error);
+  ASSERT_TRUE(v) << error;
+  EXPECT_EQ(v->at("b").as_array().size(), 2u);
+  // A long key is shown cut to 64 bytes, never inside a UTF-8 character.
+  std::string key = std::string(63, 'k') + "é" + std::string(10, 'k');
+  EXPECT_FALSE(al::json::parse("{\"" + key + "\":1,\"" + key + "\":2}", error));
+  EXPECT_EQ(error, "Duplicate key \"" + std::string(63, 'k') + "\"… in a JSON object");
+}
+
+TEST(JsonParse, ManyKeysAreCheckedInLinearTime) {
+  // 100k distinct keys: a pairwise comparison would take seconds, a set takes milliseconds.
+  std::string text = "{";
+  for (int i = 0; i < 100000; ++i) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":0";
+  text += "}";
+  std::string error;
+  auto begin = std::chrono::steady_clock::now();
+  auto v = al::json::parse(text, error);
+  auto elapsed = std::chrono::steady_clock::now() - begin;
+  ASSERT_TRUE(v) << error;
+  EXPECT_EQ(v->as_object().size(), 100000u);
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  std::string with_duplicate = text.substr(0, text.size() - 1) + ",\"k99999\":1}";
+  EXPECT_FALSE(al::json::parse(with_duplicate, error));
+  EXPECT_EQ(error, R"(Duplicate key "k99999" in a JSON object)");
+}
+
 TEST(JsonSerialize, RoundTrips) {
   bj::value v = bj::object{{"a", 1}, {"b", "x"}};
   std::string error;
@@ -95,6 +144,16 @@ TEST(ObjectReader, UnknownFieldNameTruncatedTo64) {
   ObjectReader r(o, {});
   ASSERT_EQ(r.errors().size(), 1u);
   EXPECT_EQ(r.errors()[0].field, std::string(64, 'k'));
+}
+
+TEST(ObjectReader, UnknownFieldNameCutBetweenCharacters) {
+  std::string name = "k";  // then 17 four-byte characters: the 64-byte cut falls inside the 16th
+  for (int i = 0; i < 17; ++i) name += "\xF0\x9D\x90\x93";
+  bj::object o;
+  o[name] = 1;
+  ObjectReader r(o, {});
+  ASSERT_EQ(r.errors().size(), 1u);
+  EXPECT_EQ(r.errors()[0].field, name.substr(0, 61));  // valid UTF-8, so the 400 is valid JSON
 }
 
 TEST(ObjectReader, EmptyObjectWithNoFieldsIsOk) {

@@ -6,7 +6,12 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/pct_string_view.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 
@@ -28,6 +33,15 @@ struct Server::State {
   ServerOptions options;
   Metrics* metrics;
   tcp::acceptor acceptor;
+  std::size_t max_connections;
+  // Accept backoff after a failed accept (EMFILE, ENFILE, …); touched on the acceptor's strand only.
+  net::steady_timer accept_timer;
+  std::chrono::milliseconds accept_backoff{0};
+  std::chrono::steady_clock::time_point last_accept_warning{};
+  std::uint64_t accept_warnings_suppressed = 0;
+  // Shared with the metrics registry, which may outlive the server.
+  std::shared_ptr<std::atomic<std::uint64_t>> accept_failures = std::make_shared<std::atomic<std::uint64_t>>(0);
+  std::shared_ptr<std::atomic<std::uint64_t>> rejected = std::make_shared<std::atomic<std::uint64_t>>(0);
   std::vector<net::io_context*> pool;
   std::atomic<std::size_t> next{0};
   std::atomic<bool> draining{false};
@@ -38,12 +52,27 @@ struct Server::State {
   TrustedProxies proxies;
 
   State(net::io_context& io, const Router& r, ServerOptions o, Metrics* m, std::vector<net::io_context*> p)
-      : ioc(io), router(r), options(std::move(o)), metrics(m), acceptor(net::make_strand(io)), pool(std::move(p)),
+      : ioc(io), router(r), options(std::move(o)), metrics(m), acceptor(net::make_strand(io)),
+        max_connections(options.max_connections), accept_timer(acceptor.get_executor()), pool(std::move(p)),
         proxies(options.trusted_proxies) {
     if (pool.empty()) pool.push_back(&ioc);
+    if (max_connections == 0) {
+      rlimit limit{};
+      std::uint64_t soft = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                               ? static_cast<std::uint64_t>(limit.rlim_cur)
+                               : std::numeric_limits<std::uint64_t>::max();
+      max_connections = derive_max_connections(soft);
+    }
   }
   net::io_context& next_context() { return *pool[next.fetch_add(1, std::memory_order_relaxed) % pool.size()]; }
 };
+
+std::size_t derive_max_connections(std::uint64_t soft_file_limit) {
+  constexpr std::uint64_t kCeiling = 20000;
+  std::uint64_t reserve = soft_file_limit / 10 + 64;
+  if (soft_file_limit <= reserve) return 1;
+  return static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min(kCeiling, soft_file_limit - reserve)));
+}
 
 namespace {
 bool valid_request_id(std::string_view id) {
@@ -52,6 +81,26 @@ bool valid_request_id(std::string_view id) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
       return false;
   return true;
+}
+
+constexpr std::string_view kUnsupportedTransferCoding =
+    "Unsupported transfer coding: only Transfer-Encoding: chunked is accepted";
+constexpr std::string_view kLengthAndTransferCoding =
+    "A request must not carry both Content-Length and Transfer-Encoding";
+
+// The Allow value of a 405: HEAD is served wherever GET is.
+std::string with_head(std::string allow) {
+  std::size_t after_get = std::string::npos;
+  for (std::size_t start = 0; start < allow.size();) {
+    std::size_t end = allow.find(", ", start);
+    if (end == std::string::npos) end = allow.size();
+    std::string_view method(allow.data() + start, end - start);
+    if (method == "HEAD") return allow;
+    if (method == "GET") after_get = end;
+    start = end + 2;
+  }
+  if (after_get != std::string::npos) allow.insert(after_get, ", HEAD");
+  return allow;
 }
 }  // namespace
 
@@ -80,10 +129,10 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
   }
 
-  // Called on drain: close now when idle, otherwise after the response in flight.
+  // Called on drain: close now when idle, otherwise after the response in flight (or its linger).
   void drain() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->close();
+      if (!self->busy_ && !self->lingering_) self->close();
     });
   }
 
@@ -94,39 +143,93 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(state_->options.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(state_->options.header_limit));
     stream_.expires_after(state_->options.read_timeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::on_read, shared_from_this()));
+    // The header first: its framing is checked before a byte of the body is read.
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
 
-  void on_read(beast::error_code ec, std::size_t) {
-    if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
-        ec == net::error::operation_aborted || ec == beast::error::timeout ||
-        ec == net::error::connection_reset) {
-      return close();
-    }
+  static bool peer_gone(const beast::error_code& ec) {
+    return ec == bhttp::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted ||
+           ec == beast::error::timeout || ec == net::error::connection_reset;
+  }
+
+  void begin_request() {
     started_ = std::chrono::steady_clock::now();
     keep_alive_ = false;
+    head_ = false;
     method_text_ = "-";
     route_ = "-";
     request_id_ = random_hex(8);
-    if (ec == bhttp::error::body_limit) {
-      return send(Response::error(413, "Request body too large", "payload_too_large"));
+  }
+
+  // Answers a request whose input was not read to the end; the connection is closed after it.
+  void refuse(unsigned status, std::string_view message, std::string_view code) {
+    keep_alive_ = false;
+    linger_ = true;
+    send(Response::error(status, message, code));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (peer_gone(ec)) return close();
+    begin_request();
+    const auto& header = parser_->get();
+    if (ec == bhttp::error::header_limit) return refuse(431, "Request headers too large", "headers_too_large");
+    // A Content-Length over body_limit ends the header already: the body is never read (nor is
+    // `100 Continue` sent for it).
+    if (ec == bhttp::error::body_limit) return refuse(413, "Request body too large", "payload_too_large");
+    // Beast stops at the field that conflicts; the fields before it are in the header.
+    if (ec == bhttp::error::bad_transfer_encoding)
+      return refuse(400, header.count(bhttp::field::content_length) ? kLengthAndTransferCoding : kUnsupportedTransferCoding,
+                    "bad_request");
+    if (ec == bhttp::error::bad_content_length && header.count(bhttp::field::transfer_encoding))
+      return refuse(400, kLengthAndTransferCoding, "bad_request");
+    if (ec) return refuse(400, "Malformed HTTP request", "bad_request");
+    method_text_ = std::string(header.method_string().substr(0, 16));
+
+    // RFC 9112 §6.1: only `chunked` alone is understood. Anything else (another coding, a list,
+    // the field twice) leaves the body's length unknown, and Beast would read such a body as the
+    // next request: refuse it and close.
+    auto codings = header.equal_range(bhttp::field::transfer_encoding);
+    if (codings.first != codings.second) {
+      if (std::next(codings.first) != codings.second || !beast::iequals(codings.first->value(), "chunked"))
+        return refuse(400, kUnsupportedTransferCoding, "bad_request");
+      if (header.count(bhttp::field::content_length)) return refuse(400, kLengthAndTransferCoding, "bad_request");
     }
-    if (ec == bhttp::error::header_limit) {
-      return send(Response::error(431, "Request headers too large", "headers_too_large"));
+    auto length = parser_->content_length();
+    bool body_expected = parser_->chunked() || (length && *length > 0);
+    if (body_expected && header.version() >= 11 && beast::iequals(header[bhttp::field::expect], "100-continue") &&
+        buffer_.size() == 0) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                              [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                if (ec) return self->close();
+                                self->read_body();
+                              });
     }
-    if (ec) return send(Response::error(400, "Malformed HTTP request", "bad_request"));
+    read_body();
+  }
+
+  // Within the deadline the header started.
+  void read_body() {
+    bhttp::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (peer_gone(ec)) return close();
+    if (ec == bhttp::error::body_limit) return refuse(413, "Request body too large", "payload_too_large");
+    if (ec) return refuse(400, "Malformed HTTP request", "bad_request");
+    started_ = std::chrono::steady_clock::now();  // latency counts from the whole request
 
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     Request request;
     request.method = message.method();
-    method_text_ = std::string(message.method_string().substr(0, 16));
     request.target = std::string(message.target());
     request.remote_address = state_->proxies.empty() ? remote_ : state_->proxies.client_address(remote_, message["x-forwarded-for"]);
     auto incoming_id = message["x-request-id"];
     if (valid_request_id(incoming_id)) request_id_ = std::string(incoming_id);
     request.request_id = request_id_;
+    head_ = request.method == bhttp::verb::head;
 
     auto url = boost::urls::parse_origin_form(request.target);
     if (!url) return send(Response::error(400, "Malformed request target", "bad_request"));
@@ -158,10 +261,18 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     auto match = state_->router.match(request.method, request.path);
+    if (head_ && match.handler == nullptr) {
+      // HEAD is GET without the body: the GET handler answers, send() leaves the body out.
+      auto get = state_->router.match(bhttp::verb::get, request.path);
+      if (get.handler != nullptr) {
+        match = std::move(get);
+        request.method = bhttp::verb::get;
+      }
+    }
     if (match.handler == nullptr) {
       if (match.status == 405) {
         Response r = Response::error(405, "Method not allowed", "method_not_allowed");
-        r.headers.emplace_back("allow", match.allow);
+        r.headers.emplace_back("allow", with_head(std::move(match.allow)));
         return send(std::move(r));
       }
       return send(Response::error(404, "Not found", "not_found"));
@@ -222,6 +333,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (response.status != 204) res->body() = std::move(response.body);
     res->prepare_payload();
     stream_.expires_after(state_->options.write_timeout);
+    if (head_) {
+      // The header as the GET would have it, Content-Length included; no body (RFC 9110 §9.3.2).
+      auto header_only = std::make_shared<bhttp::response<bhttp::empty_body>>(std::move(res->base()));
+      return bhttp::async_write(stream_, *header_only,
+                                [self = shared_from_this(), header_only, keep](beast::error_code ec, std::size_t) {
+                                  self->on_write(ec, keep);
+                                });
+    }
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
                          self->on_write(ec, keep);
@@ -231,8 +350,30 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_write(beast::error_code ec, bool keep) {
     record();
     busy_ = false;
+    if (!ec && linger_ && state_->options.linger_timeout.count() > 0) return linger();
     if (ec || !keep) return close();
     do_read();
+  }
+
+  // The response is out, but the client may still be sending the request we did not read: closing
+  // with unread data would reset the connection, and a reset can destroy the response before the
+  // client reads it. So: send our FIN, drop what arrives for a bounded time, then close.
+  void linger() {
+    lingering_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    buffer_.clear();
+    discard_.resize(16 * 1024);
+    stream_.expires_after(state_->options.linger_timeout);
+    read_and_discard();
+  }
+
+  void read_and_discard() {
+    stream_.async_read_some(net::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ >= self->state_->options.linger_bytes) return self->close();
+      self->read_and_discard();
+    });
   }
 
   void record() {
@@ -261,6 +402,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   bool busy_ = false;
   bool keep_alive_ = false;
+  bool head_ = false;       // a HEAD request: the response goes without its body
+  bool linger_ = false;     // the request was not read to its end: linger after the response
+  bool lingering_ = false;
+  std::size_t lingered_ = 0;
+  std::vector<char> discard_;
   std::chrono::steady_clock::time_point started_;
   std::string method_text_ = "-";
   std::string route_ = "-";
@@ -269,19 +415,82 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 namespace {
+// One more connection than max_connections: a short 503 written without reading the request
+// (the socket buffer takes it at once), what already arrived read and dropped so the close is a
+// FIN rather than a reset, then closed. No session, no timer: this costs the descriptor only now.
+void refuse_over_capacity(tcp::socket& socket) {
+  static const std::string kResponse = [] {
+    std::string body = R"({"error":"Too many open connections; retry shortly","code":"unavailable"})";
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: agentlancer\r\nContent-Type: application/json\r\n"
+           "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(net::buffer(kResponse), ignored);
+  char scratch[4096];
+  for (int i = 0; i < 16; ++i) {
+    beast::error_code ec;
+    if (socket.read_some(net::buffer(scratch), ec) == 0 || ec) break;
+  }
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  socket.close(ignored);
+}
+
+// Errors of one pending connection (accept(2): treat like EAGAIN and retry); any other error (EMFILE,
+// ENFILE, ENOBUFS, ENOMEM) would fail again at once, so accepting pauses.
+bool per_connection_error(const beast::error_code& ec) {
+  return ec == net::error::connection_aborted || ec == net::error::try_again || ec == net::error::would_block ||
+         ec == net::error::interrupted || ec == net::error::network_down || ec == net::error::network_unreachable ||
+         ec == net::error::host_unreachable || ec == net::error::no_protocol_option ||
+         ec == net::error::operation_not_supported || ec.value() == EPROTO || ec.value() == EHOSTDOWN ||
+         ec.value() == ENONET;
+}
+
+void do_accept(std::shared_ptr<Server::State> state);
+
+// On the acceptor's strand.
+void on_accept_failure(const std::shared_ptr<Server::State>& state, const beast::error_code& ec) {
+  state->accept_failures->fetch_add(1, std::memory_order_relaxed);
+  bool pause = !per_connection_error(ec);
+  if (pause) {
+    state->accept_backoff = state->accept_backoff.count() == 0
+                                ? std::chrono::milliseconds(50)
+                                : std::min(state->accept_backoff * 2, std::chrono::milliseconds(1000));
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (now - state->last_accept_warning >= std::chrono::seconds(1)) {
+    log::warn("accept failed", {{"what", ec.message()},
+                                {"paused_ms", pause ? state->accept_backoff.count() : 0},
+                                {"open_connections", state->live.load()},
+                                {"suppressed", state->accept_warnings_suppressed}});
+    state->last_accept_warning = now;
+    state->accept_warnings_suppressed = 0;
+  } else {
+    ++state->accept_warnings_suppressed;
+  }
+  if (!pause) return do_accept(state);
+  state->accept_timer.expires_after(state->accept_backoff);
+  state->accept_timer.async_wait([state](beast::error_code wait_ec) {
+    if (wait_ec || !state->acceptor.is_open()) return;
+    do_accept(state);
+  });
+}
+
 void do_accept(std::shared_ptr<Server::State> state) {
   state->acceptor.async_accept(
       net::make_strand(state->next_context()), [state](beast::error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !state->acceptor.is_open()) return;
-        if (!ec) {
-          if (state->draining || state->live.load() >= state->options.max_connections) {
-            beast::error_code ignored;
-            socket.close(ignored);
-          } else {
-            std::make_shared<Session>(std::move(socket), state)->run();
-          }
+        if (ec) return on_accept_failure(state, ec);
+        state->accept_backoff = std::chrono::milliseconds(0);
+        if (state->draining) {
+          beast::error_code ignored;
+          socket.close(ignored);
+        } else if (state->live.load() >= state->max_connections) {
+          state->rejected->fetch_add(1, std::memory_order_relaxed);
+          refuse_over_capacity(socket);
         } else {
-          log::warn("accept failed", {{"what", ec.message()}});
+          std::make_shared<Session>(std::move(socket), state)->run();
         }
         do_accept(state);
       });
@@ -290,7 +499,16 @@ void do_accept(std::shared_ptr<Server::State> state) {
 
 Server::Server(net::io_context& ioc, const Router& router, ServerOptions options, Metrics* metrics,
                std::vector<net::io_context*> pool)
-    : state_(std::make_shared<State>(ioc, router, std::move(options), metrics, std::move(pool))) {}
+    : state_(std::make_shared<State>(ioc, router, std::move(options), metrics, std::move(pool))) {
+  if (metrics != nullptr) {
+    metrics->register_counter("http_accept_failures_total",
+                              "Failed accepts of HTTP connections (EMFILE, ENFILE, …); accepting pauses after one.",
+                              [failures = state_->accept_failures] { return static_cast<double>(failures->load()); });
+    metrics->register_counter("http_connections_rejected_total",
+                              "HTTP connections answered 503 for being over http.max_connections.",
+                              [rejected = state_->rejected] { return static_cast<double>(rejected->load()); });
+  }
+}
 
 Server::~Server() = default;
 
@@ -308,12 +526,19 @@ unsigned short Server::port() const { return state_->acceptor.local_endpoint().p
 
 std::size_t Server::connections() const { return state_->live.load(); }
 
+std::size_t Server::max_connections() const { return state_->max_connections; }
+
+std::uint64_t Server::accept_failures() const { return state_->accept_failures->load(); }
+
+std::uint64_t Server::rejected_connections() const { return state_->rejected->load(); }
+
 void Server::shutdown(std::chrono::milliseconds deadline, std::function<void()> done) {
   auto state = state_;
   state->draining = true;
   net::post(state->acceptor.get_executor(), [state] {
     beast::error_code ignored;
     state->acceptor.close(ignored);
+    state->accept_timer.cancel();
   });
   std::vector<std::shared_ptr<Session>> sessions;
   {

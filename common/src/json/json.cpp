@@ -1,9 +1,13 @@
 #include "common/json/json.hpp"
 
+#include "common/util/ids.hpp"
+
+#include <boost/json/basic_parser_impl.hpp>
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <limits>
+#include <unordered_set>
 
 namespace al::json {
 namespace {
@@ -61,7 +65,9 @@ bool literal_is_exact(std::string_view literal) {
   double d = std::strtod(copy.c_str(), nullptr);
   if (d == std::numeric_limits<double>::infinity() || d == -std::numeric_limits<double>::infinity()) return false;
   char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+  // Scientific: the shortest digits that read back as `d` (fixed notation would spell out a large
+  // double's exact binary value, 53088675528136302592 for 5.30886755281363e19).
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
   if (ec != std::errc()) return false;
   return normalize(std::string_view(buf, static_cast<std::size_t>(end - buf))) == normalize(literal);
 }
@@ -87,17 +93,113 @@ std::optional<std::string> first_inexact_number(std::string_view text) {
   }
   return std::nullopt;
 }
+
+// Builds the value as boost::json::parser does, and stops at a key an object already has (Boost.JSON
+// would silently keep one of the two, so what a client meant is ambiguous). Keys arrive unescaped:
+// "a" and "\u0061" are the same key. One set of keys per open object, so the check is linear.
+class StrictHandler {
+ public:
+  static constexpr std::size_t max_object_size = bj::object::max_size();
+  static constexpr std::size_t max_array_size = bj::array::max_size();
+  static constexpr std::size_t max_key_size = bj::string::max_size();
+  static constexpr std::size_t max_string_size = bj::string::max_size();
+
+  bj::value_stack stack;
+  std::optional<std::string> duplicate;  // the repeated key, once found
+
+  bool on_document_begin(bj::error_code&) { return true; }
+  bool on_document_end(bj::error_code&) { return true; }
+  bool on_object_begin(bj::error_code&) {
+    keys_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t n, bj::error_code&) {
+    keys_.pop_back();
+    stack.push_object(n);
+    return true;
+  }
+  bool on_array_begin(bj::error_code&) { return true; }
+  bool on_array_end(std::size_t n, bj::error_code&) {
+    stack.push_array(n);
+    return true;
+  }
+  bool on_key_part(bj::string_view s, std::size_t, bj::error_code&) {
+    stack.push_chars(s);
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(bj::string_view s, std::size_t, bj::error_code& ec) {
+    stack.push_key(s);
+    key_.append(s.data(), s.size());
+    auto [at, fresh] = keys_.back().insert(std::move(key_));
+    key_.clear();
+    if (fresh) return true;
+    duplicate = *at;
+    ec = bj::error::syntax;
+    return false;
+  }
+  bool on_string_part(bj::string_view s, std::size_t, bj::error_code&) {
+    stack.push_chars(s);
+    return true;
+  }
+  bool on_string(bj::string_view s, std::size_t, bj::error_code&) {
+    stack.push_string(s);
+    return true;
+  }
+  bool on_number_part(bj::string_view, bj::error_code&) { return true; }
+  bool on_int64(std::int64_t i, bj::string_view, bj::error_code&) {
+    stack.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, bj::string_view, bj::error_code&) {
+    stack.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, bj::string_view, bj::error_code&) {
+    stack.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, bj::error_code&) {
+    stack.push_bool(b);
+    return true;
+  }
+  bool on_null(bj::error_code&) {
+    stack.push_null();
+    return true;
+  }
+  bool on_comment_part(bj::string_view, bj::error_code&) { return true; }
+  bool on_comment(bj::string_view, bj::error_code&) { return true; }
+
+ private:
+  std::vector<std::unordered_set<std::string>> keys_;  // of each object still open
+  std::string key_;                                    // the key being read, when it comes in parts
+};
+
+// A key for an error message: at most 64 bytes (not splitting a UTF-8 character), quoted and escaped.
+std::string shown_key(std::string_view key) {
+  std::size_t size = std::min<std::size_t>(key.size(), 64);
+  while (size > 0 && size < key.size() && (static_cast<unsigned char>(key[size]) & 0xC0) == 0x80) --size;
+  return bj::serialize(bj::string_view(key.data(), size)) + (size < key.size() ? "…" : "");
+}
 }  // namespace
 
 std::optional<bj::value> parse(std::string_view text, std::string& error, std::size_t max_depth) {
   bj::parse_options options;
   options.max_depth = max_depth;
+  bj::basic_parser<StrictHandler> parser(options);
+  parser.handler().stack.reset();
   bj::error_code ec;
-  bj::value value = bj::parse(text, ec, {}, options);
+  std::size_t parsed = parser.write_some(false, text.data(), text.size(), ec);
+  if (!ec && parsed < text.size()) ec = bj::error::extra_data;
+  if (parser.handler().duplicate) {
+    error = "Duplicate key " + shown_key(*parser.handler().duplicate) + " in a JSON object";
+    return std::nullopt;
+  }
   if (ec) {
     error = "Malformed JSON: " + ec.message();
     return std::nullopt;
   }
+  bj::value value = parser.handler().stack.release();
   // Never change a client's number silently: a literal a double cannot carry exactly is refused.
   if (auto inexact = first_inexact_number(text)) {
     error = "The number " + *inexact +
@@ -121,8 +223,7 @@ ObjectReader::ObjectReader(const bj::object& object,
   for (const auto& field : object_) {
     std::string_view key = field.key();
     if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      std::string shown(key.substr(0, 64));
-      fail(shown, "unknown field");
+      fail(valid_utf8_prefix(key, 64), "unknown field");
     }
   }
 }

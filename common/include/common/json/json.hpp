@@ -13,8 +13,9 @@ namespace al::json {
 
 namespace bj = boost::json;
 
-// Parses untrusted text. Returns nullopt and a human-readable reason on malformed input or
-// nesting deeper than max_depth.
+// Parses untrusted text. Returns nullopt and a human-readable reason on malformed input, nesting
+// deeper than max_depth, an object with the same key twice (at any depth; keys compare unescaped)
+// or a number a double cannot carry exactly.
 std::optional<bj::value> parse(std::string_view text, std::string& error, std::size_t max_depth = 32);
 
 std::string serialize(const bj::value& value);
