@@ -78,6 +78,16 @@ TEST(QueryParams, CollectsEveryProblemInTheOrderOfTheQuery) {
   EXPECT_EQ(limit, 20);  // nothing invalid was taken
 }
 
+TEST(QueryParams, EchoesAnUnknownNameAsValidUtf8OfAtMost64Bytes) {
+  std::string bold;  // 17 four-byte characters: 68 bytes
+  for (int i = 0; i < 17; ++i) bold += "\xF0\x9D\x90\x93";
+  auto errors = QueryParams().read(request_with({{bold, "1"}, {"\xFF", "1"}}));
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].field, bold.substr(0, 64));
+  EXPECT_EQ(errors[1].field, "\xEF\xBF\xBD");
+  EXPECT_EQ(errors[1].message, "unknown query parameter");
+}
+
 TEST(QueryParams, AnswersOne400WithEveryProblem) {
   long long limit = 100;
   std::optional<http::Response> sent;

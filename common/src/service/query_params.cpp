@@ -53,7 +53,7 @@ std::vector<json::FieldError> QueryParams::read(const http::Request& request) co
     for (const auto& [name, r] : readers_)
       if (name == key) reader = &r;
     if (!reader) {
-      errors.push_back({key.substr(0, 64), "unknown query parameter"});
+      errors.push_back({valid_utf8_prefix(key, 64), "unknown query parameter"});
       continue;
     }
     if (auto problem = (*reader)(value)) errors.push_back({key, std::move(*problem)});

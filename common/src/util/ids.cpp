@@ -99,4 +99,38 @@ bool parse_positive_int64(std::string_view text, long long& out) {
   return true;
 }
 
+namespace {
+// The length of the well-formed UTF-8 sequence starting `text` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0 when it does not start one.
+std::size_t utf8_sequence_length(std::string_view text) {
+  auto byte = [&text](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  std::size_t length = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+  if (length == 0 || text.size() < length) return 0;
+  unsigned char low = 0x80, high = 0xBF;  // the range of the second byte
+  if (lead == 0xE0) low = 0xA0;
+  if (lead == 0xED) high = 0x9F;
+  if (lead == 0xF0) low = 0x90;
+  if (lead == 0xF4) high = 0x8F;
+  if (byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i)
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  return length;
+}
+}  // namespace
+
+std::string valid_utf8_prefix(std::string_view text, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  while (!text.empty()) {
+    std::size_t length = utf8_sequence_length(text);
+    std::string_view character = length ? text.substr(0, length) : kReplacement;
+    if (out.size() + character.size() > max_bytes) break;
+    out.append(character);
+    text.remove_prefix(length ? length : 1);
+  }
+  return out;
+}
+
 }  // namespace al

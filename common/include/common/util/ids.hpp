@@ -20,4 +20,9 @@ std::string new_uuid_v7(long long unix_ms);
 // Strict parse of a positive int64 in decimal text (no sign, no spaces, no leading '+').
 bool parse_positive_int64(std::string_view text, long long& out);
 
+// `text` as valid UTF-8 of at most `max_bytes` bytes, for echoing a client's bytes (a query
+// parameter's name, a JSON key) in a JSON answer: each byte that does not start a well-formed
+// UTF-8 sequence becomes U+FFFD, and the text is cut before the first character that would not fit.
+std::string valid_utf8_prefix(std::string_view text, std::size_t max_bytes);
+
 }  // namespace al
