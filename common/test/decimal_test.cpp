@@ -157,6 +157,15 @@ TEST(DecimalFromDouble, TinyValuesBeyondEighteenDigitsRejected) {
   EXPECT_EQ(from_double_text(std::numeric_limits<double>::denorm_min()), "<rejected>");
 }
 
+TEST(DecimalFromDouble, LargeValuesTakeTheirShortestDigitsNotTheirBinaryExpansion) {
+  // 5.30886755281363e19 is the double 53088675528136302592: 15 significant digits as written.
+  EXPECT_EQ(from_double_text(5.30886755281363e19), "53088675528136300000");
+  EXPECT_EQ(from_double_text(1.5e19), "15000000000000000000");
+  EXPECT_EQ(from_double_text(9.007199254740993e15), "<rejected>");  // 16 digits
+  EXPECT_EQ(from_double_text(9.999999999999998e19), "<rejected>");  // 16 digits
+  EXPECT_EQ(from_double_text(1.5e-17), "0.000000000000000015");
+}
+
 TEST(DecimalFromDouble, NanAndInfinityRejected) {
   EXPECT_FALSE(Decimal::from_double(std::numeric_limits<double>::quiet_NaN()).has_value());
   EXPECT_FALSE(Decimal::from_double(std::nan("")).has_value());

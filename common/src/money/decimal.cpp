@@ -54,31 +54,38 @@ std::optional<Decimal> Decimal::from_double(double value) {
   if (!(value == value) || value == std::numeric_limits<double>::infinity() ||
       value == -std::numeric_limits<double>::infinity())
     return std::nullopt;
-  char buf[400];
-  // Shortest representation that round-trips: for inputs with <= 15 significant digits this is
-  // exactly the decimal text the client typed.
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::fixed);
+  // The shortest digits that read back as the same double ("d.ddde±x"): for a literal of at most
+  // 15 significant digits they are exactly the digits the client typed. (Fixed notation would
+  // spell out the exact binary value of a large double: 53088675528136302592 for 5.30886755281363e19.)
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
   if (ec != std::errc()) return std::nullopt;
   std::string_view text(buf, static_cast<std::size_t>(end - buf));
-  int significant = 0;
-  bool leading = true;
-  for (char c : text) {
-    if (c < '0' || c > '9') continue;
-    if (leading && c == '0') continue;
-    leading = false;
-    ++significant;
-  }
-  // Trailing zeros of an integer part are not significant for this check ("1000000").
-  std::size_t dot = text.find('.');
-  if (dot == std::string_view::npos) {
-    std::size_t i = text.size();
-    while (i > 0 && text[i - 1] == '0' && significant > 1) {
-      --i;
-      --significant;
-    }
-  }
-  if (significant > 15) return std::nullopt;
-  return parse(text);
+  bool negative = text.front() == '-';
+  if (negative) text.remove_prefix(1);
+  std::size_t e = text.find('e');
+  if (e == std::string_view::npos) return std::nullopt;
+  std::string digits;
+  for (char c : text.substr(0, e))
+    if (c != '.') digits.push_back(c);
+  std::string_view exponent_text = text.substr(e + 1);
+  if (!exponent_text.empty() && exponent_text.front() == '+') exponent_text.remove_prefix(1);
+  int exponent = 0;
+  if (std::from_chars(exponent_text.data(), exponent_text.data() + exponent_text.size(), exponent).ec != std::errc())
+    return std::nullopt;
+  if (digits.size() > 15) return std::nullopt;
+  // The same digits in plain notation; Decimal::parse then checks the range and the scale.
+  long long point = static_cast<long long>(exponent) + 1;  // digits before the decimal point
+  if (point > kMaxIntegerDigits || point < -kScale) return std::nullopt;  // out of range either way
+  std::string plain;
+  if (point <= 0)
+    plain = "0." + std::string(static_cast<std::size_t>(-point), '0') + digits;
+  else if (static_cast<std::size_t>(point) >= digits.size())
+    plain = digits + std::string(static_cast<std::size_t>(point) - digits.size(), '0');
+  else
+    plain = digits.substr(0, static_cast<std::size_t>(point)) + "." + digits.substr(static_cast<std::size_t>(point));
+  if (negative && value != 0) plain.insert(0, "-");
+  return parse(plain);
 }
 
 Decimal Decimal::from_int(long long value) {
