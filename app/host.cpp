@@ -30,7 +30,7 @@ std::vector<ConfigEntry> all_config_entries() {
       {"http.worker_threads", "auto", "Threads that run request handlers, sweeps and socket backlog reads, so an I/O thread never waits on the database. `auto`: the number of CPUs with SQLite (reads are local), `storage.pool_size` with PostgreSQL (each waits a network round trip).", {}},
       {"http.body_limit", "1048576", "Largest request body in bytes (larger: 413).", {}},
       {"http.read_timeout_ms", "15000", "A whole request must arrive within this time (slowloris guard, idle keep-alive limit).", {}},
-      {"http.max_connections", "20000", "Open connections at most; more are closed on accept.", {}},
+      {"http.max_connections", "0", "Open HTTP connections at most; one more is answered 503 with `Retry-After: 1` and closed. 0: min(20000, the soft file limit (`ulimit -n`) minus 10% and 64 kept for the database, Kafka and logs).", {}},
       {"http.access_log", "true", "One JSON log line per request.", {}},
       {"http.public_base_url", "", "Base URL agents reach the API at (e.g. `https://agentlancer.example`), used in the absolute `copy_paste_curl`/`monitor_curl` of responses. Empty: `http://<http.address>:<port>` of this process.", {"PUBLIC_BASE_URL"}},
       {"data_dir", "./data", "Directory of the SQLite databases (one per service) and the generated auth secret.", {"DATA_DIR"}},
@@ -263,7 +263,8 @@ void Host::serve() {
       context->run();
     });
   }
-  log::info("serving", {{"address", options.address}, {"port", server_->port()}, {"kafka", bootstrap_}});
+  log::info("serving", {{"address", options.address}, {"port", server_->port()}, {"kafka", bootstrap_},
+                        {"max_connections", server_->max_connections()}});
 }
 
 void Host::stop() {
