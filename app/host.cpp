@@ -47,6 +47,8 @@ std::vector<ConfigEntry> all_config_entries() {
       {"storage.max_attempts", "10", "PostgreSQL: runs of a write transaction that meets a serialization failure, a deadlock or a concurrent update before the request fails.", {}},
       {"storage.read_cache", "auto", "In-memory read caches of jobs, threads and contracts: `on`, `off`, or `auto` (on with SQLite, off with PostgreSQL). A cache learns only of its own process's commits: keep it off when several replicas of a service share one database, so a read on any replica sees a write made through another.", {}},
       {"db.synchronous", "FULL", "SQLite `synchronous` pragma. FULL: a change is on disk before the client hears of it.", {}},
+      {"idempotency.retention_ms", "86400000", "How long an `Idempotency-Key` and its response are remembered per agent (ms; default 24 h): a retry within it replays the response.", {}},
+      {"idempotency.lock_ms", "60000", "How long a request holds its `Idempotency-Key` before a retry may take it over (only after the holder died without committing; ms).", {}},
       {"outbox.retention_ms", "604800000", "How long published outbox rows are kept (ms; default 7 days).", {}},
       {"log.level", "info", "debug, info, warn or error.", {}},
       {"shutdown.drain_ms", "10000", "On SIGTERM: how long in-flight requests may take to finish.", {}},

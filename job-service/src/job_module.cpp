@@ -4,6 +4,7 @@
 
 #include "common/chain/chain.hpp"
 #include "common/events/outbox.hpp"
+#include "common/service/idempotency.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/log/log.hpp"
 #include "handlers/job_handlers.hpp"
@@ -48,10 +49,13 @@ class JobModule final : public Module {
                      return store_.recording(*tx, [&](JobTx& t) { service_.follow_contract(t, e); });
                    }},
                    &rt.metrics, rt.consumer_settings),
+        idempotency_(*db_, rt.auth, rt.clock, "job-service",
+                     idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
         lifecycle_("job-service", *db_, rt.workers.context()) {
     if (rt.config.get("job.chain_adapter") != "sandbox")
       throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");
     db_->migrate(job_migrations());
+    lifecycle_.every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); });
     lifecycle_.relay(relay_, rt.metrics)
         .consumer(agents_)
         .consumer(contracts_)
@@ -60,7 +64,10 @@ class JobModule final : public Module {
   }
 
   std::string name() const override { return "job-service"; }
-  void add_routes(http::Router& router) override { add_job_routes(router, service_, store_, rt_.auth, rt_.clock); }
+  void add_routes(http::Router& router) override {
+    http::Router::DecoratorScope idempotent(router, idempotency_.decorator());
+    add_job_routes(router, service_, store_, rt_.auth, rt_.clock);
+  }
 
   void start() override { lifecycle_.start(); }
   void stop() override { lifecycle_.stop(); }
@@ -76,6 +83,7 @@ class JobModule final : public Module {
   events::OutboxRelay relay_;
   events::ConsumerLoop agents_;
   events::ConsumerLoop contracts_;
+  idempotency::Guard idempotency_;
   Lifecycle lifecycle_;
 };
 }  // namespace

@@ -6,6 +6,7 @@
 #include "common/chain/evm_jsonrpc.hpp"
 #include "common/events/outbox.hpp"
 #include "common/log/log.hpp"
+#include "common/service/idempotency.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "handlers/offer_handlers.hpp"
@@ -115,8 +116,11 @@ class OfferModule final : public Module {
                    return after_commit;
                  }},
                  &rt.metrics, rt.consumer_settings),
+        idempotency_(*db_, rt.auth, rt.clock, "offer-service",
+                     idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
         lifecycle_("offer-service", *db_, rt.workers.context()) {
     db_->migrate(offer_migrations());
+    lifecycle_.every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); });
     lifecycle_.relay(relay_, rt.metrics)
         .consumer(threads_)
         .every("offer expiry and payment sweep", std::chrono::milliseconds(rt.config.get_int("offers.expiry_sweep_ms")),
@@ -128,6 +132,7 @@ class OfferModule final : public Module {
 
   std::string name() const override { return "offer-service"; }
   void add_routes(http::Router& router) override {
+    http::Router::DecoratorScope idempotent(router, idempotency_.decorator());
     add_offer_routes(router, service_, store_, rt_.auth, rt_.clock, rt_.public_base_url,
                      FeedbackLimits{static_cast<int>(rt_.config.get_int("ops.feedback_per_minute")), std::chrono::minutes(1)});
   }
@@ -144,6 +149,7 @@ class OfferModule final : public Module {
   OfferService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop threads_;
+  idempotency::Guard idempotency_;
   Lifecycle lifecycle_;
 };
 }  // namespace

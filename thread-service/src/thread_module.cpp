@@ -4,6 +4,7 @@
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
 #include "common/service/durable.hpp"
+#include "common/service/idempotency.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "common/util/time_format.hpp"
@@ -58,9 +59,12 @@ class ThreadModule final : public Module {
                   return store_.recording(*tx, [&](thread::ThreadTx& t) { service_.follow(t, e); });
                 }},
                 &rt.metrics, rt.consumer_settings),
+        idempotency_(*db_, rt.auth, rt.clock, "thread-service",
+                     idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
         lifecycle_("thread-service", *db_, rt.workers.context()) {
     if (rt.config.get_int("threads.max_messages") < 1) throw ConfigError("threads.max_messages must be at least 1");
     db_->migrate(thread::thread_migrations());
+    lifecycle_.every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); });
     lifecycle_.relay(relay_, rt.metrics).consumer(offers_);
   }
 
@@ -68,6 +72,7 @@ class ThreadModule final : public Module {
 
   void add_routes(http::Router& router) override {
     using verb = http::bhttp::verb;
+    http::Router::DecoratorScope idempotent(router, idempotency_.decorator());
     router.add(verb::post, "/api/agent/signup", [this](const Request& req, Responder reply) { signup(req, reply); });
     router.add(verb::get, "/api/agent/me", [this](const Request& req, Responder reply) { me(req, reply); });
     thread::add_service_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
@@ -127,6 +132,7 @@ class ThreadModule final : public Module {
   thread::ThreadService service_;
   events::OutboxRelay relay_;
   events::ConsumerLoop offers_;
+  idempotency::Guard idempotency_;
   Lifecycle lifecycle_;
 };
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
+#include "common/service/idempotency.hpp"
 #include "common/util/ids.hpp"
 
 #include <unistd.h>
@@ -27,6 +28,8 @@ constexpr const char* kOutboxChannel = "agentlancer_outbox";
 void append_to_outbox(storage::Connection& c, const std::string& topic, const CloudEvent& event,
                       Millis now) {
   storage::outbox::append(c, event.id, topic, event.subject, boost::json::serialize(event.to_json()), now);
+  // Every effect appends an event: the request's Idempotency-Key record commits with it.
+  idempotency::note_effect(c, event.request_id, event.source);
   c.notify(kOutboxChannel, "");
 }
 

@@ -16,6 +16,8 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }  // namespace
 
 void Router::add(bhttp::verb method, std::string pattern, Handler handler, Runs runs) {
+  // Innermost first, so the scope made first wraps outermost.
+  for (auto it = decorators_.rbegin(); it != decorators_.rend(); ++it) handler = (*it)(method, pattern, std::move(handler));
   Route route{method, pattern, {}, std::move(handler), runs};
   for (auto segment : split_path(pattern)) route.segments.emplace_back(segment);
   routes_.push_back(std::move(route));

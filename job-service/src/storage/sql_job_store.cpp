@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <unordered_map>
 
+#include "common/storage/idempotency_store.hpp"
 #include "common/events/outbox.hpp"
 #include "common/storage/columns.hpp"
 #include "common/json/json.hpp"
@@ -65,6 +66,7 @@ CREATE TABLE known_agents (
 )sql", {}},
       events::outbox_published_at_migration(3),
       events::outbox_positions_migration(4),
+      storage::idempotency::table_migration(5),
   };
 }
 

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <unordered_map>
 
+#include "common/storage/idempotency_store.hpp"
 #include "common/events/outbox.hpp"
 #include "common/storage/columns.hpp"
 
@@ -121,6 +122,7 @@ ALTER TABLE contracts ADD COLUMN watch_until INTEGER;
 CREATE INDEX contracts_payment_submitted ON contracts(updated_at) WHERE status = 'payment_submitted';
 )sql", {}},
       events::outbox_positions_migration(10),
+      storage::idempotency::table_migration(11),
   };
 }
 

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <unordered_map>
 
+#include "common/storage/idempotency_store.hpp"
 #include "common/events/outbox.hpp"
 #include "common/storage/columns.hpp"
 #include "events/thread_json.hpp"
@@ -92,6 +93,7 @@ CREATE TABLE messages (
 )sql", {}},
       events::outbox_published_at_migration(4),
       events::outbox_positions_migration(5),
+      storage::idempotency::table_migration(6),
       // Who posted the latest quote, the provider's latest quote (what lock-quote locks) and the
       // seq of the locked one; existing threads are filled in from their messages.
       {7, R"sql(

@@ -25,7 +25,25 @@ enum class Runs { OffIo, OnIo };
 // trailing slash does not matter).
 class Router {
  public:
+  // Wraps a handler when it is added (rate limits, Idempotency-Key): sees the route it guards.
+  using Decorator = std::function<Handler(bhttp::verb method, const std::string& pattern, Handler handler)>;
+
   void add(bhttp::verb method, std::string pattern, Handler handler, Runs runs = Runs::OffIo);
+
+  // Every handler added while a scope lives is wrapped by its decorator; scopes nest (the one
+  // made first wraps outermost).
+  class DecoratorScope {
+   public:
+    DecoratorScope(Router& router, Decorator decorator) : router_(router) {
+      router_.decorators_.push_back(std::move(decorator));
+    }
+    ~DecoratorScope() { router_.decorators_.pop_back(); }
+    DecoratorScope(const DecoratorScope&) = delete;
+    DecoratorScope& operator=(const DecoratorScope&) = delete;
+
+   private:
+    Router& router_;
+  };
   void add_upgrade(std::string pattern, Upgrade upgrade);
 
   struct Match {
@@ -63,6 +81,7 @@ class Router {
     Upgrade upgrade;
   };
   std::vector<UpgradeRoute> upgrades_;
+  std::vector<Decorator> decorators_;
 };
 
 }  // namespace al::http
