@@ -122,6 +122,19 @@ TEST(JsonSerialize, RoundTrips) {
   EXPECT_EQ(*back, v);
 }
 
+// Found by fuzz/json_object: Boost.JSON 1.81 read this literal as 3.6358853999999996e-17, so the
+// body was stored and echoed with a number the client did not send.
+TEST(JsonParse, DoubleIsTheLiteralCorrectlyRounded) {
+  std::string error;
+  auto v = al::json::parse(R"({"x":0.000000000000000036358854})", error);
+  ASSERT_TRUE(v) << error;
+  EXPECT_EQ(v->at("x").as_double(), 3.6358854e-17);
+  EXPECT_EQ(al::json::serialize(*v), R"({"x":3.6358854E-17})");
+  auto back = al::json::parse(al::json::serialize(*v), error);
+  ASSERT_TRUE(back) << error;
+  EXPECT_EQ(*back, *v);
+}
+
 // ---- ObjectReader --------------------------------------------------------------------------
 
 TEST(ObjectReader, UnknownFieldsReported) {

@@ -146,16 +146,29 @@ class StrictHandler {
     stack.push_string(s);
     return true;
   }
-  bool on_number_part(bj::string_view, bj::error_code&) { return true; }
+  bool on_number_part(bj::string_view s, bj::error_code&) {
+    number_.append(s.data(), s.size());
+    return true;
+  }
   bool on_int64(std::int64_t i, bj::string_view, bj::error_code&) {
+    number_.clear();
     stack.push_int64(i);
     return true;
   }
   bool on_uint64(std::uint64_t u, bj::string_view, bj::error_code&) {
+    number_.clear();
     stack.push_uint64(u);
     return true;
   }
-  bool on_double(double d, bj::string_view, bj::error_code&) {
+  bool on_double(double d, bj::string_view s, bj::error_code&) {
+    // Boost.JSON 1.81 may round a literal to a neighbouring double (0.000000000000000036358854
+    // became 3.6358853999999996e-17): keep the correctly rounded double of the literal itself,
+    // the one the exact-number check below vouches for.
+    number_.append(s.data(), s.size());
+    double exact;
+    auto [end, ec] = std::from_chars(number_.data(), number_.data() + number_.size(), exact);
+    if (ec == std::errc() && end == number_.data() + number_.size()) d = exact;
+    number_.clear();
     stack.push_double(d);
     return true;
   }
@@ -173,6 +186,7 @@ class StrictHandler {
  private:
   std::vector<std::unordered_set<std::string>> keys_;  // of each object still open
   std::string key_;                                    // the key being read, when it comes in parts
+  std::string number_;                                 // the number being read, when it comes in parts
 };
 
 // A key for an error message: at most 64 bytes (not splitting a UTF-8 character), quoted and escaped.
