@@ -361,6 +361,12 @@ TEST_F(JobHttpTest, CreateJobShapeAndOperationIdIsIdempotent) {
   auto b = http.post("/api/agents/jobs", body, client_->key);
   ASSERT_EQ(b.status, 201u);
   EXPECT_EQ(b.json().at("id"), j.at("id"));
+  // The same operation id with other parameters is refused, not answered with the first job.
+  body["budget"] = "99";
+  auto c = http.post("/api/agents/jobs", body, client_->key);
+  ASSERT_EQ(c.status, 422u) << c.body;
+  EXPECT_EQ(c.json().at("code").as_string(), "client_operation_reused");
+  EXPECT_EQ(c.json().at("details").as_array().at(0).at("field").as_string(), "clientOperationId");
 }
 
 TEST_F(JobHttpTest, CreateJobValidation) {

@@ -118,6 +118,8 @@ inline constexpr std::string_view kNotInEscrowPhase = "Job not found or not in R
 inline constexpr std::string_view kEvaluatorIsProvider =
     "evaluatorId must not be the provider: a provider cannot evaluate its own job";
 inline constexpr std::string_view kClientIsProvider = "providerId must not be the client itself";
+inline constexpr std::string_view kOperationReused =
+    "clientOperationId was already used for a job with other parameters: use a new clientOperationId for a new job";
 
 // Who may take part in a job: the provider never evaluates its own work, neither as the named
 // evaluator nor as the client (who evaluates when no evaluator is named). Unprocessable with the

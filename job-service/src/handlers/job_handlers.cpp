@@ -228,6 +228,10 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     service.create(std::move(c), req.request_id, [reply](Result result) {
       if (result.kind == Result::Kind::Unchanged) result.kind = Result::Kind::Created;  // same response again
       if (result.kind == Result::Kind::Invalid) return reply(Response::error(422, result.message, "unknown_agent"));
+      if (result.kind == Result::Kind::Unprocessable && result.message == kOperationReused) {
+        bj::object detail{{"field", "clientOperationId"}, {"message", "was already used with other parameters"}};
+        return reply(Response::error(422, result.message, "client_operation_reused", bj::array{std::move(detail)}));
+      }
       if (result.kind == Result::Kind::Unprocessable) {  // the parties break a rule (check_parties)
         bool evaluator = result.message == kEvaluatorIsProvider;
         bj::object detail{{"field", evaluator ? "evaluatorId" : "providerId"},

@@ -64,6 +64,18 @@ void JobService::try_create(std::shared_ptr<CreateJob> command, std::string requ
       [this, command, result, unknown_agent, request_id](JobTx& tx) {
         if (command->client_operation_id) {
           if (auto existing = tx.find_by_operation(command->client_id, *command->client_operation_id)) {
+            // The same operation again gets the same job; other parameters under its id are a
+            // client bug that must not be silently dropped.
+            bool same = existing->provider_id == command->provider_id &&
+                        existing->evaluator_id == command->evaluator_id &&
+                        existing->service_requirement == command->service_requirement &&
+                        existing->budget == command->budget && existing->token_address == command->token_address &&
+                        (!command->expired_at || *command->expired_at == existing->expired_at);
+            if (!same) {
+              result->kind = Result::Kind::Unprocessable;
+              result->message = std::string(kOperationReused);
+              return;
+            }
             result->kind = Result::Kind::Unchanged;
             result->job = std::move(existing);
             return;
