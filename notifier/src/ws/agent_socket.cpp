@@ -1,5 +1,7 @@
 #include "ws/agent_socket.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -122,7 +124,10 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   // --- reading -------------------------------------------------------------------------------
 
   void do_read() {
-    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    ws_.async_read(in_, net::bind_cancellation_slot(read_cancel_.slot(), [self = shared_from_this()](
+                                                                          beast::error_code ec, std::size_t) {
+                     self->on_read(ec);
+                   }));
   }
 
   void on_read(beast::error_code ec) {
@@ -135,7 +140,9 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     std::string_view frame(static_cast<const char*>(in_.data().data()), in_.size());
     handle_engine(frame);
     in_.consume(in_.size());
-    if (!finished_) do_read();  // keep reading while closing: the peer's close frame ends it
+    // Keep reading while closing, until async_close reads for itself (to the peer's close frame): a
+    // read started after it could deadlock with it (see finish()).
+    if (!finished_ && !close_started_) do_read();
   }
 
   void handle_engine(std::string_view frame) {
@@ -454,7 +461,8 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     close_started_ = true;
     auto spec = spec_for(close_reason_);
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(spec.code), spec.text),
-                    [self = shared_from_this()](beast::error_code) { self->finish(); });
+                    net::bind_cancellation_slot(close_cancel_.slot(),
+                                                [self = shared_from_this()](beast::error_code) { self->finish(); }));
   }
 
   void detach() {
@@ -475,6 +483,12 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).close();
+    // A read that fails the connection (a malformed frame) while async_close holds the write side
+    // waits for it, and async_close waits for the read side: Beast 1.81 parks both, not on the
+    // socket, so closing it ends neither (each would keep this socket alive for good). Cancelling
+    // completes them with operation_aborted; an operation on the socket is already ending.
+    read_cancel_.emit(net::cancellation_type::terminal);
+    close_cancel_.emit(net::cancellation_type::terminal);
   }
 
   websocket::stream<beast::tcp_stream> ws_;
@@ -492,6 +506,8 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   bool closing_ = false;
   bool close_after_writes_ = false;
   bool close_started_ = false;
+  net::cancellation_signal read_cancel_;
+  net::cancellation_signal close_cancel_;
   bool finished_ = false;
   CloseReason close_reason_ = CloseReason::ClientLeft;
   std::uint64_t heartbeat_generation_ = 0;
