@@ -7,7 +7,10 @@ packages=(cmake ninja-build g++ pkg-config libboost1.81-dev libboost-json1.81-de
           librdkafka-dev libsqlite3-dev libpq-dev libssl-dev)
 case "$what" in
   build) ;;
-  test) packages+=(libgtest-dev maven default-jre-headless python3 jq curl openssl postgresql-15 nginx-light) ;;
+  # clang-14 + libclang-rt-14-dev: libFuzzer and the sanitizers of the fuzz preset (ctest fuzz).
+  # python3-venv: the virtualenvs of tests/k8s and tests/schemathesis (pip into .cache/).
+  test) packages+=(libgtest-dev maven default-jre-headless python3 python3-venv jq curl openssl postgresql-15 nginx-light
+                   clang-14 libclang-rt-14-dev) ;;
   cluster) packages+=(maven default-jre-headless python3 curl openssl postgresql-15 nginx-light) ;;
   bench) packages+=(nginx-light golang-go curl) ;;
   # The OCI image (scripts/image/): buildah builds and runs it with chroot isolation (no podman,
@@ -23,6 +26,7 @@ for p in "${packages[@]}"; do
     maven) command -v mvn >/dev/null && continue ;;
     golang-go) command -v go >/dev/null && continue ;;
     python3) command -v python3 >/dev/null && continue ;;
+    python3-venv) python3 -c 'import ensurepip, venv' 2>/dev/null && continue ;;
   esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
