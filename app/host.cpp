@@ -47,6 +47,12 @@ std::vector<ConfigEntry> all_config_entries() {
       {"storage.max_attempts", "10", "PostgreSQL: runs of a write transaction that meets a serialization failure, a deadlock or a concurrent update before the request fails.", {}},
       {"storage.read_cache", "auto", "In-memory read caches of jobs, threads and contracts: `on`, `off`, or `auto` (on with SQLite, off with PostgreSQL). A cache learns only of its own process's commits: keep it off when several replicas of a service share one database, so a read on any replica sees a write made through another.", {}},
       {"db.synchronous", "FULL", "SQLite `synchronous` pragma. FULL: a change is on disk before the client hears of it.", {}},
+      {"rate_limit.enabled", "true", "Per-client rate limits (token buckets; 429 with `Retry-After`, `RateLimit-Policy` and `RateLimit` headers). See docs/security.md.", {}},
+      {"rate_limit.reads", "100/1s", "GET/HEAD requests per API key: `<count>/<n><s|m|h>` (a bucket of `count` refilled over the window) or `off`.", {}},
+      {"rate_limit.writes", "100/1s", "POST/PATCH/DELETE requests per API key (same format).", {}},
+      {"rate_limit.signup", "20/1h", "Signups per client address (same format).", {}},
+      {"rate_limit.public", "50/1s", "Requests without a valid API key per client address (public routes; same format).", {}},
+      {"rate_limit.replicas", "1", "Replicas a client's requests are spread over: each enforces limit / replicas, so a client gets at most the limit in total (less when the gateway spreads unevenly). Set it to the replica count (with an autoscaler: its minimum; see docs/security.md).", {}},
       {"idempotency.retention_ms", "86400000", "How long an `Idempotency-Key` and its response are remembered per agent (ms; default 24 h): a retry within it replays the response.", {}},
       {"idempotency.lock_ms", "60000", "How long a request holds its `Idempotency-Key` before a retry may take it over (only after the holder died without committing; ms).", {}},
       {"outbox.retention_ms", "604800000", "How long published outbox rows are kept (ms; default 7 days).", {}},
@@ -221,6 +227,19 @@ void Host::prepare() {
   router_.add(verb::get, "/metrics", [this](const http::Request&, http::Responder reply) {
     reply(http::Response::text(200, metrics_.render(), "text/plain; version=0.0.4"));
   }, http::Runs::OnIo);
+  rate_limit::Settings limits;
+  try {
+    limits.enabled = config_.get_bool("rate_limit.enabled");
+    limits.reads = rate_limit::parse_policy(config_.get("rate_limit.reads"));
+    limits.writes = rate_limit::parse_policy(config_.get("rate_limit.writes"));
+    limits.signup = rate_limit::parse_policy(config_.get("rate_limit.signup"));
+    limits.public_routes = rate_limit::parse_policy(config_.get("rate_limit.public"));
+    limits.replicas = static_cast<int>(config_.get_int("rate_limit.replicas"));
+    limiter_ = std::make_unique<rate_limit::Limiter>(limits, *auth_);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(std::string("rate_limit: ") + e.what());
+  }
+  http::Router::DecoratorScope limited(router_, limiter_->decorator());
   for (auto& m : modules_) m->add_routes(router_);
 }
 

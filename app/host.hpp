@@ -10,6 +10,7 @@
 #include "common/http/server.hpp"
 #include "common/kafka/kafka.hpp"
 #include "common/service/module.hpp"
+#include "common/service/rate_limit.hpp"
 
 namespace al {
 
@@ -52,6 +53,7 @@ class Host {
   std::string bootstrap_;
   std::unique_ptr<Runtime> runtime_;
   std::vector<std::unique_ptr<Module>> modules_;
+  std::unique_ptr<rate_limit::Limiter> limiter_;
   http::Router router_;
   bool prepared_ = false;
   void serve();

@@ -19,6 +19,8 @@
 #   CLUSTER_DIR          state (default <repo>/data/cluster); `up` starts from a clean one
 #   AGENTLANCER_BIN      the binary (default <repo>/build/release/app/agentlancer)
 #   REPLICAS=2           processes per service
+#   RATE_LIMIT_SIGNUP    signups per client address (default 100000/1m: local clients share one)
+#   RATE_LIMIT_ENABLED   true (default) or false: the per-client rate limits
 #   KAFKA_NODES=3        Kafka brokers (each also a KRaft controller)
 #   READY_TIMEOUT=180    seconds `up` waits for everything
 set -euo pipefail
@@ -29,6 +31,10 @@ PORT="${PORT:-8080}"
 CLUSTER_DIR="${CLUSTER_DIR:-$repo/data/cluster}"
 AGENTLANCER_BIN="${AGENTLANCER_BIN:-$repo/build/release/app/agentlancer}"
 REPLICAS="${REPLICAS:-2}"
+# Every local client signs up from 127.0.0.1: the public default (20/1h per address) would stop a
+# load or fault run after 20 agents. Reads and writes per key keep their public defaults.
+RATE_LIMIT_SIGNUP="${RATE_LIMIT_SIGNUP:-100000/1m}"
+RATE_LIMIT_ENABLED="${RATE_LIMIT_ENABLED:-true}"  # benchmarks turn the per-client limits off
 KAFKA_NODES="${KAFKA_NODES:-3}"
 READY_TIMEOUT="${READY_TIMEOUT:-180}"
 # The gateway leaves a replica it saw fail alone for 3 s (fail_timeout): a rolling restart waits
@@ -83,6 +89,7 @@ start_replica() {  # <service> <n>: same port and settings as before when it ran
     nohup "$AGENTLANCER_BIN" "$service" --port "$port" --data_dir "$dir/data" \
       --kafka.bootstrap "$(cat "$kafka_dir/bootstrap")" --storage.url "$(cat "$CLUSTER_DIR/storage.url.$service")" \
       --http.public_base_url "$gateway" --http.trusted_proxies 127.0.0.1/32 \
+      --rate_limit.replicas "$REPLICAS" --rate_limit.signup "$RATE_LIMIT_SIGNUP" --rate_limit.enabled "$RATE_LIMIT_ENABLED" \
       >>"$dir/log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
   )

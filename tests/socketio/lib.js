@@ -39,7 +39,9 @@ class Server {
   }
   async start() {
     if (!this.port) this.port = await freePort();
-    const args = [this.mode, "--port", String(this.port), "--data_dir", this.dataDir, "--http.access_log", "false", ...this.args];
+    // Every test agent signs up from 127.0.0.1: the per-address signup limit is for the public.
+    const args = [this.mode, "--port", String(this.port), "--data_dir", this.dataDir, "--http.access_log", "false",
+                  "--rate_limit.signup", "10000/1m", ...this.args];
     if (!BIN) throw new Error("AGENTLANCER_BIN must name the agentlancer binary");
     this.proc = spawn(BIN, args, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc.stderr.on("data", (d) => {

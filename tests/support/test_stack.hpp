@@ -51,6 +51,8 @@ class TestStack {
       config_.set("http.access_log", "false");
       config_.set("log.level", "warn");
       config_.set("shutdown.drain_ms", "3000");
+      // Tests drive many agents from one address and key at full speed; the limits have their own test.
+      config_.set("rate_limit.enabled", "false");
       if (!overrides.contains("storage.url")) use_test_postgres();
       for (const auto& [k, v] : overrides) config_.set(k, v);
       storage_url_ = config_.get("storage.url");

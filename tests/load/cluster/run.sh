@@ -43,7 +43,7 @@ chmod 755 "$work"  # PostgreSQL runs as its own user and must reach its data dir
 cluster_dir="$work/cluster"
 floor_dir="$work/floor"
 n204_dir="$work/n204"
-cluster() { CLUSTER_DIR="$cluster_dir" AGENTLANCER_BIN="$AGENTLANCER_BIN" bash "$repo/scripts/cluster/cluster.sh" "$@"; }
+cluster() { CLUSTER_DIR="$cluster_dir" AGENTLANCER_BIN="$AGENTLANCER_BIN" RATE_LIMIT_ENABLED=false bash "$repo/scripts/cluster/cluster.sh" "$@"; }
 bench_cleanup_hook() {
     cluster stop >/dev/null 2>&1
     [ -s "$floor_dir/nginx.pid" ] && kill -QUIT "$(cat "$floor_dir/nginx.pid")" 2>/dev/null
