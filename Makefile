@@ -22,12 +22,18 @@ deps-test:
 	@cd tests/socketio && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@cd tests/chain && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
+# ccache (when installed) keeps compiled objects across clones: paths relative to the checkout,
+# so a fresh clone of the same sources hits the cache.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+LAUNCHER := $(if $(shell command -v ccache),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache,)
+
 build-release: deps
-	cmake --preset release >/dev/null
+	cmake --preset release $(LAUNCHER) >/dev/null
 	cmake --build --preset release -j $(JOBS)
 
 build-debug: deps-test
-	cmake --preset debug >/dev/null
+	cmake --preset debug $(LAUNCHER) >/dev/null
 	cmake --build --preset debug -j $(JOBS)
 
 start: build-release

@@ -9,7 +9,7 @@ case "$what" in
   build) ;;
   # clang-14 + libclang-rt-14-dev: libFuzzer and the sanitizers of the fuzz preset (ctest fuzz).
   # python3-venv: the virtualenvs of tests/k8s and tests/schemathesis (pip into .cache/).
-  test) packages+=(libgtest-dev maven default-jre-headless python3 python3-venv jq curl openssl postgresql-15 nginx-light
+  test) packages+=(ccache libgtest-dev maven default-jre-headless python3 python3-venv jq curl openssl postgresql-15 nginx-light
                    clang-14 libclang-rt-14-dev) ;;
   cluster) packages+=(maven default-jre-headless python3 curl openssl postgresql-15 nginx-light) ;;
   bench) packages+=(nginx-light golang-go curl) ;;
