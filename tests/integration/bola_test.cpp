@@ -179,6 +179,7 @@ struct Attempt {
   std::string who;
   TestAgent agent;
   unsigned expected;
+  std::string error;  // the answer's `error`, exactly (seed 001's for the job actions)
 };
 
 struct Entry {
@@ -199,8 +200,8 @@ std::string key_of(const http::Router::Listed& r) {
 TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
   // The parties, each resource with its own, so one refusal cannot hide behind another's state.
   auto stranger = agent("stranger");
-  // Whom the stranger's own creates involve (its thread's provider, its job's provider): not checked.
-  const TestAgent hired = stack_->signup("bola-hired");
+  // The provider the stranger's own creates involve (its thread's, its job's).
+  const TestAgent hired = agent("hired");
   const std::string hired_svc = service(hired);
   auto svc_owner = agent("svc-owner");
   const std::string svc = service(svc_owner);
@@ -253,7 +254,11 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
   auto thread_view = [&](const std::string& t) { return view("/api/agent/threads/" + t, t_requester); };
   auto job_of = [&](const std::string& id) { return view("/api/agents/jobs/" + id, client); };
   const std::string jobs = "/api/agents/jobs/", pjobs = "/api/agents/providers/jobs/";
-  auto as = [](std::string who, const TestAgent& a, unsigned status) { return Attempt{std::move(who), a, status}; };
+  auto as = [](std::string who, const TestAgent& a, unsigned status, std::string error) {
+    return Attempt{std::move(who), a, status, std::move(error)};
+  };
+  const std::string kJob = "Not authorized to act on this job", kThread = "Not authorized to access this thread",
+                    kOffer = "Not authorized to access this offer", kService = "Not authorized to modify this service";
 
   // A list (or log) read with the stranger's key shows none of `foreign` and, if given, `own`.
   auto self_list = [&](std::string target, std::vector<std::string> foreign, std::string own = "") {
@@ -328,8 +333,7 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
     EXPECT_NE(r.body.find(stranger.id), std::string::npos) << r.body;
     EXPECT_EQ(r.body.find(svc_owner.id), std::string::npos) << r.body;
   });
-  // The lists run after the creates (std::map order: "GET …" sorts before "POST …", so they are
-  // run in a second pass below).
+  // The lists run after the creates and the refusals, in a pass of their own below.
   std::vector<std::string> lists = {"GET /api/agent/services", "GET /api/agent/threads", "GET /api/agent/offers",
                                     "GET /api/agents/jobs", "GET /api/agent/events"};
   self("GET /api/agent/services", [&] { self_list("/api/agent/services", {svc, hidden_svc}, own_service)(); });
@@ -350,60 +354,73 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
     self_list("/api/agent/events?limit=500", {tid, locked_tid, o_tid, c_tid, oid, cid, svc, t_requester.id})();
   });
 
-  // --- owned ---
-  owned("GET /api/services/{id}", verb::get, "/api/services/" + hidden_svc, "",
-        {as("stranger (inactive service)", stranger, 404u)}, view("/api/services/" + hidden_svc, svc_owner));
-  owned("PATCH /api/agent/services/{id}", verb::patch, "/api/agent/services/" + svc, R"({"title":"Hijacked"})",
-        {as("stranger", stranger, 403u), as("another provider", t_provider, 403u)}, view("/api/services/" + svc, svc_owner));
-  owned("POST /api/agent/services/{id}/deactivate", verb::post, "/api/agent/services/" + svc + "/deactivate", "{}",
-        {as("stranger", stranger, 403u)}, view("/api/services/" + svc, svc_owner));
+  // --- owned: every attempt as a stranger and as each wrong role, with a valid body ---
+  const std::string svcs = "/api/services/", asvcs = "/api/agent/services/", threads = "/api/agent/threads/";
+  const std::string offers = "/api/agent/offers/", contracts = "/api/contracts/";
+  const std::string kOnlyRequester = "Only the requester can create the offer";
+  const std::string kOnlyProviderLocks = "Only the provider can lock the quote";
+  const std::string kOnlyProviderResponds = "Only the provider can respond to this offer";
+  const std::string kContract = "Not authorized to act on this contract";
+  const std::string kOnlyBuyer = "Only the buyer can submit the payment";
 
-  owned("GET /api/agent/threads/{id}", verb::get, "/api/agent/threads/" + tid, "", {as("stranger", stranger, 403u)},
+  owned("GET /api/services/{id}", verb::get, svcs + hidden_svc, "",
+        {as("stranger (inactive service)", stranger, 404u, "Service not found")},
+        view(svcs + hidden_svc, svc_owner));
+  owned("PATCH /api/agent/services/{id}", verb::patch, asvcs + svc, R"({"title":"Hijacked"})",
+        {as("stranger", stranger, 403u, kService), as("another provider", t_provider, 403u, kService)},
+        view(svcs + svc, svc_owner));
+  owned("POST /api/agent/services/{id}/deactivate", verb::post, asvcs + svc + "/deactivate", "{}",
+        {as("stranger", stranger, 403u, kService)}, view(svcs + svc, svc_owner));
+
+  const std::vector<Attempt> not_member = {as("stranger", stranger, 403u, kThread)};
+  owned("GET /api/agent/threads/{id}", verb::get, threads + tid, "", not_member, thread_view(tid));
+  owned("GET /api/agent/threads/{id}/tx-status", verb::get, threads + tid + "/tx-status", "", not_member,
         thread_view(tid));
-  owned("GET /api/agent/threads/{id}/tx-status", verb::get, "/api/agent/threads/" + tid + "/tx-status", "",
-        {as("stranger", stranger, 403u)}, thread_view(tid));
-  owned("POST /api/agent/threads/{id}/messages", verb::post, "/api/agent/threads/" + tid + "/messages",
-        R"({"type":"text","body":"let me in"})", {as("stranger", stranger, 403u)}, thread_view(tid));
-  owned("POST /api/agent/threads/{id}/lock-quote", verb::post, "/api/agent/threads/" + tid + "/lock-quote", "{}",
-        {as("stranger", stranger, 403u), as("requester", t_requester, 403u)}, thread_view(tid));
-  owned("POST /api/agent/threads/{id}/close", verb::post, "/api/agent/threads/" + tid + "/close", "{}",
-        {as("stranger", stranger, 403u)}, thread_view(tid));
-  owned("POST /api/agent/threads/{id}/create-offer", verb::post, "/api/agent/threads/" + locked_tid + "/create-offer",
-        "{}", {as("stranger", stranger, 403u), as("provider", l_provider, 403u)},
-        view("/api/agent/threads/" + locked_tid, l_requester));
-  owned("GET /api/agent/offers/{id}", verb::get, "/api/agent/offers/" + oid, "", {as("stranger", stranger, 403u)},
-        view("/api/agent/offers/" + oid, o_provider));
-  owned("POST /api/agent/offers/{id}/respond", verb::post, "/api/agent/offers/" + oid + "/respond",
-        R"({"action":"accept"})", {as("stranger", stranger, 403u), as("requester", o_requester, 403u)},
-        view("/api/agent/offers/" + oid, o_provider));
-  owned("POST /api/contracts/{id}/payment", verb::post, "/api/contracts/" + cid + "/payment",
-        bj::serialize(bj::object{{"tx_hash", hash_of(1)}}), {as("stranger", stranger, 403u), as("provider", c_provider, 403u)},
-        [&, read = view("/api/contracts/" + cid + "/tx-status", c_buyer), thread = view("/api/agent/threads/" + c_tid, c_buyer)] {
-          return read() + thread();
+  owned("POST /api/agent/threads/{id}/messages", verb::post, threads + tid + "/messages",
+        R"({"type":"text","body":"let me in"})", not_member, thread_view(tid));
+  owned("POST /api/agent/threads/{id}/lock-quote", verb::post, threads + tid + "/lock-quote", "{}",
+        {as("stranger", stranger, 403u, kThread), as("requester", t_requester, 403u, kOnlyProviderLocks)},
+        thread_view(tid));
+  owned("POST /api/agent/threads/{id}/close", verb::post, threads + tid + "/close", "{}", not_member,
+        thread_view(tid));
+  owned("POST /api/agent/threads/{id}/create-offer", verb::post, threads + locked_tid + "/create-offer", "{}",
+        {as("stranger", stranger, 403u, kThread), as("provider", l_provider, 403u, kOnlyRequester)},
+        view(threads + locked_tid, l_requester));
+  owned("GET /api/agent/offers/{id}", verb::get, offers + oid, "", {as("stranger", stranger, 403u, kOffer)},
+        view(offers + oid, o_provider));
+  owned("POST /api/agent/offers/{id}/respond", verb::post, offers + oid + "/respond", R"({"action":"accept"})",
+        {as("stranger", stranger, 403u, kOffer), as("requester", o_requester, 403u, kOnlyProviderResponds)},
+        view(offers + oid, o_provider));
+  owned("POST /api/contracts/{id}/payment", verb::post, contracts + cid + "/payment",
+        bj::serialize(bj::object{{"tx_hash", hash_of(1)}}),
+        {as("stranger", stranger, 403u, kContract), as("provider", c_provider, 403u, kOnlyBuyer)},
+        [contract = view(contracts + cid + "/tx-status", c_buyer), thread = view(threads + c_tid, c_buyer)] {
+          return contract() + thread();
         });
 
-  const std::vector<Attempt> not_provider = {as("stranger", stranger, 403u), as("client", client, 403u),
-                                             as("evaluator", evaluator, 403u)};
-  owned("POST /api/agents/providers/jobs/{id}/accept", verb::post, pjobs + requested + "/accept", R"({"accept":true})",
-        not_provider, job_of(requested));
+  // Seed 001: a non-provider gets 403 before any phase check.
+  const std::vector<Attempt> not_provider = {as("stranger", stranger, 403u, kJob), as("client", client, 403u, kJob),
+                                             as("evaluator", evaluator, 403u, kJob)};
+  owned("POST /api/agents/providers/jobs/{id}/accept", verb::post, pjobs + requested + "/accept",
+        R"({"accept":true})", not_provider, job_of(requested));
   owned("POST /api/agents/providers/jobs/{id}/negotiation", verb::post, pjobs + negotiating + "/negotiation",
         R"({"accept":true})", not_provider, job_of(negotiating));
   owned("POST /api/agents/providers/jobs/{id}/requirement", verb::post, pjobs + negotiating + "/requirement",
         R"({"content":"send the source file"})", not_provider, job_of(negotiating));
   owned("POST /api/agents/providers/jobs/{id}/deliverable", verb::post, pjobs + transacting + "/deliverable",
         R"({"deliverable":"not mine"})", not_provider, job_of(transacting));
-  owned("GET /api/agents/jobs/{id}", verb::get, jobs + requested, "", {as("stranger", stranger, 403u)}, job_of(requested));
+  owned("GET /api/agents/jobs/{id}", verb::get, jobs + requested, "",
+        {as("stranger", stranger, 403u, "Not authorized to view this job")}, job_of(requested));
+  const std::vector<Attempt> not_client = {as("stranger", stranger, 403u, kJob), as("provider", provider, 403u, kJob),
+                                           as("evaluator", evaluator, 403u, kJob)};
   owned("POST /api/agents/jobs/{id}/escrow", verb::post, jobs + requested + "/escrow",
-        bj::serialize(bj::object{{"txHash", hash_of(2)}}),
-        {as("stranger", stranger, 403u), as("provider", provider, 403u), as("evaluator", evaluator, 403u)},
-        job_of(requested));
+        bj::serialize(bj::object{{"txHash", hash_of(2)}}), not_client, job_of(requested));
   owned("POST /api/agents/jobs/{id}/evaluate", verb::post, jobs + evaluating + "/evaluate", R"({"accept":true})",
-        {as("stranger", stranger, 403u), as("provider", provider, 403u), as("client (an evaluator is named)", client, 403u)},
+        {as("stranger", stranger, 403u, kJob), as("provider", provider, 403u, kJob),
+         as("client (an evaluator is named)", client, 403u, kJob)},
         job_of(evaluating));
-  owned("POST /api/agents/jobs/{id}/memos/{memoId}/approve", verb::post, jobs + transacting + "/memos/" + memo + "/approve",
-        R"({"approve":true})",
-        {as("stranger", stranger, 403u), as("provider", provider, 403u), as("evaluator", evaluator, 403u)},
-        job_of(transacting));
+  owned("POST /api/agents/jobs/{id}/memos/{memoId}/approve", verb::post,
+        jobs + transacting + "/memos/" + memo + "/approve", R"({"approve":true})", not_client, job_of(transacting));
 
   // The socket: checked on its own below (the stranger's socket carries none of the owners' events).
   matrix["GET /ws/agent [upgrade]"] = Entry{K::SelfScoped, verb::get, "", "", {}, {}, [] {}};
@@ -414,6 +431,13 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
   for (const auto& r : routes) EXPECT_TRUE(matrix.contains(r)) << "route without a BOLA matrix entry: " << r;
   for (const auto& [r, e] : matrix) EXPECT_TRUE(routes.contains(r)) << "matrix entry for a route that is gone: " << r;
 
+  // The stranger's own creates first: the lists below look for what they made, and the event
+  // logs are compared from here on, the stranger's included.
+  const std::vector<std::string> creates = {"POST /api/agent/services", "POST /api/agent/threads", "POST /api/agents/jobs"};
+  for (const auto& route : creates) {
+    SCOPED_TRACE(route);
+    if (routes.contains(route)) matrix.at(route).check();
+  }
   const auto events_before = settled_event_counts();
   int attempts = 0;
   for (auto& [route, e] : matrix) {
@@ -428,7 +452,9 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
         break;
       }
       case K::SelfScoped:
-        if (std::find(lists.begin(), lists.end(), route) == lists.end()) e.check();
+        if (std::find(lists.begin(), lists.end(), route) == lists.end() &&
+            std::find(creates.begin(), creates.end(), route) == creates.end())
+          e.check();
         break;
       case K::Owned:
         for (const auto& a : e.attempts) {
@@ -438,7 +464,7 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
           ++attempts;
           ++refusals_[r.status];
           EXPECT_EQ(r.status, a.expected) << r.body;
-          EXPECT_FALSE(r.error().empty()) << r.body;
+          EXPECT_EQ(r.error(), a.error) << r.body;
           EXPECT_EQ(e.read_back(), before) << "the refused request changed the resource";
         }
         break;
@@ -449,11 +475,9 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
     matrix.at(route).check();
   }
 
-  // The refusals published nothing: the owners' logs (and the stranger's) hold what they held,
-  // save what the stranger's own creates above made for the stranger itself.
+  // The refusals published nothing: every party's log, the stranger's too, holds what it held.
   auto events_after = settled_event_counts();
   for (const auto& a : agents_) {
-    if (a.id == stranger.id) continue;
     EXPECT_EQ(events_after[a.id], events_before.at(a.id)) << "events appeared for " << a.id;
   }
 
