@@ -132,9 +132,15 @@ class BolaTest : public ::testing::Test {
     if (r.status != 201) return "1";
     std::string id = std::to_string(r.json().at("id").as_int64());
     const std::string p = "/api/agents/providers/jobs/" + id;
-    if (phase >= 1) EXPECT_EQ(api.post(p + "/accept", R"({"accept":true})", provider.key).status, 204u);
-    if (phase >= 2) EXPECT_EQ(api.post(p + "/negotiation", R"({"accept":true})", provider.key).status, 204u);
-    if (phase >= 3) EXPECT_EQ(api.post(p + "/deliverable", R"({"deliverable":"done"})", provider.key).status, 204u);
+    if (phase >= 1) {
+      EXPECT_EQ(api.post(p + "/accept", R"({"accept":true})", provider.key).status, 204u);
+    }
+    if (phase >= 2) {
+      EXPECT_EQ(api.post(p + "/negotiation", R"({"accept":true})", provider.key).status, 204u);
+    }
+    if (phase >= 3) {
+      EXPECT_EQ(api.post(p + "/deliverable", R"({"deliverable":"done"})", provider.key).status, 204u);
+    }
     return id;
   }
 
