@@ -64,14 +64,16 @@ void read_service_body(const bj::object& body) {
   check_string(r.optional_string("description", 5000), 0, 5000);
   r.optional_bool("active");
   if (const bj::object* price = r.optional_object("price")) {
+    std::size_t before = r.errors().size();
     auto p = r.nested(*price, "price", {"amount", "token", "network"});
     check_decimal(p.optional_decimal("amount"), false);
     check_decimal(p.optional_decimal("amount", true), true);
     check_string(p.required_string("token", 1, 64), 1, 64);
     check_string(p.optional_string("network", 64), 0, 64);
-    // The nested reader reports into the same list, with the "price." prefix.
-    for (const auto& e : r.errors())
-      FUZZ_CHECK(!e.field.empty());
+    // The nested reader reports into the same list, each field with the "price." prefix.
+    FUZZ_CHECK(p.errors().size() == r.errors().size());
+    for (std::size_t i = before; i < r.errors().size(); ++i)
+      FUZZ_CHECK(r.errors()[i].field.rfind("price.", 0) == 0, "nested error field " + shown(r.errors()[i].field));
   }
   if (auto n = r.optional_int("timeline", 1, 365)) FUZZ_CHECK(*n >= 1 && *n <= 365);
   FUZZ_CHECK(r.ok() == r.errors().empty());

@@ -1,6 +1,7 @@
 // The server's request-target handling, step by step as common/src/http/server.cpp does it
 // (Session::on_read): origin-form parsing, the encoded path and the decoded query, the upgrade
-// match, the route match, then the percent-decoding of each path parameter. The router holds the
+// match, the route match (HEAD falling back to the GET route), then the percent-decoding of each
+// path parameter. The router holds the
 // project's real route table: fuzz/routes.tsv, the output of `agentlancer routes` (building the
 // modules themselves needs their databases; ctest fuzz_routes_current keeps the copy current).
 //
@@ -183,6 +184,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto slashed = t.router.match(method, path + "/");
   FUZZ_CHECK(plain.status == slashed.status && plain.route == slashed.route && plain.params == slashed.params,
              "path " + shown(path) + " and with a trailing slash differ");
+
+  // HEAD is GET without the body: where no route takes HEAD, the GET route answers.
+  if (method == bhttp::verb::head && !plain.handler) {
+    auto get = t.router.match(bhttp::verb::get, path);
+    FUZZ_CHECK(!get.handler || plain.status == 405, "HEAD " + shown(path) + " is a 404 but GET matches");
+    if (get.handler) plain = std::move(get);
+  }
 
   if (plain.handler) {
     for (auto& [name, value] : plain.params) {
