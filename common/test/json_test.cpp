@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -319,27 +320,32 @@ TEST(ObjectReader, DecimalOutOfRangeNumberIsRejected) {
 }
 
 TEST(ObjectReader, OptionalIntRange) {
-  auto o = obj(R"({"ok":5,"lo":0,"hi":11,"min":1,"max":10,"dbl":5.0,"str":"5","n":null,
-                   "huge":18446744073709551615})");
-  ObjectReader r(o, {"ok", "lo", "hi", "min", "max", "dbl", "str", "n", "huge"});
+  auto o = obj(R"({"ok":5,"lo":0,"hi":11,"min":1,"max":10,"dbl":5.0,"exp":1e1,"frac":5.5,"str":"5","n":null,
+                   "huge":18446744073709551615,"huge_dbl":9.3e18})");
+  ObjectReader r(o, {"ok", "lo", "hi", "min", "max", "dbl", "exp", "frac", "str", "n", "huge", "huge_dbl"});
   EXPECT_EQ(r.optional_int("ok", 1, 10), 5);
   EXPECT_EQ(r.optional_int("min", 1, 10), 1);
   EXPECT_EQ(r.optional_int("max", 1, 10), 10);
+  // An integer is an integer however it is written (JSON Schema's "integer" too).
+  EXPECT_EQ(r.optional_int("dbl", 1, 10), 5);
+  EXPECT_EQ(r.optional_int("exp", 1, 10), 10);
   EXPECT_FALSE(r.optional_int("n", 1, 10));
   EXPECT_FALSE(r.optional_int("absent", 1, 10));
   EXPECT_TRUE(r.ok());
   EXPECT_FALSE(r.optional_int("lo", 1, 10));
   EXPECT_FALSE(r.optional_int("hi", 1, 10));
-  EXPECT_FALSE(r.optional_int("dbl", 1, 10));
+  EXPECT_FALSE(r.optional_int("frac", 1, 10));
   EXPECT_FALSE(r.optional_int("str", 1, 10));
   EXPECT_FALSE(r.optional_int("huge", 0, 100));
-  ASSERT_EQ(r.errors().size(), 5u);
+  EXPECT_FALSE(r.optional_int("huge_dbl", 0, std::numeric_limits<long long>::max()));
+  ASSERT_EQ(r.errors().size(), 6u);
   EXPECT_EQ(r.errors()[0].field, "lo");
   EXPECT_EQ(r.errors()[0].message, "must be an integer from 1 to 10");
   EXPECT_EQ(r.errors()[1].field, "hi");
-  EXPECT_EQ(r.errors()[2].field, "dbl");
+  EXPECT_EQ(r.errors()[2].field, "frac");
   EXPECT_EQ(r.errors()[3].field, "str");
   EXPECT_EQ(r.errors()[4].message, "must be an integer from 0 to 100");
+  EXPECT_EQ(r.errors()[5].field, "huge_dbl");
 }
 
 TEST(ObjectReader, OptionalObjectAndNestedReaders) {

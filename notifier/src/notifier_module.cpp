@@ -178,6 +178,16 @@ class NotifierModule final : public Module, private EventLog {
   // --- the socket endpoint -------------------------------------------------------------------
 
   std::optional<Response> check_upgrade(const Request& req) {
+    // The handshake's own fields are checked here, so a bad one is answered in the API's JSON
+    // shape (Beast would refuse it in plain text, or take any key of up to 24 characters).
+    if (req.header("sec-websocket-version") != "13") {
+      Response r = Response::error(426, "Unsupported Sec-WebSocket-Version: this endpoint speaks version 13", "upgrade_required");
+      r.headers.emplace_back("sec-websocket-version", "13");
+      return r;
+    }
+    if (!is_websocket_key(req.header("sec-websocket-key")))
+      return Response::error(400, "Invalid Sec-WebSocket-Key: it must be 16 random bytes in base64 (RFC 6455)",
+                             "bad_request");
     auto eio = req.query_value("EIO");
     if (!eio || *eio != "4")
       return Response::error(400, "Unsupported protocol: this endpoint speaks Engine.IO 4 (socket.io-client v3 or v4)",
@@ -192,6 +202,16 @@ class NotifierModule final : public Module, private EventLog {
       return busy;
     }
     return std::nullopt;
+  }
+
+  // 16 bytes in base64: 21 characters of the alphabet, one that ends in four zero bits, "==".
+  static bool is_websocket_key(std::string_view key) {
+    if (key.size() != 24 || key.substr(22) != "==" || std::string_view("AQgw").find(key[21]) == std::string_view::npos)
+      return false;
+    return std::all_of(key.begin(), key.begin() + 21, [](char c) {
+      return (std::isalnum(static_cast<unsigned char>(c)) != 0 && static_cast<unsigned char>(c) < 0x80) || c == '+' ||
+             c == '/';
+    });
   }
 
   static Response polling_refusal() {

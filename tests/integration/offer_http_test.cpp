@@ -321,7 +321,7 @@ TEST_F(OfferHttpTest, CreateOfferWithoutOrWithABadKeyIs401) {
 TEST_F(OfferHttpTest, CreateOfferWithAMalformedOrNonEmptyBodyIs400) {
   auto d = api.locked_deal();
   for (std::string body : {"{", "not json", "[]", "\"x\"", "42", "null", R"({"amount":"1"})", R"({"colour":"blue"})",
-                           "\xff\xfe"}) {
+                           "\xff\xfe", " \t\r\n"}) {
     SCOPED_TRACE(body);
     expect_error(api.create_offer(d.tid, d.requester, body), 400);
     // 400 comes before the thread is looked at.

@@ -448,6 +448,9 @@ TEST_F(ThreadHttpTest, DeactivateIsIdempotent) {
   ASSERT_EQ(again.status, 200u) << again.body;
   EXPECT_EQ(again.json().at("active"), bj::value(false));
   EXPECT_EQ(http.get("/api/services/" + str(s, "id")).status, 404u);
+  // No body is like `{}`; whitespace alone is not JSON.
+  EXPECT_EQ(http.post("/api/agent/services/" + str(s, "id") + "/deactivate", "", p.key).status, 200u);
+  expect_validation_400(http.post("/api/agent/services/" + str(s, "id") + "/deactivate", " \n", p.key), "whitespace body");
 }
 
 TEST_F(ThreadHttpTest, InactiveServiceIs404PubliclyButVisibleToItsOwner) {

@@ -5,6 +5,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <unordered_set>
@@ -366,11 +367,18 @@ std::optional<long long> ObjectReader::optional_int(std::string_view name, long 
                                                     long long max) {
   const bj::value* v = present(name);
   if (v == nullptr) return std::nullopt;
-  if (!v->is_int64() || v->get_int64() < min || v->get_int64() > max) {
+  std::optional<long long> n;
+  if (v->is_int64()) n = v->get_int64();
+  // JSON does not tell 5 from 5.0 (nor does JSON Schema's "integer"): an integral number written
+  // with a fraction or an exponent is that integer. The parser already refused inexact literals.
+  if (v->is_double() && std::trunc(v->get_double()) == v->get_double() && v->get_double() >= -0x1p63 &&
+      v->get_double() < 0x1p63)
+    n = static_cast<long long>(v->get_double());
+  if (!n || *n < min || *n > max) {
     fail(name, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
     return std::nullopt;
   }
-  return v->get_int64();
+  return n;
 }
 
 const bj::object* ObjectReader::optional_object(std::string_view name) {

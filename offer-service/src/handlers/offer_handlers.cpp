@@ -25,9 +25,10 @@ bool is_opaque_id(std::string_view id, std::string_view prefix) {
                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; });
 }
 
-// Empty or `{}`-like bodies for action routes; anything else must be a JSON object.
+// No body (zero bytes) or a JSON object for action routes; anything else, whitespace alone
+// included, is not a JSON document.
 std::optional<bj::object> body_of(const Request& req, const Responder& reply) {
-  if (req.body.find_first_not_of(" \t\r\n") == std::string::npos) return bj::object{};
+  if (req.body.empty()) return bj::object{};
   Response error;
   auto body = read_json_object(req, error);
   if (!body) reply(std::move(error));

@@ -171,7 +171,8 @@ std::optional<Member> member_prelude(const Request& req, const Responder& reply,
 }
 
 std::optional<bj::object> body_of(const Request& req, const Responder& reply, bool allow_empty) {
-  if (allow_empty && req.body.find_first_not_of(" \t\r\n") == std::string::npos) return bj::object{};
+  // No body is zero bytes: whitespace alone is not a JSON document.
+  if (allow_empty && req.body.empty()) return bj::object{};
   Response error;
   auto body = read_json_object(req, error);
   if (!body) reply(std::move(error));
