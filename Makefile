@@ -21,6 +21,7 @@ deps-test:
 	@bash scripts/kafka/kafka.sh fetch >/dev/null
 	@cd tests/socketio && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 	@cd tests/chain && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@cd tests/schemathesis && npm ci --no-audit --no-fund --loglevel=error >/dev/null
 
 # ccache (when installed) keeps compiled objects across clones: paths relative to the checkout,
 # so a fresh clone of the same sources hits the cache.
