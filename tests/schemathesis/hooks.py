@@ -1,6 +1,6 @@
 """Schemathesis hooks for docs/openapi.yaml against the embedded stack (loaded by run.sh).
 
-Three agents signed up by run.sh: a provider (publishes services, quotes, locks, answers offers,
+Three agents signed up by seed.py: a provider (publishes services, quotes, locks, answers offers,
 works the jobs), a requester (opens threads, makes offers, pays, creates jobs for the provider)
 and an outsider who belongs to nothing. Each operation is sent with the key of the role that can
 perform it, so the stateful phase can walk the document's links through a whole negotiation
