@@ -787,6 +787,11 @@ TEST_F(ThreadHttpTest, QuoteWithoutTermsIs400) {
   auto long_deliverable = complete_terms();
   long_deliverable["deliverable"] = std::string(2001, 'd');
   expect_validation_400(message(d.tid, d.provider, "quote", "x", long_deliverable), "deliverable too long", "deliverable");
+  for (const char* term : {"deliverable", "timeline", "acceptance_criteria", "revision_boundary"}) {
+    auto empty = complete_terms();
+    empty[term] = "";
+    expect_validation_400(message(d.tid, d.provider, "quote", "x", empty), std::string("empty ") + term, term);
+  }
   EXPECT_EQ(thread(d.tid, d.provider).at("message_count"), bj::value(1));
 }
 

@@ -133,6 +133,11 @@ std::optional<Terms> read_terms(json::ObjectReader& r) {
   terms.timeline = t.optional_string("timeline", 200);
   terms.acceptance_criteria = t.optional_string("acceptance_criteria", 2000);
   terms.revision_boundary = t.optional_string("revision_boundary", 1000);
+  // A term given is a term stated: an empty one is refused (a missing one is what lock-quote names).
+  for (const auto& [name, value] : {std::pair{"deliverable", &terms.deliverable}, std::pair{"timeline", &terms.timeline},
+                                    std::pair{"acceptance_criteria", &terms.acceptance_criteria},
+                                    std::pair{"revision_boundary", &terms.revision_boundary}})
+    if (*value && value->value().empty()) t.fail(name, "must not be empty");
   if (const bj::object* b = t.optional_object("budget")) {
     auto budget = t.nested(*b, "budget", {"amount", "token", "network"});
     terms.budget = Budget{amount_field(budget, "amount", false), token_field(budget, "token", false),
