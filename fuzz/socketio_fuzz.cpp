@@ -39,6 +39,15 @@ bool without_doubles(const bj::value& v) {
   return true;
 }
 
+// The first `limit` bytes of valid UTF-8, cut back to a code point boundary so the prefix stays
+// valid UTF-8 (a cut inside a sequence leaves a lone lead byte no JSON parser accepts).
+std::string_view utf8_prefix(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  std::size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
 sio::SocketPacket decode_server_frame(const std::string& frame) {
   auto engine = sio::decode_engine(frame);
   FUZZ_CHECK(std::holds_alternative<sio::EnginePacket>(engine), "server frame " + shown(frame));
@@ -57,7 +66,7 @@ void check_server_frames(const sio::SocketPacket& client, std::string_view text)
              "namespace " + shown(client.nsp));
   FUZZ_CHECK(refused.payload.at("data").at("code") == "invalid_namespace");
 
-  std::string name(text.substr(0, 64));
+  std::string name(utf8_prefix(text, 64));
   bj::value argument = client.payload.is_null() || !without_doubles(client.payload) ? bj::value(bj::string(text))
                                                                                    : client.payload;
   auto event = decode_server_frame(sio::event_frame(name, argument, client.ack_id));
