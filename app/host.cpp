@@ -144,7 +144,7 @@ void Host::prepare() {
   log::set_level(level);
   std::string data_dir = config_.get("data_dir");
   std::filesystem::create_directories(data_dir);
-  auth_ = std::make_unique<auth::ApiKeyAuthority>(load_secrets(config_, data_dir), config_.get("auth.signing_kid"));
+  auth_ = std::make_unique<auth::ApiKeyAuthority>(load_secrets(config_, data_dir), config_.get("auth.signing_kid"), clock_);
 
   bootstrap_ = config_.get("kafka.bootstrap");
   bool embedded = bootstrap_.empty();

@@ -4,7 +4,9 @@
 // (the cache answers as the HMAC did); an issued key verifies, and changing any one character of
 // it does not; fingerprints are 64 hex digits and depend on the whole key.
 //
-// Input: a key ("alk.k1.agt_….<mac>"); the same bytes are also used as an agent id to issue.
+// Input: a key ("alk.k1.agt_….<mac>" or "alk.k1.agt_….<nonce>.<mac>"); the same bytes are also
+// used as an agent id to issue.
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <map>
@@ -50,7 +52,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(valid_agent_id(*agent), "verified agent id " + shown(*agent));
     std::string kid(key.substr(4, key.find('.', 4) - 4));
     FUZZ_CHECK(kSecrets.count(kid) == 1, "kid " + shown(kid));
-    FUZZ_CHECK(signer(kid).issue(*agent) == key, shown(key) + " verified but is not the key issued for " + *agent);
+    // The signup form has 3 parts after "alk.", a further key 4 (its nonce third).
+    std::string_view rest = key.substr(4);
+    std::size_t dots = std::count(rest.begin(), rest.end(), '.');
+    std::string reissued;
+    if (dots == 2) reissued = signer(kid).issue(*agent);
+    else {
+      std::string_view nonce = rest.substr(0, rest.rfind('.'));
+      nonce = nonce.substr(nonce.rfind('.') + 1);
+      reissued = signer(kid).issue_with_nonce(*agent, nonce);
+    }
+    FUZZ_CHECK(reissued == key, shown(key) + " verified but is not the key issued for " + *agent);
+    FUZZ_CHECK(authority.verify_key(key)->key_id == ApiKeyAuthority::key_id(key));
   }
   auto cached = authority.verify(key);
   FUZZ_CHECK(cached == agent, "a second verify of " + shown(key) + " answered differently");
@@ -76,6 +89,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(authority.verify(issued) == id, issued + " does not verify");
     std::size_t at = size == 0 ? 0 : data[0] % issued.size();
     std::string changed = issued;
+    changed[at] = changed[at] == 'A' ? 'B' : 'A';
+    FUZZ_CHECK(!authority.verify(changed), changed + " verifies after changing character " + std::to_string(at));
+
+    std::string further = signer(kid).issue_with_nonce(id, "n0nce-_Z9");
+    FUZZ_CHECK(authority.verify(further) == id && further != issued, further + " does not verify");
+    at = size == 0 ? 0 : data[0] % further.size();
+    changed = further;
     changed[at] = changed[at] == 'A' ? 'B' : 'A';
     FUZZ_CHECK(!authority.verify(changed), changed + " verifies after changing character " + std::to_string(at));
   }

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
+
+#include "test_clock.hpp"
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -214,6 +217,80 @@ TEST(Authenticate, ValidKeyHeaderNameIsCaseInsensitive) {
   auto result = al::auth::authenticate(request, auth);
   ASSERT_TRUE(result.agent_id);
   EXPECT_EQ(*result.agent_id, "agt_42");
+}
+
+TEST(FurtherKeys, EachIssueIsANewKeyThatVerifiesToTheAgent) {
+  auto auth = k1_only();
+  std::string a = auth.issue_additional("agt_1"), b = auth.issue_additional("agt_1");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind("alk.k1.agt_1.", 0), 0u) << a;
+  EXPECT_EQ(std::count(a.begin(), a.end(), '.'), 4);
+  EXPECT_EQ(auth.verify(a), "agt_1");
+  EXPECT_EQ(auth.verify(b), "agt_1");
+  // The nonce is signed: another nonce with the same mac does not verify.
+  std::string nonce = a.substr(13, a.rfind('.') - 13);
+  std::string other = "alk.k1.agt_1." + std::string(nonce.size(), 'A') + a.substr(a.rfind('.'));
+  EXPECT_FALSE(auth.verify(other));
+  // Nor does dropping the nonce (a v2 mac is not a v1 mac) or moving it.
+  EXPECT_FALSE(auth.verify("alk.k1.agt_1" + a.substr(a.rfind('.'))));
+  EXPECT_FALSE(auth.verify(a + ".x"));
+  EXPECT_EQ(auth.issue_with_nonce("agt_1", nonce), a);
+}
+
+TEST(FurtherKeys, KeyIdsAreDerivedFromTheWholeKey) {
+  auto auth = k1_only();
+  std::string a = auth.issue("agt_1"), b = auth.issue_additional("agt_1");
+  EXPECT_EQ(ApiKeyAuthority::key_id(a), "key_" + ApiKeyAuthority::fingerprint(a).substr(0, 24));
+  EXPECT_NE(ApiKeyAuthority::key_id(a), ApiKeyAuthority::key_id(b));
+  EXPECT_EQ(auth.verify_key(a)->key_id, ApiKeyAuthority::key_id(a));
+  EXPECT_EQ(auth.verify_key(b)->agent_id, "agt_1");
+}
+
+TEST(Revocation, ARevokedKeyStopsAtItsEffectiveTimeAndOthersKeepWorking) {
+  al::testing::TestClock clock(1'000'000);
+  ApiKeyAuthority auth({{"k1", kSecret1}}, "k1", clock);
+  std::string signup = auth.issue("agt_1"), rotated = auth.issue_additional("agt_1"), fresh = auth.issue_additional("agt_1");
+  EXPECT_TRUE(auth.verify(signup));  // cached as verified: revocation must still apply
+  auth.revocations().revoke({"agt_1", ApiKeyAuthority::key_id(signup), 1'000'000});
+  auth.revocations().revoke({"agt_1", ApiKeyAuthority::key_id(rotated), 1'005'000});
+  EXPECT_FALSE(auth.verify(signup));
+  EXPECT_TRUE(auth.verify(rotated));  // in its grace period
+  EXPECT_TRUE(auth.verify(fresh));
+  clock.advance(5'000);
+  EXPECT_FALSE(auth.verify(rotated));
+  EXPECT_TRUE(auth.verify(fresh));
+  al::http::Request request;
+  request.headers.set("x-api-key", signup);
+  EXPECT_EQ(al::auth::authenticate(request, auth).failure.status, 401u);
+}
+
+TEST(Revocation, TheEarliestEffectiveTimeWinsAndListenersHearOfChanges) {
+  al::auth::KeyRevocations list;
+  std::vector<al::Millis> heard;
+  list.listen([&](const al::auth::KeyRevocations::Revocation& r) { heard.push_back(r.effective_at); });
+  EXPECT_TRUE(list.revoke({"agt_1", "key_a", 500}));
+  EXPECT_FALSE(list.revoke({"agt_1", "key_a", 900}));  // later: ignored
+  EXPECT_TRUE(list.revoke({"agt_1", "key_a", 100}));   // earlier (revoked during a grace period)
+  EXPECT_EQ(list.effective_at("key_a"), 100);
+  EXPECT_EQ(heard, (std::vector<al::Millis>{500, 100}));
+  EXPECT_FALSE(list.revoked("key_a", 99));
+  EXPECT_TRUE(list.revoked("key_a", 100));
+  EXPECT_FALSE(list.revoked("key_b", 100));
+}
+
+TEST(Revocation, LastUseIsRecordedPerKeyAndTakenOnce) {
+  al::testing::TestClock clock(7'000);
+  ApiKeyAuthority auth({{"k1", kSecret1}}, "k1", clock);
+  std::string key = auth.issue("agt_1");
+  auth.verify(key);
+  clock.advance(10);
+  auth.verify(key);
+  auto used = auth.take_last_used();
+  ASSERT_EQ(used.size(), 1u);
+  EXPECT_EQ(used.at(ApiKeyAuthority::key_id(key)), 7'010);
+  EXPECT_TRUE(auth.take_last_used().empty());
+  auth.verify("alk.k1.agt_1.forged");
+  EXPECT_TRUE(auth.take_last_used().empty());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "common/chain/chain.hpp"
 #include "common/events/outbox.hpp"
 #include "common/service/idempotency.hpp"
+#include "common/service/key_revocations.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/log/log.hpp"
 #include "handlers/job_handlers.hpp"
@@ -39,8 +40,12 @@ class JobModule final : public Module {
                                     .retention_ms = rt.config.get_int("outbox.retention_ms"),
                                     .transactional = rt.kafka_transactions},
                rt.producer_settings),
-        agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, *db_,
-                rt.clock, &SqlJobStore::apply_agent_event, &rt.metrics, rt.consumer_settings),
+        agents_("job-service.agents", rt.kafka_bootstrap, "job-service", {"agentlancer.agents.v1"}, *db_, rt.clock,
+                events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
+                  SqlJobStore::apply_agent_event(c, e);
+                  return revocations_.apply(c, e);
+                }},
+                &rt.metrics, rt.consumer_settings),
         // A contract (offer-service) becomes this service's provider job; its funding, the escrow.
         contracts_("job-service.contracts", rt.kafka_bootstrap, "job-service-contracts", {"agentlancer.contracts.v1"}, *db_,
                    rt.clock,
@@ -51,10 +56,13 @@ class JobModule final : public Module {
                    &rt.metrics, rt.consumer_settings),
         idempotency_(*db_, rt.auth, rt.clock, "job-service",
                      idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
+        revocations_(*db_, rt.auth.revocations(), rt.clock),
         lifecycle_("job-service", *db_, rt.workers.context()) {
     if (rt.config.get("job.chain_adapter") != "sandbox")
       throw ConfigError("job.chain_adapter: only \"sandbox\" is available in this build");
     db_->migrate(job_migrations());
+    revocations_.load_all();
+    lifecycle_.every("key revocations", key_revocations::kPollInterval, [this] { revocations_.poll(); });
     lifecycle_.every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); });
     lifecycle_.relay(relay_, rt.metrics)
         .consumer(agents_)
@@ -84,6 +92,7 @@ class JobModule final : public Module {
   events::ConsumerLoop agents_;
   events::ConsumerLoop contracts_;
   idempotency::Guard idempotency_;
+  key_revocations::Sync revocations_;
   Lifecycle lifecycle_;
 };
 }  // namespace

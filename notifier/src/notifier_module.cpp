@@ -13,6 +13,7 @@
 #include "ws/agent_socket.hpp"
 
 #include "common/events/outbox.hpp"
+#include "common/service/key_revocations.hpp"
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
@@ -60,14 +61,43 @@ class NotifierModule final : public Module, private EventLog {
             static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections")))),
         consumer_("notifier", rt.kafka_bootstrap, "notifier", kafka::all_topics(), *db_, rt.clock,
                   events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
-                    return append(c, e);
+                    auto announce = append(c, e);
+                    auto revoked = revocations_.apply(c, e);
+                    if (!revoked) return announce;
+                    return std::function<void()>([announce, revoked] {
+                      if (announce) announce();
+                      revoked();
+                    });
                   }},
                   &rt.metrics, rt.consumer_settings),
         announcements_(rt.workers.context().get_executor()),
+        revocations_(*db_, rt.auth.revocations(), rt.clock),
+        key_closures_(std::make_shared<KeyClosures>()),
         lifecycle_("notifier", *db_, rt.workers.context()) {
     db_->migrate(agent_log_migrations());
+    revocations_.load_all();
+    // A revoked key's sockets close when the revocation takes effect: at once, or at the end of a
+    // rotation's grace period (the sweep). The list outlives this module: it holds weak references.
+    rt.auth.revocations().listen([closures = std::weak_ptr<KeyClosures>(key_closures_),
+                                  context = std::weak_ptr<SocketContext>(sockets_), &clock = rt.clock](
+                                     const auth::KeyRevocations::Revocation& r) {
+      auto pending = closures.lock();
+      auto sockets = context.lock();
+      if (!pending || !sockets) return;
+      if (r.effective_at <= clock.now_ms()) {
+        sockets->hub.close_key(r.agent_id, r.key_id);
+        return;
+      }
+      std::lock_guard lock(pending->mutex);
+      pending->due.push_back(r);
+    });
     register_metrics();
     lifecycle_.consumer(consumer_)
+        .every("key revocations", key_revocations::kPollInterval,
+               [this] {
+                 revocations_.poll();
+                 close_sockets_of_expired_keys();
+               })
         .every("event log trim", std::chrono::milliseconds(rt.config.get_int("notifier.trim_interval_ms")),
                [this] { log_.trim(rt_.clock.now_ms() - rt_.config.get_int("notifier.retention_ms")); })
         // Sockets first, while the io threads still run: each gets a `closing` notice and a close
@@ -103,6 +133,19 @@ class NotifierModule final : public Module, private EventLog {
                                         }});
     router.add(http::bhttp::verb::get, "/ws/agent",
                [this](const Request& req, Responder reply) { reply(refuse_plain_get(req)); });
+  }
+
+  void close_sockets_of_expired_keys() {
+    std::vector<auth::KeyRevocations::Revocation> due;
+    {
+      std::lock_guard lock(key_closures_->mutex);
+      Millis now = rt_.clock.now_ms();
+      auto& list = key_closures_->due;
+      auto split = std::partition(list.begin(), list.end(), [now](const auto& r) { return r.effective_at > now; });
+      due.assign(split, list.end());
+      list.erase(split, list.end());
+    }
+    for (const auto& r : due) sockets_->hub.close_key(r.agent_id, r.key_id);
   }
 
   void start() override { lifecycle_.start(); }
@@ -261,6 +304,13 @@ class NotifierModule final : public Module, private EventLog {
   std::shared_ptr<SocketContext> sockets_;
   events::ConsumerLoop consumer_;
   boost::asio::strand<boost::asio::io_context::executor_type> announcements_;
+  key_revocations::Sync revocations_;
+  // Revocations that take effect later (a rotation's grace period), for the sweep.
+  struct KeyClosures {
+    std::mutex mutex;
+    std::vector<auth::KeyRevocations::Revocation> due;
+  };
+  std::shared_ptr<KeyClosures> key_closures_;
   Lifecycle lifecycle_;
 };
 }  // namespace

@@ -7,6 +7,7 @@
 #include "common/events/outbox.hpp"
 #include "common/log/log.hpp"
 #include "common/service/idempotency.hpp"
+#include "common/service/key_revocations.hpp"
 #include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "handlers/offer_handlers.hpp"
@@ -103,10 +104,11 @@ class OfferModule final : public Module {
                                     .transactional = rt.kafka_transactions},
                rt.producer_settings),
         // The locked quotes come from thread-service's events (no request calls it).
-        // and a contract follows its job (job-service).
-        threads_("offer-service.events", rt.kafka_bootstrap, "offer-service", {"agentlancer.threads.v1", "agentlancer.jobs.v1"},
-                 *db_, rt.clock,
+        // and a contract follows its job (job-service); revoked API keys come from the agents topic.
+        threads_("offer-service.events", rt.kafka_bootstrap, "offer-service",
+                 {"agentlancer.threads.v1", "agentlancer.jobs.v1", "agentlancer.agents.v1"}, *db_, rt.clock,
                  events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
+                   if (e.type.rfind("agent.", 0) == 0) return revocations_.apply(c, e);
                    auto written = std::make_shared<std::vector<std::string>>();
                    auto tx = store_.tx_on(c, written.get());
                    if (e.type.rfind("job.", 0) == 0) service_.follow_job(*tx, e);
@@ -118,8 +120,11 @@ class OfferModule final : public Module {
                  &rt.metrics, rt.consumer_settings),
         idempotency_(*db_, rt.auth, rt.clock, "offer-service",
                      idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
+        revocations_(*db_, rt.auth.revocations(), rt.clock),
         lifecycle_("offer-service", *db_, rt.workers.context()) {
     db_->migrate(offer_migrations());
+    revocations_.load_all();
+    lifecycle_.every("key revocations", key_revocations::kPollInterval, [this] { revocations_.poll(); });
     lifecycle_.every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); });
     lifecycle_.relay(relay_, rt.metrics)
         .consumer(threads_)
@@ -150,6 +155,7 @@ class OfferModule final : public Module {
   events::OutboxRelay relay_;
   events::ConsumerLoop threads_;
   idempotency::Guard idempotency_;
+  key_revocations::Sync revocations_;
   Lifecycle lifecycle_;
 };
 }  // namespace

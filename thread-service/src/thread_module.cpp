@@ -8,7 +8,10 @@
 #include "common/service/lifecycle.hpp"
 #include "common/util/ids.hpp"
 #include "common/util/time_format.hpp"
+#include "common/service/key_revocations.hpp"
+#include "handlers/key_handlers.hpp"
 #include "handlers/thread_handlers.hpp"
+#include "service/key_service.hpp"
 #include "service/thread_service.hpp"
 #include "storage/caching_thread_store.hpp"
 #include "storage/sql_thread_store.hpp"
@@ -18,6 +21,9 @@ namespace al::thread_service {
 std::vector<ConfigEntry> thread_config_entries() {
   return {
       {"threads.max_messages", "1000", "Messages one negotiation thread may hold (more: 409).", {}},
+      {"auth.key_rotation_grace_ms", "86400000",
+       "How long a key replaced through POST /api/agent/keys {\"replaces\"} keeps working (0: it stops at once).", {}},
+      {"auth.max_active_keys", "10", "API keys one agent may have active at once (more: 422 too_many_keys).", {}},
   };
 }
 
@@ -61,10 +67,19 @@ class ThreadModule final : public Module {
                 &rt.metrics, rt.consumer_settings),
         idempotency_(*db_, rt.auth, rt.clock, "thread-service",
                      idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
+        revocations_(*db_, rt.auth.revocations(), rt.clock),
+        keys_(*db_, rt.auth, revocations_, rt.clock,
+              thread::KeyOptions{rt.config.get_int("auth.key_rotation_grace_ms"),
+                                 static_cast<int>(rt.config.get_int("auth.max_active_keys"))}),
         lifecycle_("thread-service", *db_, rt.workers.context()) {
     if (rt.config.get_int("threads.max_messages") < 1) throw ConfigError("threads.max_messages must be at least 1");
+    if (rt.config.get_int("auth.key_rotation_grace_ms") < 0) throw ConfigError("auth.key_rotation_grace_ms must be >= 0");
+    if (rt.config.get_int("auth.max_active_keys") < 1) throw ConfigError("auth.max_active_keys must be at least 1");
     db_->migrate(thread::thread_migrations());
+    revocations_.load_all();
     lifecycle_.every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); });
+    lifecycle_.every("key revocations", key_revocations::kPollInterval, [this] { revocations_.poll(); });
+    lifecycle_.every("key last use", std::chrono::minutes(1), [this] { keys_.record_last_used(); });
     lifecycle_.relay(relay_, rt.metrics).consumer(offers_);
   }
 
@@ -72,11 +87,15 @@ class ThreadModule final : public Module {
 
   void add_routes(http::Router& router) override {
     using verb = http::bhttp::verb;
-    http::Router::DecoratorScope idempotent(router, idempotency_.decorator());
-    router.add(verb::post, "/api/agent/signup", [this](const Request& req, Responder reply) { signup(req, reply); });
-    router.add(verb::get, "/api/agent/me", [this](const Request& req, Responder reply) { me(req, reply); });
-    thread::add_service_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
-    thread::add_thread_routes(router, service_, store_, rt_.auth, rows_);
+    {
+      http::Router::DecoratorScope idempotent(router, idempotency_.decorator());
+      router.add(verb::post, "/api/agent/signup", [this](const Request& req, Responder reply) { signup(req, reply); });
+      router.add(verb::get, "/api/agent/me", [this](const Request& req, Responder reply) { me(req, reply); });
+      thread::add_service_routes(router, service_, store_, rt_.auth, rt_.public_base_url);
+      thread::add_thread_routes(router, service_, store_, rt_.auth, rows_);
+      thread::add_key_routes(router, keys_, rt_.auth);
+    }
+    thread::add_key_creation_route(router, keys_, rt_.auth);
   }
 
   void start() override { lifecycle_.start(); }
@@ -107,7 +126,9 @@ class ThreadModule final : public Module {
     e.request_id = req.request_id;
     e.data = agent_json(agent_id, *name, description, now);
     sql_store_.add_agent(
-        {agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now}, e,
+        {agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now,
+         auth::ApiKeyAuthority::key_id(api_key)},
+        e,
         [=](std::exception_ptr err) {
           if (err) return reply(failed_write(err, "signup failed"));
           bj::object out = agent_json(agent_id, *name, description, now);
@@ -133,6 +154,8 @@ class ThreadModule final : public Module {
   events::OutboxRelay relay_;
   events::ConsumerLoop offers_;
   idempotency::Guard idempotency_;
+  key_revocations::Sync revocations_;
+  thread::KeyService keys_;
   Lifecycle lifecycle_;
 };
 }  // namespace

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "common/storage/idempotency_store.hpp"
+#include "common/storage/key_revocation_store.hpp"
 #include "common/events/outbox.hpp"
 #include "common/storage/columns.hpp"
 #include "common/json/json.hpp"
@@ -67,6 +68,7 @@ CREATE TABLE known_agents (
       events::outbox_published_at_migration(3),
       events::outbox_positions_migration(4),
       storage::idempotency::table_migration(5),
+      storage::key_revocations::table_migration(6),
   };
 }
 

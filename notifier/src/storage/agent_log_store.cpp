@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/events/outbox.hpp"
+#include "common/storage/key_revocation_store.hpp"
 #include "common/log/log.hpp"
 
 namespace al::notifier {
@@ -46,6 +47,7 @@ ALTER TABLE agent_events_appended RENAME TO agent_events;
 CREATE INDEX agent_events_by_age ON agent_events(created_at);
 )sql", {}},
       events::outbox_published_at_migration(4),
+      storage::key_revocations::table_migration(5),
   };
 }
 

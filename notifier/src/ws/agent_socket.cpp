@@ -24,6 +24,7 @@ using tcp = net::ip::tcp;
 
 // Close codes a client sees on the WebSocket (RFC 6455 §7.4; 4000-4999 are ours).
 constexpr std::uint16_t kCloseSlowConsumer = 4008;
+constexpr std::uint16_t kCloseKeyRevoked = 4401;
 
 struct CloseSpec {
   std::uint16_t code;
@@ -47,6 +48,8 @@ CloseSpec spec_for(CloseReason reason) {
       return {websocket::close_code::protocol_error, "protocol_error", "malformed Engine.IO/socket.io packet"};
     case CloseReason::ClientLeft:
       return {websocket::close_code::normal, "client_left", "bye"};
+    case CloseReason::KeyRevoked:
+      return {kCloseKeyRevoked, "key_revoked", "API key revoked; connect with another key"};
   }
   return {websocket::close_code::normal, "closed", ""};
 }
@@ -199,8 +202,9 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       if (auto key = auth->if_contains("apiKey"); key && key->is_string()) api_key = std::string(key->as_string());
     }
     if (api_key.empty()) return refuse("Missing API key: pass auth: { apiKey }", "unauthorized");
-    auto agent = context_->auth.verify(api_key);
-    if (!agent) return refuse("Invalid API key", "unauthorized");
+    auto verified = context_->auth.verify_key(api_key);
+    if (!verified) return refuse("Invalid API key", "unauthorized");
+    const std::string* agent = &verified->agent_id;
 
     std::optional<long long> since;
     if (auth) {
@@ -216,7 +220,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       }
     }
 
-    switch (context_->hub.attach(*agent, shared_from_this())) {
+    switch (context_->hub.attach(*agent, shared_from_this(), verified->key_id)) {
       case Hub::Attach::Ok:
         break;
       case Hub::Attach::AgentLimit:
@@ -230,6 +234,8 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     }
     attached_ = true;
     agent_id_ = *agent;
+    // Revoked between the check above and the attach: the revocation's close_key missed this socket.
+    if (!context_->auth.verify_key(api_key)) return close_gracefully(CloseReason::KeyRevoked);
     phase_ = Phase::Joining;
     deadline_generation_++;  // the connect deadline no longer applies
     deadline_.cancel();

@@ -7,7 +7,8 @@ namespace al::notifier {
 Hub::Hub(std::size_t max_per_agent, std::size_t max_total)
     : max_per_agent_(max_per_agent), max_total_(max_total) {}
 
-Hub::Attach Hub::attach(const std::string& agent_id, const std::shared_ptr<Subscriber>& subscriber) {
+Hub::Attach Hub::attach(const std::string& agent_id, const std::shared_ptr<Subscriber>& subscriber,
+                        const std::string& key_id) {
   std::lock_guard lock(mutex_);
   if (closed_) return Attach::Closed;
   if (total_ >= max_total_) return Attach::TotalLimit;
@@ -16,7 +17,7 @@ Hub::Attach Hub::attach(const std::string& agent_id, const std::shared_ptr<Subsc
     if (list.empty()) by_agent_.erase(agent_id);
     return Attach::AgentLimit;
   }
-  list.push_back({subscriber.get(), subscriber});
+  list.push_back({subscriber.get(), subscriber, key_id});
   ++total_;
   return Attach::Ok;
 }
@@ -49,6 +50,20 @@ void Hub::publish(const std::string& agent_id, const std::shared_ptr<const LiveE
       if (auto s = entry.subscriber.lock()) targets.push_back(std::move(s));
   }
   for (auto& s : targets) s->deliver(event);
+}
+
+std::size_t Hub::close_key(const std::string& agent_id, const std::string& key_id) {
+  std::vector<std::shared_ptr<Subscriber>> targets;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = by_agent_.find(agent_id);
+    if (it == by_agent_.end()) return 0;
+    for (auto& entry : it->second)
+      if (entry.key_id == key_id)
+        if (auto s = entry.subscriber.lock()) targets.push_back(std::move(s));
+  }
+  for (auto& s : targets) s->close_for(CloseReason::KeyRevoked);
+  return targets.size();
 }
 
 void Hub::close_all(CloseReason reason) {

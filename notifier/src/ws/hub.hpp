@@ -18,7 +18,7 @@ struct LiveEvent {
 };
 
 // Why the server ends a socket; each has a close code and text a client can act on.
-enum class CloseReason { Shutdown, SlowConsumer, PingTimeout, ConnectTimeout, Refused, Protocol, ClientLeft };
+enum class CloseReason { Shutdown, SlowConsumer, PingTimeout, ConnectTimeout, Refused, Protocol, ClientLeft, KeyRevoked };
 
 // What the hub needs of a connected socket. Both calls are thread-safe (they post to the
 // socket's strand) and never block.
@@ -35,13 +35,17 @@ class Hub {
   Hub(std::size_t max_per_agent, std::size_t max_total);
 
   enum class Attach { Ok, AgentLimit, TotalLimit, Closed };
-  Attach attach(const std::string& agent_id, const std::shared_ptr<Subscriber>& subscriber);
+  // `key_id`: the API key the socket authenticated with (closed when it is revoked).
+  Attach attach(const std::string& agent_id, const std::shared_ptr<Subscriber>& subscriber,
+                const std::string& key_id = {});
   void detach(const std::string& agent_id, const Subscriber* subscriber);
 
   bool has_subscribers(const std::string& agent_id) const;
   // Hands the event to every socket of the agent (a copy of the list is taken under the lock).
   void publish(const std::string& agent_id, const std::shared_ptr<const LiveEvent>& event);
 
+  // Asks every socket of the agent that authenticated with `key_id` to close (KeyRevoked); how many.
+  std::size_t close_key(const std::string& agent_id, const std::string& key_id);
   // Refuses new sockets from now on and asks every socket to close for `reason`.
   void close_all(CloseReason reason);
   // Waits until every socket has detached or the timeout passed; true when none is left.
@@ -58,6 +62,7 @@ class Hub {
   struct Entry {
     const Subscriber* key;  // identifies the entry even after the subscriber is gone
     std::weak_ptr<Subscriber> subscriber;
+    std::string key_id;
   };
   std::unordered_map<std::string, std::vector<Entry>> by_agent_;
   std::size_t total_ = 0;

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/storage/idempotency_store.hpp"
+#include "common/storage/key_revocation_store.hpp"
 #include "common/events/outbox.hpp"
 #include "common/storage/columns.hpp"
 
@@ -123,6 +124,7 @@ CREATE INDEX contracts_payment_submitted ON contracts(updated_at) WHERE status =
 )sql", {}},
       events::outbox_positions_migration(10),
       storage::idempotency::table_migration(11),
+      storage::key_revocations::table_migration(12),
   };
 }
 

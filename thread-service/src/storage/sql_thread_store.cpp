@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "common/storage/idempotency_store.hpp"
+#include "common/storage/key_revocation_store.hpp"
 #include "common/events/outbox.hpp"
 #include "common/storage/columns.hpp"
 #include "events/thread_json.hpp"
@@ -115,6 +116,25 @@ UPDATE threads SET
   provider_quote_terms = (SELECT m.terms FROM messages m WHERE m.thread_pos = threads.pos AND m.seq = threads.provider_quote_seq)
   WHERE provider_quote_seq IS NOT NULL;
 )sql", {}},
+      // API keys (POST/GET/DELETE /api/agent/keys): every agent's signup key from its stored
+      // fingerprint; the agent's event sequence for its agent.key_* events.
+      {8, R"sql(
+ALTER TABLE agents ADD COLUMN event_seq INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE api_keys (
+  key_id TEXT PRIMARY KEY,
+  agent_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  created_by TEXT,
+  last_used_at INTEGER,
+  expires_at INTEGER,
+  revoked_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX api_keys_agent ON api_keys (agent_id, created_at);
+INSERT INTO api_keys (key_id, agent_id, fingerprint, created_at)
+  SELECT 'key_' || substr(key_fingerprint, 1, 24), agent_id, key_fingerprint, created_at FROM agents;
+)sql", {}},
+      storage::key_revocations::table_migration(9),
   };
 }
 
@@ -447,6 +467,9 @@ void SqlThreadStore::add_agent(const AgentRow& a, const events::CloudEvent& regi
       [this, a, registered](storage::Connection& c) {
         c.query("INSERT INTO agents(agent_id, name, description, key_fingerprint, created_at) VALUES (?,?,?,?,?)",
                 a.agent_id, a.name, a.description, a.key_fingerprint, a.created_at)
+            .run();
+        c.query("INSERT INTO api_keys (key_id, agent_id, fingerprint, created_at) VALUES (?,?,?,?)",
+                a.key_id, a.agent_id, a.key_fingerprint, a.created_at)
             .run();
         events::append_to_outbox(c, "agentlancer.agents.v1", registered, clock_.now_ms());
       },

@@ -23,12 +23,13 @@ class SqlThreadStore final : public ThreadStore {
   bool healthy() override;
 
   // Agents (signup and /me): the row and its `agent.registered` event commit together. Only a
-  // fingerprint of the key is kept (for revocation); the key itself is shown once.
+  // fingerprint of the key is kept (api_keys, for listing and revocation); the key itself is shown once.
   struct AgentRow {
     std::string agent_id, name;
     std::optional<std::string> description;
     std::string key_fingerprint;
     Millis created_at = 0;
+    std::string key_id;  // the signup key's row in api_keys (add_agent)
   };
   void add_agent(const AgentRow& agent, const events::CloudEvent& registered, std::function<void(std::exception_ptr)> done);
   std::optional<AgentRow> find_agent(const std::string& agent_id);
