@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "common/auth/api_key.hpp"
 #include "support/test_stack.hpp"
 
 namespace al::testing {
@@ -339,9 +340,23 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
     EXPECT_NE(r.body.find(stranger.id), std::string::npos) << r.body;
     EXPECT_EQ(r.body.find(svc_owner.id), std::string::npos) << r.body;
   });
+  self("POST /api/agent/keys", [&] {
+    auto r = api.post("/api/agent/keys", std::string(), stranger.key);
+    ASSERT_EQ(r.status, 201u) << r.body;
+    auto made = r.json();
+    EXPECT_EQ(str(made, "created_by"), auth::ApiKeyAuthority::key_id(stranger.key));
+    auto me = api.get("/api/agent/me", str(made, "api_key"));
+    EXPECT_NE(me.body.find(stranger.id), std::string::npos) << "the new key is not the caller's: " << me.body;
+  });
   // The lists run after the creates and the refusals, in a pass of their own below.
   std::vector<std::string> lists = {"GET /api/agent/services", "GET /api/agent/threads", "GET /api/agent/offers",
-                                    "GET /api/agents/jobs", "GET /api/agent/events"};
+                                    "GET /api/agents/jobs", "GET /api/agent/events", "GET /api/agent/keys"};
+  self("GET /api/agent/keys", [&] {
+    std::vector<std::string> foreign;
+    for (const auto& a : agents_)
+      if (a.id != stranger.id) foreign.push_back(auth::ApiKeyAuthority::key_id(a.key));
+    self_list("/api/agent/keys", foreign, auth::ApiKeyAuthority::key_id(stranger.key))();
+  });
   self("GET /api/agent/services", [&] { self_list("/api/agent/services", {svc, hidden_svc}, own_service)(); });
   self("GET /api/agent/threads", [&] { self_list("/api/agent/threads", {tid, locked_tid, o_tid, c_tid}, own_thread)(); });
   self("GET /api/agent/offers", [&] { self_list("/api/agent/offers", {oid})(); });
@@ -379,6 +394,8 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
         {as("stranger", stranger, 403u, kService)}, view(svcs + svc, svc_owner));
 
   const std::vector<Attempt> not_member = {as("stranger", stranger, 403u, kThread)};
+  owned("DELETE /api/agent/keys/{key_id}", verb::delete_, "/api/agent/keys/" + auth::ApiKeyAuthority::key_id(svc_owner.key),
+        "", {as("stranger", stranger, 404u, "API key not found")}, view("/api/agent/me", svc_owner));
   owned("GET /api/agent/threads/{id}", verb::get, threads + tid, "", not_member, thread_view(tid));
   owned("GET /api/agent/threads/{id}/tx-status", verb::get, threads + tid + "/tx-status", "", not_member,
         thread_view(tid));
@@ -439,7 +456,8 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
 
   // The stranger's own creates first: the lists below look for what they made, and the event
   // logs are compared from here on, the stranger's included.
-  const std::vector<std::string> creates = {"POST /api/agent/services", "POST /api/agent/threads", "POST /api/agents/jobs"};
+  const std::vector<std::string> creates = {"POST /api/agent/services", "POST /api/agent/threads", "POST /api/agents/jobs",
+                                           "POST /api/agent/keys"};
   for (const auto& route : creates) {
     SCOPED_TRACE(route);
     if (routes.contains(route)) matrix.at(route).check();
