@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 
-# The rate limits (per key, per address; feedback per address) are lifted so the fuzzer reaches
+# The rate limits (per key, per address; feedback per address) and the active keys per agent are lifted so the fuzzer reaches
 # the validation and storage behind them instead of 429s. The waits for events from other
 # services are kept short so ids schemathesis makes up (unknown agents, unknown threads) are
 # answered quickly, yet long enough for the real flows (a just-locked quote, a new agent).
@@ -53,6 +53,7 @@ start_server() {
   "$bin" all --port "$port" --data_dir "$work/data" --http.access_log false \
     --ops.feedback_per_minute 1000000 --rate_limit.reads 1000000/1s --rate_limit.writes 1000000/1s \
     --rate_limit.signup 1000000/1s --rate_limit.public 1000000/1s \
+    --auth.max_active_keys 1000000 \
     --job.agent_wait_ms 1000 --offers.projection_wait_ms 1000 \
     2>>"$work/server.log" &
   server=$!
