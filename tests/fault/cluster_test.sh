@@ -6,6 +6,7 @@
 #   - X-Request-Id is made when absent and kept when sent;
 #   - the README walk-through and the README's socket.io snippet, unchanged, with BASE = gateway;
 #   - sockets through the gateway get every event once, in order;
+#   - a revoked API key is refused by every service (learnt from Kafka), both replicas;
 #   - kill -9 of a replica: GETs through the gateway keep answering 200, the replica comes back;
 #   - a graceful stop leaves no process behind.
 #   cluster_test.sh <agentlancer binary> <repo>
@@ -37,7 +38,7 @@ router_404='{"error":"Not found","code":"not_found"}'
 routes_ok=1
 while IFS=$'\t' read -r pattern owner; do
   [[ -z "$pattern" || "$pattern" == \#* ]] && continue
-  path="${pattern//\{id\}/x1}"; path="${path//\{memoId\}/m1}"
+  path="${pattern//\{id\}/x1}"; path="${path//\{memoId\}/m1}"; path="${path//\{key_id\}/k1}"
   for service in thread-service offer-service job-service notifier; do
     body="$(curl -s -m 5 "http://127.0.0.1:$(port_of "$service")$path")"
     if [[ "$service" == "$owner" && "$body" == "$router_404" ]]; then
@@ -60,6 +61,9 @@ check "X-Request-Id kept when sent" test "$kept" = "cluster-test-1"
 check "README walk-through through the gateway" env BASE="$base" bash "$repo/tests/readme_walkthrough_test.sh" - "$repo/README.md"
 check "socket.io through the gateway (README snippet; every event once, in order)" \
   env CLUSTER_BASE="$base" node --test "$repo/tests/socketio/cluster.test.js"
+
+# --- a revoked API key: every service (its own process and database) refuses it ----------------
+check "a revoked key is refused by every service through the gateway" python3 "$repo/tests/fault/revocation_check.py" "$base"
 
 # --- a replica killed: the gateway keeps answering ----------------------------------------------
 cluster kill thread-service 1
