@@ -19,7 +19,9 @@ RUN apt-get update \
 
 WORKDIR /src
 # Only what the `agentlancer` target needs (.dockerignore leaves out the rest, tests included).
-COPY CMakeLists.txt CMakePresets.json ./
+COPY CMakeLists.txt CMakePresets.json VERSION ./
+COPY cmake cmake
+COPY docs/openapi.yaml docs/openapi.yaml
 COPY common common
 COPY thread-service thread-service
 COPY offer-service offer-service
@@ -31,6 +33,8 @@ COPY app app
 # file compiles again (the rest are cache hits) and the binary is linked. The build tree itself
 # is not kept in the layer: only the stripped binary (/out/agentlancer).
 ENV CCACHE_DIR=/root/.ccache CCACHE_MAXSIZE=2G
+# The commit `agentlancer --version` and agentlancer_build_info report (.git is not in the context).
+ARG AGENTLANCER_COMMIT=unknown
 RUN --mount=type=cache,id=agentlancer-ccache,target=/root/.ccache,sharing=locked \
     ccache --zero-stats >/dev/null \
  && cmake --preset release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null \

@@ -1,4 +1,5 @@
 #include "host.hpp"
+#include "process_metrics.hpp"
 
 #include <sys/stat.h>
 
@@ -20,6 +21,10 @@
 #include "thread_module.hpp"
 
 namespace al {
+namespace embedded {
+extern const std::string_view kOpenApiYaml;  // generated: docs/openapi.yaml (app/CMakeLists.txt)
+}  // namespace embedded
+
 
 std::vector<ConfigEntry> all_config_entries() {
   std::vector<ConfigEntry> entries = {
@@ -126,8 +131,10 @@ long long worker_threads(const Config& config) {
 }
 }  // namespace
 
-Host::Host(const Config& config, std::vector<std::string> services, const Clock& clock)
-    : config_(config), services_(std::move(services)), clock_(clock) {}
+Host::Host(const Config& config, std::vector<std::string> services, const Clock& clock, BuildInfo build)
+    : config_(config), services_(std::move(services)), clock_(clock), build_(std::move(build)) {}
+
+std::string_view openapi_document() { return embedded::kOpenApiYaml; }
 
 Host::~Host() { stop(); }
 
@@ -227,6 +234,16 @@ void Host::prepare() {
   router_.add(verb::get, "/metrics", [this](const http::Request&, http::Responder reply) {
     reply(http::Response::text(200, metrics_.render(), "text/plain; version=0.0.4"));
   }, http::Runs::OnIo);
+  // The API description of this build (RFC 9512 media type), with the agent-facing front door:
+  // thread-service (signup) serves it, so the gateway routes it there.
+  if (wants("thread-service")) {
+    router_.add(verb::get, "/openapi.yaml", [](const http::Request&, http::Responder reply) {
+      reply(http::Response::text(200, std::string(openapi_document()), "application/yaml"));
+    }, http::Runs::OnIo);
+  }
+  metrics_.register_info("agentlancer_build_info", "The version and commit of this binary (always 1).",
+                         {{"version", build_.version}, {"commit", build_.commit}});
+  register_process_metrics(metrics_);
   rate_limit::Settings limits;
   try {
     limits.enabled = config_.get_bool("rate_limit.enabled");

@@ -17,12 +17,23 @@ namespace al {
 // Every configuration key of the binary, with defaults and descriptions (the documented table).
 std::vector<ConfigEntry> all_config_entries();
 
+// What the binary is (agentlancer_build_info, --version); tests and tools that build a Host
+// without the generated build info get "dev".
+struct BuildInfo {
+  std::string version = "dev";
+  std::string commit = "unknown";
+};
+
+// Every process also serves GET /openapi.yaml: this document, embedded at build time.
+std::string_view openapi_document();
+
 // Hosts one or more service modules in this process: config, clock, auth, metrics, the embedded
 // broker when no bootstrap is configured, one HTTP server for all their routes, and a graceful
 // stop. `services` is {"all"} or a list of "thread-service", "job-service".
 class Host {
  public:
-  Host(const Config& config, std::vector<std::string> services, const Clock& clock = SystemClock::instance());
+  Host(const Config& config, std::vector<std::string> services, const Clock& clock = SystemClock::instance(),
+       BuildInfo build = {});
   ~Host();
 
   void start();  // prepare(), then serve: the modules start and the server accepts
@@ -43,6 +54,7 @@ class Host {
   const Config& config_;
   std::vector<std::string> services_;
   const Clock& clock_;
+  BuildInfo build_;
   boost::asio::io_context io_{1};  // the primary context: acceptor, timers, scheduler
   std::vector<std::unique_ptr<boost::asio::io_context>> extra_io_;  // one per further I/O thread
   std::unique_ptr<WorkerPool> workers_;

@@ -18,6 +18,11 @@
 #include "common/util/ids.hpp"
 #include "host.hpp"
 
+namespace al::build {
+extern const char* const kVersion;  // generated: cmake/build_info.cmake
+extern const char* const kCommit;
+}  // namespace al::build
+
 namespace {
 constexpr const char* kUsage = R"(usage:
   agentlancer all [--key value ...]              every service in one process (embedded default)
@@ -29,8 +34,55 @@ constexpr const char* kUsage = R"(usage:
   agentlancer routes                             every route each service registers (method, path,
                                                  service; tab-separated), for gateway and k8s checks
   agentlancer topics                             the Kafka topics the services produce and consume
+  agentlancer --version                          the version and commit of this binary
 Options are config keys (see `agentlancer config-table`), e.g. --port 8080 --data_dir ./data.
+`agentlancer <command> --help` explains one command.
 )";
+
+bool wants_help(const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return true;
+  return false;
+}
+
+// `agentlancer <command> --help`.
+void print_help(const std::string& command) {
+  if (command == "tail-events") {
+    std::cout << R"(usage: agentlancer tail-events [--bootstrap HOST:PORT] [--data-dir DIR] [--topic T] [--max N] [--to-end]
+Prints the CloudEvents on the broker, one JSON object per line, from the start of each topic.
+  --bootstrap HOST:PORT  the Kafka broker (default: the one `make start` wrote to DIR/kafka.bootstrap)
+  --data-dir DIR         where to find kafka.bootstrap (default ./data)
+  --topic T              one topic (default: every topic; see `agentlancer topics`)
+  --max N                stop after N events
+  --to-end               read up to the current end of every partition, then exit (no consumer group)
+)";
+  } else if (command == "config-table") {
+    std::cout << "usage: agentlancer config-table\n"
+                 "Prints every configuration key with its default and meaning, as the markdown table of\n"
+                 "docs/configuration.md.\n";
+  } else if (command == "routes") {
+    std::cout << "usage: agentlancer routes\n"
+                 "Prints every route each service registers: method, path pattern and service, tab-separated\n"
+                 "(\"*\" for the routes every process has). The gateway and k8s checks compare it with\n"
+                 "deploy/gateway/routes.tsv.\n";
+  } else if (command == "topics") {
+    std::cout << "usage: agentlancer topics\nPrints the Kafka topics the services produce and consume, one per line.\n";
+  } else {
+    std::cout << "usage: agentlancer " << command << " [--key value ...]\n"
+              << (command == "all" ? "Runs every service in one process (the embedded default: SQLite and an in-process\n"
+                                     "Kafka broker unless storage.url and kafka.bootstrap say otherwise).\n"
+                                   : "Runs " + command + " alone (the cluster and k8s run each service this way).\n")
+              << "Each option is a configuration key, also settable as the environment variable\n"
+                 "AGENTLANCER_<KEY> (dots and dashes as underscores, upper case), or in a file named by\n"
+                 "--config FILE (key = value lines); flags win over the environment, which wins over the\n"
+                 "file. Keys, defaults and meanings (docs/configuration.md):\n";
+    for (const auto& e : al::all_config_entries()) {
+      std::cout << "  --" << e.key;
+      if (!e.secret && !e.default_value.empty()) std::cout << " (default " << e.default_value << ")";
+      std::cout << "\n      " << e.description << "\n";
+    }
+  }
+}
 
 int tail_events(const std::vector<std::string>& args) {
   std::string bootstrap, data_dir = "./data", topic;
@@ -122,8 +174,22 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::cout << "agentlancer " << al::build::kVersion << " (commit " << al::build::kCommit << ")\n";
+    return 0;
+  }
   std::string command = args[0];
   args.erase(args.begin());
+  const std::set<std::string> commands = {"all",        "thread-service", "offer-service", "job-service", "notifier",
+                                          "tail-events", "config-table",  "routes",        "topics"};
+  if (!commands.contains(command)) {
+    std::cerr << "unknown command: " << command << "\n" << kUsage;
+    return 2;
+  }
+  if (wants_help(args)) {
+    print_help(command);
+    return 0;
+  }
   try {
     if (command == "config-table") {
       std::cout << al::Config(al::all_config_entries()).markdown_table();
@@ -135,13 +201,9 @@ int main(int argc, char** argv) {
       for (const auto& topic : al::kafka::all_topics()) std::cout << topic << "\n";
       return 0;
     }
-    if (command != "all" && command != "thread-service" && command != "offer-service" && command != "job-service" && command != "notifier") {
-      std::cerr << "unknown command: " << command << "\n" << kUsage;
-      return 2;
-    }
     al::Config config(al::all_config_entries());
     config.load(args, al::Config::process_environment());
-    al::Host host(config, {command});
+    al::Host host(config, {command}, al::SystemClock::instance(), al::BuildInfo{al::build::kVersion, al::build::kCommit});
     host.start();
     host.run_until_signal();
     return 0;

@@ -27,7 +27,7 @@ revision="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
 short="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo nogit)"
 # A tree with changes to what goes into the image is not that commit: say so in the tag.
 if [ "$short" != nogit ] && ! git -C "$repo" diff --quiet HEAD -- CMakeLists.txt CMakePresets.json Dockerfile .dockerignore \
-     app common thread-service offer-service job-service notifier 2>/dev/null; then
+     VERSION cmake docs/openapi.yaml app common thread-service offer-service job-service notifier 2>/dev/null; then
   short="$short-dirty"
   revision="$revision-dirty"
 fi
@@ -42,7 +42,7 @@ iidfile="$(mktemp)"
 trap 'rm -f "$iidfile"' EXIT
 start=$SECONDS
 buildah bud --pull=never --isolation=chroot --layers \
-  "${labels[@]}" \
+  "${labels[@]}" --build-arg "AGENTLANCER_COMMIT=$short" \
   --iidfile "$iidfile" -t "$tag" -t "localhost/agentlancer:$short" \
   -f "$repo/Dockerfile" "$repo"
 id="$(cat "$iidfile")"

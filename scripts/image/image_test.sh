@@ -200,6 +200,14 @@ run_service() {
   done
   if [ "$healthz" = 200 ] && [ "$readyz" = 200 ]; then
     ok "$name: GET /healthz 200, GET /readyz 200 $(cat "$work/$name.readyz") after $((SECONDS - deadline + READY_TIMEOUT)) s"
+    if [ "$name" = all ]; then
+      check "all: GET /openapi.yaml serves the embedded document" \
+        bash -c "curl -s --max-time 5 'http://127.0.0.1:$port/openapi.yaml' | cmp -s - '$repo/docs/openapi.yaml'"
+      local commit
+      commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+      check "all: agentlancer_build_info names the commit $commit" \
+        bash -c "curl -s --max-time 5 'http://127.0.0.1:$port/metrics' | grep -Eq '^agentlancer_build_info\\{version=\"[^\"]+\",commit=\"$commit(-dirty)?\"\\} 1$'"
+    fi
   else
     tail -n 30 "$log" >&2
     fail "$name: not ready within ${READY_TIMEOUT} s (/healthz $healthz, /readyz $readyz; log above)"

@@ -307,6 +307,7 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
   pub("GET /healthz", verb::get, "/healthz");
   pub("GET /readyz", verb::get, "/readyz");
   pub("GET /metrics", verb::get, "/metrics");
+  pub("GET /openapi.yaml", verb::get, "/openapi.yaml");
   pub("POST /api/agent/signup", verb::post, "/api/agent/signup", R"({"name":"bola-public-signup"})");
   pub("GET /api/services", verb::get, "/api/services");
   pub("POST /api/public/feedback", verb::post, "/api/public/feedback",

@@ -60,6 +60,27 @@ void Metrics::register_counter(const std::string& name, const std::string& help,
   gauges_[name] = Gauge{help, std::move(read), true};
 }
 
+void Metrics::register_info(const std::string& name, const std::string& help,
+                            const std::vector<std::pair<std::string, std::string>>& labels) {
+  std::string rendered = "{";
+  for (const auto& [label, value] : labels) {
+    if (rendered.size() > 1) rendered += ",";
+    rendered += label + "=\"";
+    for (char c : value) {  // the text format's escapes
+      if (c == '\\' || c == '"') rendered += '\\';
+      if (c == '\n') {
+        rendered += "\\n";
+        continue;
+      }
+      rendered += c;
+    }
+    rendered += "\"";
+  }
+  rendered += "}";
+  std::lock_guard lock(mutex_);
+  gauges_[name] = Gauge{help, [] { return 1.0; }, false, rendered};
+}
+
 std::string Metrics::render() const {
   std::ostringstream out;
   std::lock_guard lock(mutex_);
@@ -90,7 +111,7 @@ std::string Metrics::render() const {
   }
   for (const auto& [name, g] : gauges_) {
     out << "# HELP " << name << " " << g.help << "\n# TYPE " << name << (g.counter ? " counter\n" : " gauge\n")
-        << name << " " << g.read() << "\n";
+        << name << g.labels << " " << g.read() << "\n";
   }
   return out.str();
 }

@@ -26,6 +26,9 @@ class Metrics {
   // A counter kept by its owner (e.g. an atomic on a hot path), read at scrape time.
   void register_counter(const std::string& name, const std::string& help,
                         std::function<double()> read);
+  // An info metric (`name{label="value",…} 1`), e.g. the build's version and commit.
+  void register_info(const std::string& name, const std::string& help,
+                     const std::vector<std::pair<std::string, std::string>>& labels);
   std::string render() const;
 
  private:
@@ -38,6 +41,7 @@ class Metrics {
     std::string help;
     std::function<double()> read;
     bool counter = false;
+    std::string labels;  // rendered `{…}`, or empty
   };
   struct Counter {
     std::string help;
