@@ -215,7 +215,10 @@ http::Router::Decorator Guard::decorator() {
             taking->stored = *found;
             if (found->request_hash != hash) taking->outcome = Outcome::Mismatch;
             else if (found->state == "done") taking->outcome = Outcome::Replay;
-            else if (found->state == "committed") taking->outcome = Outcome::Lost;
+            // Committed without a response: its holder is storing it (a duplicate arrived in that
+            // window: in use, retry) — or died before it could, once its lock has run out (lost).
+            else if (found->state == "committed")
+              taking->outcome = found->locked_until > now ? Outcome::InFlight : Outcome::Lost;
             else if (found->locked_until > now) taking->outcome = Outcome::InFlight;
             else if (!storage::idempotency::take_over(c, taken.agent, taken.key, found->token, taken.token, until))
               taking->outcome = Outcome::InFlight;
