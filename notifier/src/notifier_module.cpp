@@ -116,7 +116,13 @@ class NotifierModule final : public Module, private EventLog {
         [this](const std::string& payload) {
           boost::asio::post(announcements_, [this, payload] { on_announced(payload); });
         },
-        [] { log::warn("notifier lost its notification connection; sockets catch up with their next event"); });
+        // Announcements committed while the connection was down are lost: every socket reads the
+        // log after what it has (an agent with no later event would otherwise wait forever).
+        [this] {
+          auto sockets = sockets_->hub.resync_all();
+          log::warn("notifier lost its notification connection; every socket reads its log again",
+                    {{"sockets", static_cast<long long>(sockets)}});
+        });
   }
 
   std::string name() const override { return "notifier"; }
@@ -211,7 +217,16 @@ class NotifierModule final : public Module, private EventLog {
   void on_announced(const std::string& payload) {
     auto a = Announcement::parse(payload);
     if (!a || a->replica == log_.replica() || !sockets_->hub.has_subscribers(a->agent_id)) return;
-    for (auto& entry : log_.after(a->agent_id, a->event_id - 1, 1)) {
+    std::vector<LogEntry> entries;
+    try {
+      entries = log_.after(a->agent_id, a->event_id - 1, 1);
+    } catch (const std::exception& e) {
+      // The sockets read it themselves (and close, to be resumed, if they cannot either).
+      log::warn("announced event could not be read", {{"agent_id", a->agent_id}, {"what", e.what()}});
+      sockets_->hub.resync(a->agent_id);
+      return;
+    }
+    for (auto& entry : entries) {
       if (entry.event_id != a->event_id) break;  // trimmed meanwhile
       ++remote_events_;
       sockets_->hub.publish(a->agent_id, std::make_shared<const LiveEvent>(render(entry.payload, a->agent_id, entry.event_id)));

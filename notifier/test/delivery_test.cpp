@@ -95,6 +95,8 @@ struct RecordingSubscriber : Subscriber {
   std::vector<CloseReason> closed;
   void deliver(std::shared_ptr<const LiveEvent> e) override { delivered.push_back(e->event_id); }
   void close_for(CloseReason r) override { closed.push_back(r); }
+  void resync() override { ++resyncs; }
+  int resyncs = 0;
 };
 
 TEST(Hub, EnforcesThePerAgentAndTotalLimits) {
@@ -128,6 +130,24 @@ TEST(Hub, PublishesToEverySocketOfTheAgentOnly) {
   EXPECT_TRUE(hub.has_subscribers("a"));
   EXPECT_FALSE(hub.has_subscribers("nobody"));
   hub.publish("nobody", event);  // no one listening: nothing happens
+}
+
+TEST(Hub, ResyncAsksTheAgentsSocketsOrEverySocketToReadTheirLog) {
+  Hub hub(5, 100);
+  auto a1 = std::make_shared<RecordingSubscriber>(), a2 = std::make_shared<RecordingSubscriber>(),
+       b1 = std::make_shared<RecordingSubscriber>();
+  hub.attach("a", a1);
+  hub.attach("a", a2);
+  hub.attach("b", b1);
+  hub.resync("a");
+  EXPECT_EQ(a1->resyncs, 1);
+  EXPECT_EQ(a2->resyncs, 1);
+  EXPECT_EQ(b1->resyncs, 0);
+  hub.resync("nobody");
+  EXPECT_EQ(hub.resync_all(), 3u);
+  EXPECT_EQ(a1->resyncs, 2);
+  EXPECT_EQ(b1->resyncs, 1);
+  EXPECT_TRUE(a1->delivered.empty());  // a resync delivers nothing by itself: the socket reads
 }
 
 TEST(Hub, CloseAllAsksEverySocketAndRefusesNewOnes) {

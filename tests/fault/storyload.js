@@ -348,8 +348,9 @@ async function main() {
   const catchUpDeadline = Date.now() + 90000;
   let lastCount = -1;
   let stableSince = Date.now();
+  let heads = [];
   while (Date.now() < catchUpDeadline) {
-    const heads = await inBatches(agents, 16, async (a) => {
+    heads = await inBatches(agents, 16, async (a) => {
       const ids = await pollLog(a);
       return ids.length ? ids[ids.length - 1] : 0;
     });
@@ -362,6 +363,9 @@ async function main() {
     if (behind === 0 && Date.now() - stableSince >= 2000) break;
     await sleep(500);
   }
+  // The log may grow after this (a consumer still working through a backlog): the checker holds
+  // each socket to its agent's log as it was when the socket closed.
+  sockets.forEach((w, i) => (w.log_head = heads[i] || 0));
   for (const w of sockets) w.socket.close();
 
   const out = {

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <random>
 
-#include <sys/select.h>
+#include <poll.h>
 #include <cerrno>
 
 #include "common/log/log.hpp"
@@ -497,12 +497,10 @@ void PostgresDatabase::listener_loop() {
       c.reset();
       continue;
     }
-    int socket = PQsocket(c->raw());
-    fd_set readable;
-    FD_ZERO(&readable);
-    FD_SET(socket, &readable);
-    timeval timeout{0, 200'000};  // wake to notice stop()
-    int ready = ::select(socket + 1, &readable, nullptr, nullptr, &timeout);
+    // poll, not select: a process with many sockets open (the notifier's) may get a descriptor
+    // above FD_SETSIZE when it reconnects.
+    pollfd readable{PQsocket(c->raw()), POLLIN, 0};
+    int ready = ::poll(&readable, 1, 200);  // wake to notice stop()
     if (ready < 0 && errno != EINTR) {
       c.reset();
       continue;

@@ -102,6 +102,10 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     net::post(ws_.get_executor(), [self = shared_from_this(), reason] { self->close_gracefully(reason); });
   }
 
+  void resync() override {
+    net::post(ws_.get_executor(), [self = shared_from_this()] { self->on_resync(); });
+  }
+
  private:
   // Joining: attached to the hub, waiting for the log's bounds (read on a worker).
   enum class Phase { Handshake, AwaitConnect, Joining, Connected };
@@ -261,7 +265,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
                       {"oldest_event_id", bounds.oldest},
                       {"missed_beyond_retention", missed}};
     enqueue(std::make_shared<const std::string>(sio::event_frame("roomJoined", joined, 0)));
-    catching_up_ = cursor_ < known_head_;
+    catching_up_ = cursor_ < known_head_ || resync_when_joined_;
     pump_backlog();
     do_write();
     watch_progress();
@@ -336,6 +340,20 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     }
     for (const auto& frame : event.frames) enqueue(frame, event.event_id);
     cursor_ = event.event_id;
+    do_write();
+  }
+
+  // Joining sockets read the log's head once joined anyway; a connected one reads after its cursor
+  // (one page, or to the end if there is more) and is done when the read comes back short.
+  void on_resync() {
+    if (closing_) return;
+    if (phase_ == Phase::Joining) {
+      resync_when_joined_ = true;  // its bounds may have been read before the lost event
+      return;
+    }
+    if (phase_ != Phase::Connected) return;
+    catching_up_ = true;
+    pump_backlog();
     do_write();
   }
 
@@ -529,6 +547,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   long long written_upto_ = 0;  // last event_id handed to the socket
   long long acked_upto_ = 0;    // last event_id the client acknowledged
   bool catching_up_ = false;
+  bool resync_when_joined_ = false;  // a resync arrived while joining
   bool reading_ = false;  // a backlog page is being read
 };
 }  // namespace

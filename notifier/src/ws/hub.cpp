@@ -52,6 +52,30 @@ void Hub::publish(const std::string& agent_id, const std::shared_ptr<const LiveE
   for (auto& s : targets) s->deliver(event);
 }
 
+void Hub::resync(const std::string& agent_id) {
+  std::vector<std::shared_ptr<Subscriber>> targets;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = by_agent_.find(agent_id);
+    if (it == by_agent_.end()) return;
+    for (auto& entry : it->second)
+      if (auto s = entry.subscriber.lock()) targets.push_back(std::move(s));
+  }
+  for (auto& s : targets) s->resync();
+}
+
+std::size_t Hub::resync_all() {
+  std::vector<std::shared_ptr<Subscriber>> targets;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [agent, list] : by_agent_)
+      for (auto& entry : list)
+        if (auto s = entry.subscriber.lock()) targets.push_back(std::move(s));
+  }
+  for (auto& s : targets) s->resync();
+  return targets.size();
+}
+
 std::size_t Hub::close_key(const std::string& agent_id, const std::string& key_id) {
   std::vector<std::shared_ptr<Subscriber>> targets;
   {

@@ -27,6 +27,9 @@ class Subscriber {
   virtual ~Subscriber() = default;
   virtual void deliver(std::shared_ptr<const LiveEvent> event) = 0;
   virtual void close_for(CloseReason reason) = 0;
+  // A live event of its agent may not have reached it (a lost announcement): it reads the log
+  // after what it has sent and sends what it finds.
+  virtual void resync() = 0;
 };
 
 // Connected sockets by agent: the per-agent and total connection limits, and live fan-out.
@@ -43,6 +46,11 @@ class Hub {
   bool has_subscribers(const std::string& agent_id) const;
   // Hands the event to every socket of the agent (a copy of the list is taken under the lock).
   void publish(const std::string& agent_id, const std::shared_ptr<const LiveEvent>& event);
+
+  // Asks the agent's sockets (every socket, for resync_all) to read the log after what they have:
+  // what an announcement lost on the way would have told them reaches them anyway.
+  void resync(const std::string& agent_id);
+  std::size_t resync_all();
 
   // Asks every socket of the agent that authenticated with `key_id` to close (KeyRevoked); how many.
   std::size_t close_key(const std::string& agent_id, const std::string& key_id);
