@@ -169,6 +169,7 @@ void Host::prepare() {
   // meanwhile (a real broker answers at once), so its consumers ask often.
   std::string fetch_wait = config_.get("kafka.fetch_wait_max_ms");
   if (fetch_wait.empty()) fetch_wait = embedded ? "10" : "500";
+  if (!build_.version.empty()) runtime_->version = build_.version;
   runtime_->consumer_settings["fetch.wait.max.ms"] = fetch_wait;
   runtime_->producer_settings["linger.ms"] = config_.get("kafka.linger_ms");
   std::string transactions = config_.get("kafka.transactions");

@@ -11,9 +11,14 @@
 #include "delivery/socket_events.hpp"
 #include "storage/agent_log_store.hpp"
 #include "ws/agent_socket.hpp"
+#include "storage/webhook_store.hpp"
+#include "webhooks/dispatcher.hpp"
+#include "webhooks/webhook_api.hpp"
 
 #include "common/events/outbox.hpp"
+#include "common/service/idempotency.hpp"
 #include "common/service/key_revocations.hpp"
+#include "common/storage/idempotency_store.hpp"
 #include "common/json/json.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
@@ -49,6 +54,29 @@ SocketSettings socket_settings(const Config& config) {
   return s;
 }
 
+std::vector<storage::Migration> notifier_migrations() {
+  auto all = agent_log_migrations();
+  for (auto& m : webhook_store::migrations()) all.push_back(std::move(m));
+  all.push_back(storage::idempotency::table_migration(7));
+  return all;
+}
+
+webhooks::Settings webhook_settings(const Config& config, const std::string& version) {
+  webhooks::Settings s;
+  s.user_agent = "agentlancer-webhooks/" + version;
+  auto allowed = webhooks::parse_cidrs(config.get("webhooks.allowed_cidrs"));
+  if (!allowed) throw std::invalid_argument("webhooks.allowed_cidrs: expected comma-separated CIDRs, e.g. 127.0.0.0/8,::1/128");
+  s.allowed = std::move(*allowed);
+  auto schedule = webhooks::parse_schedule(config.get("webhooks.retry_schedule_ms"));
+  if (!schedule) throw std::invalid_argument("webhooks.retry_schedule_ms: expected comma-separated milliseconds, e.g. 0,5000,300000");
+  s.schedule = std::move(*schedule);
+  s.timeout = std::chrono::milliseconds(std::max<long long>(1, config.get_int("webhooks.timeout_ms")));
+  s.disable_after = config.get_int("webhooks.disable_after_ms");
+  s.max_concurrency = static_cast<int>(std::max<long long>(1, config.get_int("webhooks.max_concurrency")));
+  s.poll_interval = std::chrono::milliseconds(std::max<long long>(10, config.get_int("webhooks.poll_interval_ms")));
+  return s;
+}
+
 class NotifierModule final : public Module, private EventLog {
  public:
   explicit NotifierModule(Runtime& rt)
@@ -73,8 +101,17 @@ class NotifierModule final : public Module, private EventLog {
         announcements_(rt.workers.context().get_executor()),
         revocations_(*db_, rt.auth.revocations(), rt.clock),
         key_closures_(std::make_shared<KeyClosures>()),
+        idempotency_(*db_, rt.auth, rt.clock, "notifier",
+                     idempotency::Options{rt.config.get_int("idempotency.retention_ms"), rt.config.get_int("idempotency.lock_ms")}),
+        dispatcher_(*db_, rt.workers, rt.clock, webhook_settings(rt.config, rt.version), rt.metrics,
+                    [](const std::string& payload, long long event_id) {
+                      return bj::serialize(log_row(bj::parse(payload).as_object(), event_id));
+                    },
+                    [this](storage::Connection& c, const webhook_store::Endpoint& e, Millis now) {
+                      return append(c, endpoint_disabled_event(e, now));
+                    }),
         lifecycle_("notifier", *db_, rt.workers.context()) {
-    db_->migrate(agent_log_migrations());
+    db_->migrate(notifier_migrations());
     revocations_.load_all();
     // A revoked key's sockets close when the revocation takes effect: at once, or at the end of a
     // rotation's grace period (the sweep). The list outlives this module: it holds weak references.
@@ -98,6 +135,12 @@ class NotifierModule final : public Module, private EventLog {
                  revocations_.poll();
                  close_sockets_of_expired_keys();
                })
+        .every("webhook attempts trim", std::chrono::minutes(1),
+               [this] {
+                 Millis cutoff = rt_.clock.now_ms() - rt_.config.get_int("webhooks.delivery_log_retention_ms");
+                 db_->write([cutoff](storage::Connection& c) { webhook_store::trim_deliveries(c, cutoff); }, nullptr);
+               })
+        .every("idempotency key expiry", std::chrono::minutes(10), [this] { idempotency_.purge(); })
         .every("event log trim", std::chrono::milliseconds(rt.config.get_int("notifier.trim_interval_ms")),
                [this] { log_.trim(rt_.clock.now_ms() - rt_.config.get_int("notifier.retention_ms")); })
         // Sockets first, while the io threads still run: each gets a `closing` notice and a close
@@ -127,7 +170,31 @@ class NotifierModule final : public Module, private EventLog {
 
   std::string name() const override { return "notifier"; }
 
+  // Logged for the agent when one of its webhook endpoints was disabled for failing too long.
+  static events::CloudEvent endpoint_disabled_event(const webhook_store::Endpoint& e, Millis now) {
+    events::CloudEvent event;
+    event.id = new_uuid_v7(now);
+    event.type = webhooks::kEndpointDisabledType;
+    event.source = "notifier";
+    event.subject = e.id;
+    event.time = now;
+    event.seq = 1;
+    event.audience = {e.agent_id};
+    event.data = bj::object{{"webhook_id", e.id},
+                            {"url", e.url},
+                            {"failing_since", e.failing_since ? bj::value(format_rfc3339(*e.failing_since)) : bj::value(nullptr)},
+                            {"last_error", e.last_error ? bj::value(*e.last_error) : bj::value(nullptr)}};
+    return event;
+  }
+
   void add_routes(http::Router& router) override {
+    {
+      http::Router::DecoratorScope idempotent(router, idempotency_.decorator());
+      webhooks::add_webhook_routes(
+          router, *db_, rt_.auth, rt_.clock, dispatcher_,
+          webhooks::ApiSettings{rt_.config.get_int("webhooks.max_endpoints_per_agent"),
+                                rt_.config.get_int("webhooks.secret_rotation_grace_ms")});
+    }
     router.add(http::bhttp::verb::get, "/api/agent/events",
                [this](const Request& req, Responder reply) { poll(req, reply); });
     // socket.io-client asks for "<path>/" (trailing slash); the router ignores it either way.
@@ -154,8 +221,14 @@ class NotifierModule final : public Module, private EventLog {
     for (const auto& r : due) sockets_->hub.close_key(r.agent_id, r.key_id);
   }
 
-  void start() override { lifecycle_.start(); }
-  void stop() override { lifecycle_.stop(); }
+  void start() override {
+    lifecycle_.start();
+    dispatcher_.start();
+  }
+  void stop() override {
+    dispatcher_.stop();
+    lifecycle_.stop();
+  }
   bool ready(std::string& reason, bool check_broker) override { return lifecycle_.ready(reason, check_broker); }
 
  private:
@@ -189,6 +262,7 @@ class NotifierModule final : public Module, private EventLog {
     auto appended = log_.append(c, e, payload, rt_.clock.now_ms());
     if (appended.empty()) return {};
     return [this, appended = std::move(appended), payload = std::move(payload)] {
+      dispatcher_.wake();
       for (const auto& a : appended) {
         if (!sockets_->hub.has_subscribers(a.agent_id)) continue;
         sockets_->hub.publish(a.agent_id, std::make_shared<const LiveEvent>(render(payload, a.agent_id, a.event_id)));
@@ -216,6 +290,7 @@ class NotifierModule final : public Module, private EventLog {
   // to the agent's sockets here (a socket ignores what it has, and reads a gap from the log).
   void on_announced(const std::string& payload) {
     auto a = Announcement::parse(payload);
+    if (a && a->replica != log_.replica()) dispatcher_.wake();
     if (!a || a->replica == log_.replica() || !sockets_->hub.has_subscribers(a->agent_id)) return;
     std::vector<LogEntry> entries;
     try {
@@ -326,6 +401,8 @@ class NotifierModule final : public Module, private EventLog {
     std::vector<auth::KeyRevocations::Revocation> due;
   };
   std::shared_ptr<KeyClosures> key_closures_;
+  idempotency::Guard idempotency_;
+  webhooks::Dispatcher dispatcher_;
   Lifecycle lifecycle_;
 };
 }  // namespace
@@ -344,6 +421,15 @@ std::vector<ConfigEntry> notifier_config_entries() {
       {"notifier.ws.stall_timeout_ms", "10000", "A socket whose pending write makes no progress for this long is closed as a slow consumer (close code 4008; it resumes with since).", {}},
       {"notifier.ws.socket_send_buffer_bytes", "0", "SO_SNDBUF of each WebSocket (0: the kernel's default); bounds kernel memory per socket with many connections.", {}},
       {"notifier.ws.backlog_page", "256", "Logged events read at a time when a socket catches up from since.", {}},
+      {"webhooks.allowed_cidrs", "127.0.0.0/8,::1/128", "Internal addresses (comma-separated CIDRs) webhook URLs may still reach; every other loopback, private, link-local or metadata address is refused at registration and at delivery. `none`: no exception (the cluster and k8s).", {}},
+      {"webhooks.timeout_ms", "10000", "One webhook attempt (resolve, connect, TLS, request, response) may take this long.", {}},
+      {"webhooks.retry_schedule_ms", "0,5000,300000,1800000,7200000,18000000,36000000", "The wait before each attempt of an event (ms, comma-separated); after the last one it repeats.", {}},
+      {"webhooks.disable_after_ms", "432000000", "An endpoint failing without a success for this long is disabled (default 5 days) and its agent told (webhook.endpoint_disabled).", {}},
+      {"webhooks.max_endpoints_per_agent", "10", "Webhook endpoints one agent may register.", {}},
+      {"webhooks.max_concurrency", "32", "Webhook requests in flight per notifier process (one per endpoint at a time).", {}},
+      {"webhooks.secret_rotation_grace_ms", "86400000", "After rotate-secret the previous secret still signs (a second signature) for this long.", {}},
+      {"webhooks.delivery_log_retention_ms", "604800000", "How long webhook attempts are kept for GET …/deliveries.", {}},
+      {"webhooks.poll_interval_ms", "200", "How often a notifier looks for endpoints with an attempt due (new events wake it at once).", {}},
   };
 }
 

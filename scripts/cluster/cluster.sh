@@ -90,6 +90,7 @@ start_replica() {  # <service> <n>: same port and settings as before when it ran
       --kafka.bootstrap "$(cat "$kafka_dir/bootstrap")" --storage.url "$(cat "$CLUSTER_DIR/storage.url.$service")" \
       --http.public_base_url "$gateway" --http.trusted_proxies 127.0.0.1/32 \
       --rate_limit.replicas "$REPLICAS" --rate_limit.signup "$RATE_LIMIT_SIGNUP" --rate_limit.enabled "$RATE_LIMIT_ENABLED" \
+      --webhooks.allowed_cidrs none \
       >>"$dir/log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
   )

@@ -251,6 +251,15 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
   const std::string memo = std::to_string(job_view.json().at("memos").as_array().back().at("id").as_int64());
   const std::string evaluating = job(client, provider, evaluator, 3);
 
+  // A webhook endpoint whose body cannot move by itself: registered once its owner's log holds its
+  // signup event, filtered on a type that never reaches that owner (no attempt, no skip).
+  auto wh_owner = agent("wh-owner");
+  for (int i = 0; i < 200 && event_counts()[wh_owner.id] == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  const std::string kQuietHook = R"({"url":"http://127.0.0.1:9/bola","event_types":["contract.refunded"]})";
+  auto made_hook = api.post("/api/agent/webhooks", kQuietHook, wh_owner.key);
+  ASSERT_EQ(made_hook.status, 201u) << made_hook.body;
+  const std::string wh = "/api/agent/webhooks/" + str(made_hook.json(), "id");
+
   auto view = [this](const std::string& target, const TestAgent& owner) {
     return [this, target, key = owner.key] {
       auto r = api.get(target, key);
@@ -349,9 +358,19 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
     auto me = api.get("/api/agent/me", str(made, "api_key"));
     EXPECT_NE(me.body.find(stranger.id), std::string::npos) << "the new key is not the caller's: " << me.body;
   });
+  std::string own_hook;
+  self("POST /api/agent/webhooks", [&] {
+    auto r = api.post("/api/agent/webhooks", kQuietHook, stranger.key);
+    ASSERT_EQ(r.status, 201u) << r.body;
+    own_hook = str(r.json(), "id");
+    auto mine = api.get("/api/agent/webhooks/" + own_hook, stranger.key);
+    EXPECT_EQ(mine.status, 200u) << "the new endpoint is not the caller's: " << mine.body;
+  });
   // The lists run after the creates and the refusals, in a pass of their own below.
   std::vector<std::string> lists = {"GET /api/agent/services", "GET /api/agent/threads", "GET /api/agent/offers",
-                                    "GET /api/agents/jobs", "GET /api/agent/events", "GET /api/agent/keys"};
+                                    "GET /api/agents/jobs", "GET /api/agent/events", "GET /api/agent/keys",
+                                    "GET /api/agent/webhooks"};
+  self("GET /api/agent/webhooks", [&] { self_list("/api/agent/webhooks", {wh.substr(wh.rfind('/') + 1)}, own_hook)(); });
   self("GET /api/agent/keys", [&] {
     std::vector<std::string> foreign;
     for (const auto& a : agents_)
@@ -398,6 +417,16 @@ TEST_F(BolaTest, EveryRouteRefusesStrangersAndWrongRolesWithoutAnEffect) {
   owned("DELETE /api/agent/keys/{key_id}", verb::delete_, "/api/agent/keys/" + auth::ApiKeyAuthority::key_id(svc_owner.key),
         "", {as("stranger", stranger, 404u, "API key not found")}, view("/api/agent/me", svc_owner));
   owned("GET /api/agent/threads/{id}", verb::get, threads + tid, "", not_member, thread_view(tid));
+  const std::vector<Attempt> not_hook_owner = {as("stranger", stranger, 404u, "Webhook endpoint not found")};
+  owned("GET /api/agent/webhooks/{id}", verb::get, wh, "", not_hook_owner, view(wh, wh_owner));
+  owned("PATCH /api/agent/webhooks/{id}", verb::patch, wh, R"({"description":"hijacked","enabled":false})", not_hook_owner,
+        view(wh, wh_owner));
+  owned("DELETE /api/agent/webhooks/{id}", verb::delete_, wh, "", not_hook_owner, view(wh, wh_owner));
+  owned("POST /api/agent/webhooks/{id}/rotate-secret", verb::post, wh + "/rotate-secret", "{}", not_hook_owner,
+        view(wh, wh_owner));
+  owned("POST /api/agent/webhooks/{id}/replay", verb::post, wh + "/replay", R"({"since_event_id":0})", not_hook_owner,
+        view(wh, wh_owner));
+  owned("GET /api/agent/webhooks/{id}/deliveries", verb::get, wh + "/deliveries", "", not_hook_owner, view(wh, wh_owner));
   owned("GET /api/agent/threads/{id}/tx-status", verb::get, threads + tid + "/tx-status", "", not_member,
         thread_view(tid));
   owned("POST /api/agent/threads/{id}/messages", verb::post, threads + tid + "/messages",

@@ -59,6 +59,8 @@ struct Runtime {
   storage::StorageSettings storage;
   // Outbox relays publish in Kafka transactions (fencing a replaced publisher): kafka.transactions.
   bool kafka_transactions = false;
+  // This build's version (VERSION), e.g. for a User-Agent; "dev" when the host was not told.
+  std::string version = "dev";
 };
 
 // A service hosted in a process (alone, or all together in the embedded default).
