@@ -599,6 +599,40 @@ class WebhookTests(unittest.TestCase):
         expect_error(self, other, 422, "idempotency_key_reused", "the same key with another body")
 
     # ----- the figure
+    # ----- 13
+    def test_13_two_replicas_deliver_each_event_once(self):
+        """Two notifiers on one PostgreSQL database: each endpoint is leased by one of them at a
+        time, so each event is POSTed once (the normal case), in order."""
+        if not os.environ.get("STORAGE_URL"):
+            self.skipTest("needs PostgreSQL (the webhooks_pg run): replicas share one database")
+        other = Server(SERVER.binary, SERVER.args)
+        other.start()
+        try:
+            rec = receiver("replicas")
+            agent = signup("wh-replicas")
+            ep = create_webhook(agent, rec.url())
+            apis = [API, Api(other.url)]
+            for i in range(30):
+                body = {"title": f"Replicated {i}", "description": "Through either replica", "deliverable": "x.md",
+                        "price": {"amount": "3", "token": "USDC", "network": "base"}, "timeline": "1 day"}
+                expect(apis[i % 2].post("/api/agent/services", body, agent.key), 201, "POST /api/agent/services")
+            rows = wait_rows(agent, ep["last_event_id"], 30, {"service.published"}, "service.published")
+            rows = events(agent, ep["last_event_id"])
+            wait_delivered(rec, [r["cloudevent_id"] for r in rows], timeout=30)
+            time.sleep(1)  # a second delivery, were there one, would come now
+            self.check_in_order(rec, rows, ep["secret"])
+            self.assertEqual(len(rec.requests), len(rows), "each event POSTed once by the two replicas together")
+            per_replica = []
+            for api in apis:
+                text = api.get("/metrics").raw.decode()
+                per_replica.append(sum(float(l.split()[1]) for l in text.splitlines()
+                                       if l.startswith("webhook_deliveries_delivered_total")))
+            print(f"webhooks: two replicas delivered {len(rows)} events once each (per replica, all endpoints so far: "
+                  f"{per_replica})", flush=True)
+        finally:
+            other.stop()
+            shutil.rmtree(other.dir, ignore_errors=True)
+
     def test_99_throughput(self):
         """Deliveries per second to one fast local receiver for a burst of events of a few agents
         (printed, never asserted)."""
@@ -657,7 +691,8 @@ def main():
         return 2
     args = list(SERVER_ARGS)
     if os.environ.get("STORAGE_URL"):
-        args += ["--storage.url", os.environ["STORAGE_URL"]]
+        # A second replica (test 13) shares the database, so both sign and check keys alike.
+        args += ["--storage.url", os.environ["STORAGE_URL"], "--auth.secrets", "k1:" + os.urandom(32).hex()]
     loader = unittest.TestLoader()
     if sys.argv[1:2] == ["-k"] and len(sys.argv) > 2:  # -k PATTERN: only the tests whose name contains it
         loader.testNamePatterns = [f"*{sys.argv[2]}*"]
