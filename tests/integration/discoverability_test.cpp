@@ -3,7 +3,10 @@
 // version and commit, and the standard process metrics.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <map>
+#include <thread>
 #include <sstream>
 
 #include "support/test_stack.hpp"
@@ -55,6 +58,43 @@ TEST(Discoverability, MetricsNameTheBuildAndTheProcess) {
     held.back()->get("/healthz");
   }
   EXPECT_GE(fds(), before + 20);
+}
+
+TEST(Discoverability, MetricsShowConsumerLagAndOutboxAgeThatFallToZero) {
+  TestStack stack;
+  HttpClient http(stack.port());
+  stack.signup("lag-watcher");  // agent.registered: on the outbox, then on Kafka, then consumed
+  // Every series of both families, by its labels.
+  auto series = [&](const std::string& family) {
+    std::map<std::string, double> out;
+    auto body = http.get("/metrics").body;
+    std::istringstream lines(body);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.starts_with(family + "{")) continue;
+      auto space = line.rfind(' ');
+      out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+    }
+    return out;
+  };
+  bool settled = false;
+  std::map<std::string, double> lag, age;
+  for (int i = 0; i < 200 && !settled; ++i) {
+    lag = series("kafka_consumer_lag");
+    age = series("outbox_oldest_unpublished_age_seconds");
+    bool notifier_reports = false;
+    for (const auto& [labels, value] : lag)
+      notifier_reports = notifier_reports || labels.find(R"(group="notifier",topic="agentlancer.agents.v1")") != std::string::npos;
+    settled = notifier_reports && age.size() == 3;
+    for (const auto& [labels, value] : lag) settled = settled && value == 0;
+    for (const auto& [labels, value] : age) settled = settled && value == 0;
+    if (!settled) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(settled) << "lag and outbox age did not fall to 0";
+  std::string names;
+  for (const auto& [labels, value] : lag) names += labels + "\n";
+  EXPECT_NE(names.find(R"(group="notifier",topic="agentlancer.agents.v1")"), std::string::npos) << names;
+  for (const char* relay : {"thread-service", "offer-service", "job-service"})
+    EXPECT_TRUE(age.count(std::string(R"(outbox_oldest_unpublished_age_seconds{relay=")") + relay + "\"}")) << relay;
 }
 
 }  // namespace

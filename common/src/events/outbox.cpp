@@ -51,6 +51,15 @@ OutboxRelay::~OutboxRelay() { stop(); }
 
 void OutboxRelay::start() {
   if (running_) throw std::logic_error("outbox relay already started");
+  if (metrics_)
+    metrics_->register_gauge_series(
+        "outbox_oldest_unpublished_age_seconds",
+        "Age of the oldest outbox row not yet on Kafka, per relay (0: all published); every replica reports it.",
+        options_.name, [this] {
+          long long at = oldest_unpublished_at_.load();
+          double age = at > 0 ? std::max(0.0, static_cast<double>(clock_.now_ms() - at) / 1000.0) : 0.0;
+          return Metrics::Series{{{{"relay", options_.name}}, age}};
+        });
   new_producer();
   holder_ = options_.name + "@" + std::to_string(::getpid()) + "." + random_hex(4);
   // The embedded broker starts empty: publish every retained row again, then the new ones.
@@ -80,6 +89,7 @@ void OutboxRelay::wake() {
 
 void OutboxRelay::stop() {
   if (!running_.exchange(false)) return;
+  if (metrics_) metrics_->remove_gauge_series("outbox_oldest_unpublished_age_seconds", options_.name);
   db_.remove_commit_listener(listener_id_);
   {
     std::lock_guard lock(waker_->mutex);
@@ -371,6 +381,15 @@ void OutboxRelay::loop() {
       new_producer();
     }
     probe_broker();
+    if (auto now = std::chrono::steady_clock::now(); now - oldest_checked_ >= std::chrono::seconds(1)) {
+      oldest_checked_ = now;
+      try {
+        auto at = db_.read([](storage::Connection& c) { return storage::outbox::oldest_unpublished_at(c); });
+        oldest_unpublished_at_ = at.value_or(0);
+      } catch (const std::exception&) {
+        // The database is out of reach: the last figure stands (the outbox cannot move either).
+      }
+    }
     if (!hold_lease()) {
       // Another replica publishes; stand by, ready to take over when its lease expires. A producer
       // that held the lease may since have been fenced: a fresh one registers on taking it again.
@@ -474,11 +493,24 @@ ConsumerLoop::~ConsumerLoop() { stop(); }
 
 void ConsumerLoop::start() {
   if (running_.exchange(true)) throw std::logic_error("consumer loop already started");
+  if (metrics_)
+    metrics_->register_gauge_series(
+        "kafka_consumer_lag",
+        "Events on Kafka not yet taken by a consumer, per group and partition (the partition's end as last fetched minus the consumer's position).",
+        name_ + "\x1f" + group_, [this] {
+          Metrics::Series series;
+          std::lock_guard lock(lag_mutex_);
+          for (const auto& p : lag_)
+            series.push_back({{{"consumer", name_}, {"group", group_}, {"topic", p.topic}, {"partition", std::to_string(p.partition)}},
+                              static_cast<double>(p.lag)});
+          return series;
+        });
   thread_ = std::thread([this] { loop(); });
 }
 
 void ConsumerLoop::stop() {
   if (!running_.exchange(false)) return;
+  if (metrics_) metrics_->remove_gauge_series("kafka_consumer_lag", name_ + "\x1f" + group_);
   if (thread_.joinable()) thread_.join();
 }
 
@@ -492,6 +524,7 @@ void ConsumerLoop::loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   }
+  auto lag_refreshed = std::chrono::steady_clock::time_point{};
   while (running_) {
     std::vector<kafka::Message> batch;
     try {
@@ -514,6 +547,12 @@ void ConsumerLoop::loop() {
       continue;
     }
     if (!joined_ && consumer->joined()) joined_ = true;
+    if (auto now = std::chrono::steady_clock::now(); now - lag_refreshed >= std::chrono::seconds(1)) {
+      lag_refreshed = now;
+      auto lag = consumer->lag();
+      std::lock_guard lock(lag_mutex_);
+      lag_ = std::move(lag);
+    }
     if (batch.empty()) continue;
     // The batch is one unit of work, each event in its own savepoint (a poison event fails alone,
     // into dead_letters), applied in the order consumed: events of one aggregate never overtake

@@ -220,6 +220,27 @@ void Consumer::store_offset(const Message& message) {
     log::warn("kafka offset store failed", {{"error", rd_kafka_err2str(err)}});
 }
 
+std::vector<Consumer::PartitionLag> Consumer::lag() {
+  std::vector<PartitionLag> out;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(rk_, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR || !assignment) return out;
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> guard(
+      assignment, rd_kafka_topic_partition_list_destroy);
+  if (rd_kafka_position(rk_, assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  for (int i = 0; i < assignment->cnt; ++i) {
+    const auto& p = assignment->elems[i];
+    long long low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(rk_, p.topic, p.partition, reinterpret_cast<int64_t*>(&low),
+                                       reinterpret_cast<int64_t*>(&high)) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0)
+      continue;
+    // No position yet (nothing taken from it since the assignment): what it holds counts.
+    long long position = p.offset >= 0 ? p.offset : std::max(0LL, low);
+    out.push_back({p.topic, p.partition, std::max(0LL, high - position)});
+  }
+  return out;
+}
+
 void Consumer::commit() {
   rd_kafka_resp_err_t err = rd_kafka_commit(rk_, nullptr, 0);
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)

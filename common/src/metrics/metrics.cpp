@@ -81,6 +81,40 @@ void Metrics::register_info(const std::string& name, const std::string& help,
   gauges_[name] = Gauge{help, [] { return 1.0; }, false, rendered};
 }
 
+namespace {
+std::string render_labels(const Metrics::Labels& labels) {
+  std::string rendered = "{";
+  for (const auto& [label, value] : labels) {
+    if (rendered.size() > 1) rendered += ",";
+    rendered += label + "=\"";
+    for (char c : value) {
+      if (c == '\\' || c == '"') rendered += '\\';
+      if (c == '\n') {
+        rendered += "\\n";
+        continue;
+      }
+      rendered += c;
+    }
+    rendered += "\"";
+  }
+  return rendered + "}";
+}
+}  // namespace
+
+void Metrics::register_gauge_series(const std::string& name, const std::string& help, const std::string& series,
+                                    std::function<Series()> read) {
+  std::lock_guard lock(mutex_);
+  auto& family = families_[name];
+  family.help = help;
+  family.sources[series] = std::move(read);
+}
+
+void Metrics::remove_gauge_series(const std::string& name, const std::string& series) {
+  std::lock_guard lock(mutex_);
+  auto it = families_.find(name);
+  if (it != families_.end()) it->second.sources.erase(series);
+}
+
 std::string Metrics::render() const {
   std::ostringstream out;
   std::lock_guard lock(mutex_);
@@ -112,6 +146,11 @@ std::string Metrics::render() const {
   for (const auto& [name, g] : gauges_) {
     out << "# HELP " << name << " " << g.help << "\n# TYPE " << name << (g.counter ? " counter\n" : " gauge\n")
         << name << g.labels << " " << g.read() << "\n";
+  }
+  for (const auto& [name, family] : families_) {
+    out << "# HELP " << name << " " << family.help << "\n# TYPE " << name << " gauge\n";
+    for (const auto& [series, read] : family.sources)
+      for (const auto& [labels, value] : read()) out << name << render_labels(labels) << " " << value << "\n";
   }
   return out.str();
 }

@@ -87,6 +87,12 @@ std::vector<Row> rows_of(Query& q) {
 }
 }  // namespace
 
+std::optional<long long> oldest_unpublished_at(Connection& c) {
+  auto q = c.query("SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1");
+  if (!q.next()) return std::nullopt;
+  return q.int64(0);
+}
+
 std::vector<Row> unpublished(Connection& c, std::size_t limit) {
   auto q = c.query("SELECT seq, topic, msg_key, payload FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?",
                    static_cast<long long>(limit));

@@ -133,6 +133,9 @@ class OutboxRelay {
   std::atomic<long long> published_{0};
   std::atomic<long long> failed_{0};
   std::atomic<long long> recovered_{0};
+  // When the oldest unpublished row was written (0: none), read about once a second.
+  std::atomic<long long> oldest_unpublished_at_{0};
+  std::chrono::steady_clock::time_point oldest_checked_{};
   bool in_doubt_ = true;  // until the first read-back after taking the lease
   bool transactions_ready_ = false;  // init_transactions done on producer_ while holding the lease
   Millis last_trim_ = 0;
@@ -183,6 +186,8 @@ class ConsumerLoop {
   std::atomic<long long> applied_{0};
   std::atomic<long long> duplicates_{0};
   std::atomic<bool> joined_{false};
+  std::mutex lag_mutex_;
+  std::vector<kafka::Consumer::PartitionLag> lag_;  // refreshed by the loop about once a second
 };
 
 }  // namespace al::events

@@ -112,6 +112,16 @@ class Consumer {
   void commit();  // synchronous commit of stored offsets
   // True once the group has assigned this member its partitions (possibly none) at least once.
   bool joined() const { return joined_.load(); }
+  struct PartitionLag {
+    std::string topic;
+    int partition = 0;
+    long long lag = 0;
+  };
+  // Per assigned partition: the end of the partition as last fetched (the last stable offset
+  // under read_committed) minus the next offset this consumer hands out. From librdkafka's
+  // cached state: never blocks. A partition nothing was taken from yet counts from its start;
+  // one whose end was never fetched is left out.
+  std::vector<PartitionLag> lag();
 
  private:
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,

@@ -29,6 +29,13 @@ class Metrics {
   // An info metric (`name{label="value",…} 1`), e.g. the build's version and commit.
   void register_info(const std::string& name, const std::string& help,
                      const std::vector<std::pair<std::string, std::string>>& labels);
+  // One series of a gauge family (`name{label="value",…}`), read at scrape time; several owners
+  // (each consumer, each relay) add their own series to one family. `series` names this one.
+  using Labels = std::vector<std::pair<std::string, std::string>>;
+  using Series = std::vector<std::pair<Labels, double>>;
+  void register_gauge_series(const std::string& name, const std::string& help, const std::string& series,
+                             std::function<Series()> read);
+  void remove_gauge_series(const std::string& name, const std::string& series);
   std::string render() const;
 
  private:
@@ -52,6 +59,11 @@ class Metrics {
   std::map<std::string, Histogram> latencies_;           // key: method\x1froute
   std::map<std::string, Counter> counters_;
   std::map<std::string, Gauge> gauges_;
+  struct Family {
+    std::string help;
+    std::map<std::string, std::function<Series()>> sources;
+  };
+  std::map<std::string, Family> families_;
 };
 
 }  // namespace al

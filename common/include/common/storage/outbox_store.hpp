@@ -41,6 +41,8 @@ struct Pending {
 };
 // The lowest unpublished rows that have committed, in sequence order.
 std::vector<Row> unpublished(Connection& c, std::size_t limit);
+// When the oldest row not yet on Kafka was written (nullopt: every row is published).
+std::optional<long long> oldest_unpublished_at(Connection& c);
 // Every row (published or not) in (after, upto], for replaying to an empty embedded broker.
 std::vector<Row> between(Connection& c, long long after, long long upto, std::size_t limit);
 long long max_seq(Connection& c);
