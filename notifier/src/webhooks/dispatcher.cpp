@@ -188,6 +188,11 @@ void Dispatcher::stop() {
   // (at-least-once), by this replica after a restart or by another one.
   io_.stop();
   if (thread_.joinable()) thread_.join();
+  // Scans and units of work already handed to the workers or the database call back into this
+  // object: they finish first (bounded; a stopped worker pool runs none of them anyway).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (pending_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
 void Dispatcher::wake() {
@@ -197,6 +202,7 @@ void Dispatcher::wake() {
       rescan_ = true;
       return;
     }
+    ++pending_;
     workers_.post([this] { scan(); });
   });
 }
@@ -205,7 +211,10 @@ void Dispatcher::arm_poll() {
   poll_timer_.expires_after(settings_.poll_interval);
   poll_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || !running_) return;
-    if (!scanning_.exchange(true)) workers_.post([this] { scan(); });
+    if (!scanning_.exchange(true)) {
+      ++pending_;
+      workers_.post([this] { scan(); });
+    }
     arm_poll();
   });
 }
@@ -228,11 +237,13 @@ void Dispatcher::scan() {
   }
   scanning_ = false;
   if (rescan_.exchange(false)) wake();
+  --pending_;
 }
 
 void Dispatcher::claim(const std::string& id) {
   auto job = std::make_shared<std::shared_ptr<Job>>();
   std::string lease = random_hex(12);
+  ++pending_;
   db_.write(
       [this, id, lease, job](storage::Connection& c) {
         job->reset();
@@ -242,25 +253,30 @@ void Dispatcher::claim(const std::string& id) {
         auto endpoint = webhook_store::by_id(c, id);
         if (!endpoint) return;
         // The next entry after the cursor this endpoint wants; entries it does not want are
-        // stepped over (the cursor moves past them).
+        // stepped over (the cursor moves past them), and so are entries the log no longer holds.
         long long skipped_to = endpoint->cursor;
-        auto q = c.query("SELECT event_id, cloudevent_id, type, payload FROM agent_events WHERE agent_id = ? AND event_id > ? "
-                         "ORDER BY event_id LIMIT 100",
-                         endpoint->agent_id, endpoint->cursor);
-        while (q.next()) {
-          std::string type = q.text(2);
-          if (!endpoint->wants(type)) {
-            skipped_to = q.int64(0);
-            continue;
+        bool any = false;
+        {
+          auto q = c.query("SELECT event_id, cloudevent_id, type, payload FROM agent_events WHERE agent_id = ? AND event_id > ? "
+                           "ORDER BY event_id LIMIT 100",
+                           endpoint->agent_id, endpoint->cursor);
+          while (q.next()) {
+            any = true;
+            std::string type = q.text(2);
+            if (!endpoint->wants(type)) {
+              skipped_to = q.int64(0);
+              continue;
+            }
+            auto j = std::make_shared<Job>();
+            j->event_id = q.int64(0);
+            j->webhook_id = q.text(1);
+            j->type = std::move(type);
+            j->body = render_(q.text(3), j->event_id);
+            *job = j;
+            break;
           }
-          auto j = std::make_shared<Job>();
-          j->event_id = q.int64(0);
-          j->webhook_id = q.text(1);
-          j->type = std::move(type);
-          j->body = render_(q.text(3), j->event_id);
-          *job = j;
-          break;
         }
+        if (!any) skipped_to = std::max(skipped_to, webhook_store::log_head(c, endpoint->agent_id));
         if (skipped_to != endpoint->cursor) {
           endpoint->cursor = skipped_to;
           endpoint->attempt = 0;
@@ -282,9 +298,10 @@ void Dispatcher::claim(const std::string& id) {
               log::warn("webhook claim failed", {{"what", e.what()}});
             }
           }
-          return;
+        } else {
+          send(*job);
         }
-        send(*job);
+        --pending_;
       });
 }
 
@@ -311,6 +328,7 @@ void Dispatcher::send(std::shared_ptr<Job> job) {
                          outcome.error = e.what();
                        }
                      }
+                     ++pending_;
                      workers_.post([this, job, outcome = std::move(outcome)] { finish(job, outcome); });
                    });
   });
@@ -376,6 +394,7 @@ void Dispatcher::finish(std::shared_ptr<Job> job, Outcome outcome) {
           if (*after) (*after)();
         }
         wake();
+        --pending_;
       });
 }
 

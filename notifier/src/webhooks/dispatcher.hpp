@@ -88,6 +88,7 @@ class Dispatcher {
   std::atomic<bool> scanning_{false};
   std::atomic<bool> rescan_{false};
   std::atomic<int> in_flight_{0};  // claimed or being sent
+  std::atomic<int> pending_{0};    // scans and units of work that will call back into this object
 };
 
 // One POST of `body` to `url`, resolved and checked against `allowed` at the time of the request
