@@ -60,8 +60,9 @@ void Metrics::register_counter(const std::string& name, const std::string& help,
   gauges_[name] = Gauge{help, std::move(read), true};
 }
 
-void Metrics::register_info(const std::string& name, const std::string& help,
-                            const std::vector<std::pair<std::string, std::string>>& labels) {
+
+namespace {
+std::string render_labels(const Metrics::Labels& labels) {
   std::string rendered = "{";
   for (const auto& [label, value] : labels) {
     if (rendered.size() > 1) rendered += ",";
@@ -76,30 +77,16 @@ void Metrics::register_info(const std::string& name, const std::string& help,
     }
     rendered += "\"";
   }
-  rendered += "}";
-  std::lock_guard lock(mutex_);
-  gauges_[name] = Gauge{help, [] { return 1.0; }, false, rendered};
-}
-
-namespace {
-std::string render_labels(const Metrics::Labels& labels) {
-  std::string rendered = "{";
-  for (const auto& [label, value] : labels) {
-    if (rendered.size() > 1) rendered += ",";
-    rendered += label + "=\"";
-    for (char c : value) {
-      if (c == '\\' || c == '"') rendered += '\\';
-      if (c == '\n') {
-        rendered += "\\n";
-        continue;
-      }
-      rendered += c;
-    }
-    rendered += "\"";
-  }
   return rendered + "}";
 }
 }  // namespace
+
+void Metrics::register_info(const std::string& name, const std::string& help,
+                            const std::vector<std::pair<std::string, std::string>>& labels) {
+  std::string rendered = render_labels(labels);
+  std::lock_guard lock(mutex_);
+  gauges_[name] = Gauge{help, [] { return 1.0; }, false, rendered};
+}
 
 void Metrics::register_gauge_series(const std::string& name, const std::string& help, const std::string& series,
                                     std::function<Series()> read) {
