@@ -7,6 +7,7 @@
 //	loadgen steps      # HTTP calls per provider-flow iteration
 //	loadgen wsfanout -url http://127.0.0.1:PORT -mode live|catchup [flags]   # notifier WebSocket fan-out
 //	loadgen wsbaseline -addr 127.0.0.1:PORT                                # in-memory ceiling for wsfanout
+//	loadgen webhooks -url http://127.0.0.1:PORT [-agents 20 -rate 50 ...]   # webhook vs socket.io delivery
 //	loadgen jsonfield FILE FIELD...   # top-level fields of a -json result, space-separated (for scripts)
 //
 // Only loopback targets are accepted. See ../README.md.
@@ -83,6 +84,8 @@ func main() {
 			os.Exit(cmdWSFanout(os.Args[2:]))
 		case "wsbaseline":
 			os.Exit(cmdWSBaseline(os.Args[2:]))
+		case "webhooks":
+			os.Exit(cmdWebhooks(os.Args[2:]))
 		case "jsonfield":
 			os.Exit(cmdJSONField(os.Args[2:]))
 		}
