@@ -40,6 +40,12 @@ PRODUCERS = ["thread-service", "offer-service", "job-service"]
 CONSUMER_CATCH_UP_S = 120
 
 
+
+def audience_of(event):
+    """The agent ids of an event's audience: one space-separated string (an array before)."""
+    audience = event.get("audience", "")
+    return audience.split() if isinstance(audience, str) else list(audience)
+
 def psql(cluster_dir, service, sql):
     url = open(f"{cluster_dir}/storage.url.{service}").read().strip()
     bindir = open(f"{cluster_dir}/postgres/bindir").read().strip()
@@ -60,7 +66,7 @@ def kafka_messages(cluster_dir, binary):
         topic, key, payload = line.split("\t", 2)
         event = json.loads(payload)
         messages.append({"topic": topic, "key": key, "id": event["id"], "subject": event["subject"],
-                         "seq": event["seq"], "type": event["type"], "audience": event.get("audience", []),
+                         "seq": event["seq"], "type": event["type"], "audience": audience_of(event),
                          "requestid": event.get("requestid", "")})
     return messages
 
@@ -139,7 +145,7 @@ def main():
                 args.cluster_dir, service, "SELECT event_id, topic, msg_key, payload, published_at IS NULL FROM outbox"):
             event = json.loads(payload)
             outbox[event_id] = {"service": service, "topic": topic, "subject": event["subject"], "seq": event["seq"],
-                                "type": event["type"], "audience": event.get("audience", [])}
+                                "type": event["type"], "audience": audience_of(event)}
             by_request[(service, event.get("requestid", ""))].add(event_id)
             if pending == "t":
                 unpublished.append(event_id)

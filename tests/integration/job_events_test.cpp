@@ -112,9 +112,7 @@ void check_walkthrough_events(const std::string& bootstrap, const Walkthrough& w
     EXPECT_EQ(e.at("subject").as_string(), subject);
     EXPECT_EQ(e.at("data").at("job").at("phase").as_int64(), phase_after[i]);
     EXPECT_EQ(e.at("requestid").as_string(), w.request_ids[i]);  // the request id travels onto the event
-    std::set<std::string> audience;
-    for (const auto& a : e.at("audience").as_array()) audience.insert(std::string(a.as_string()));
-    EXPECT_EQ(audience, (std::set<std::string>{w.client.id, w.provider.id}));
+    EXPECT_EQ(testing::audience_of(e), (std::set<std::string>{w.client.id, w.provider.id}));
     expect_schema_valid(e);
   }
   auto agents = dedupe(consume(bootstrap, "agentlancer.agents.v1", {w.client.id, w.provider.id}, 2));

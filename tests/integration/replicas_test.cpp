@@ -22,6 +22,7 @@
 #include "common/util/ids.hpp"
 #include "common/util/time_format.hpp"
 #include "http_client.hpp"
+#include "support/event_stream.hpp"
 
 namespace al::testing {
 namespace {
@@ -77,7 +78,7 @@ std::vector<bj::object> read_topic(const std::string& bootstrap, const std::stri
     }
     auto v = bj::parse(m->payload).as_object();
     bool ours = false;
-    for (const auto& a : v.at("audience").as_array()) ours = ours || audience.count(std::string(a.as_string()));
+    for (const auto& a : testing::audience_of(v)) ours = ours || audience.count(a);
     if (!ours) continue;
     out.push_back(std::move(v));
     quiet_since = now;

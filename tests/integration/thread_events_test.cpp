@@ -117,9 +117,7 @@ TEST(ThreadEvents, NegotiationPublishesSchemaValidEventsWithoutMessageText) {
     EXPECT_EQ(e.at("type").as_string(), types[i]);
     EXPECT_EQ(e.at("seq").as_int64(), static_cast<long long>(i + 1));
     EXPECT_EQ(e.at("source").as_string(), "thread-service");
-    std::set<std::string> audience;
-    for (const auto& a : e.at("audience").as_array()) audience.insert(std::string(a.as_string()));
-    EXPECT_EQ(audience, (std::set<std::string>{n.requester.id, n.provider.id}));
+    EXPECT_EQ(testing::audience_of(e), (std::set<std::string>{n.requester.id, n.provider.id}));
     // Message text stays in the thread: neither the opening message nor the quote's body travels.
     std::string text = bj::serialize(e);
     EXPECT_EQ(text.find("Secret plan"), std::string::npos);

@@ -15,6 +15,19 @@
 
 namespace al::testing {
 
+// The agent ids of an event's `audience` (one space-separated string).
+inline std::set<std::string> audience_of(const boost::json::object& event) {
+  std::set<std::string> ids;
+  std::string_view rest = event.at("audience").as_string();
+  while (!rest.empty()) {
+    auto space = rest.find(' ');
+    ids.emplace(rest.substr(0, space));
+    if (space == std::string_view::npos) break;
+    rest.remove_prefix(space + 1);
+  }
+  return ids;
+}
+
 // Reads the topic from the beginning with a fresh group until `want` distinct events for `subjects`
 // have been seen (bounded). Tests sharing a broker can also match on an agent of the audience.
 inline std::vector<boost::json::object> consume(const std::string& bootstrap, const std::string& topic,
@@ -31,12 +44,10 @@ inline std::vector<boost::json::object> consume(const std::string& bootstrap, co
     if (!m) continue;
     auto v = boost::json::parse(m->payload).as_object();
     if (!subjects.count(std::string(v.at("subject").as_string()))) continue;
-    if (!audience_member.empty()) {
-      bool member = false;
-      for (const auto& a : v.at("audience").as_array()) member = member || a.as_string() == audience_member;
-      if (!member) continue;
-    }
+    if (!audience_member.empty() && !audience_of(v).count(audience_member)) continue;
     EXPECT_EQ(m->key, v.at("subject").as_string());  // keyed by aggregate id
+    // The Kafka protocol binding of CloudEvents, structured mode.
+    EXPECT_EQ(m->headers, (std::vector<std::pair<std::string, std::string>>{{"content-type", "application/cloudevents+json"}}));
     ids.insert(std::string(v.at("id").as_string()));
     out.push_back(std::move(v));
   }

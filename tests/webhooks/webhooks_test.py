@@ -96,14 +96,14 @@ def signup(name):
 _service_n = [0]
 
 
-def publish_service(agent):
+def publish_service(agent, headers=None):
     """The provider publishes a service: one `service.published` in its log. Returns the service."""
     _service_n[0] += 1
     n = _service_n[0]
     body = {"title": f"Webhook test service {n}", "description": "A service made by the webhook suite",
             "deliverable": "webhook.md", "price": {"amount": "12", "token": "USDC", "network": "base"},
             "timeline": "1 day", "tags": ["webhooks"]}
-    return expect(API.post("/api/agent/services", body, agent.key), 201, "POST /api/agent/services")
+    return expect(API.post("/api/agent/services", body, agent.key, headers=headers), 201, "POST /api/agent/services")
 
 
 def open_thread(requester, service):
@@ -229,7 +229,10 @@ class WebhookTests(unittest.TestCase):
         self.assertEqual([w["id"] for w in listed], [ep["id"]])
         self.assertNotIn("secret", listed[0])
 
-        for _ in range(3):
+        # The first request is traced (W3C traceparent): its event's delivery continues that trace.
+        trace_id = os.urandom(16).hex()
+        publish_service(agent, headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
+        for _ in range(2):
             publish_service(agent)
         rows = wait_rows(agent, ep["last_event_id"], 3, {"service.published"}, "service.published")
         rows = events(agent, ep["last_event_id"])  # every row after the cursor (only ours)
@@ -238,6 +241,11 @@ class WebhookTests(unittest.TestCase):
         self.check_in_order(rec, rows, ep["secret"])
         for req in rec.requests:
             self.assertEqual(len(req.headers["webhook-signature"].split(" ")), 1, "one signature outside a rotation")
+        first = next(r for r in rec.requests if r.headers["webhook-id"] == rows[0]["cloudevent_id"])
+        self.assertRegex(first.headers.get("traceparent", ""), rf"^00-{trace_id}-[0-9a-f]{{16}}-01$",
+                         "the delivery continues the trace of the request that caused the event")
+        traces = {r.headers.get("traceparent", "")[3:35] for r in rec.requests}
+        self.assertEqual(len(traces), 3, "untraced requests start traces of their own")
         self.assert_no_double_2xx(rec)
         # A wrong secret does not verify (the check above is not vacuous).
         with self.assertRaises(WebhookVerificationError):

@@ -123,7 +123,7 @@ class ThreadModule final : public Module {
     e.time = now;
     e.seq = 1;
     e.audience = {agent_id};
-    e.request_id = req.request_id;
+    e.set_cause(req.cause());
     e.data = agent_json(agent_id, *name, description, now);
     sql_store_.add_agent(
         {agent_id, *name, description, auth::ApiKeyAuthority::fingerprint(api_key), now,

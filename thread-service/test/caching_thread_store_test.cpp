@@ -44,12 +44,12 @@ class CachingThreadStoreTest : public ::testing::Test {
   }
   std::string publish(const std::string& provider) {
     ServiceFields f{"t", "d", "x", "1 day", Decimal::from_int(5), "USDC", "base", std::vector<std::string>{}, true};
-    auto r = await([&](auto cb) { service_->publish_service(provider, f, "rid", cb); });
+    auto r = await([&](auto cb) { service_->publish_service(provider, f, trace::Cause{"rid", ""}, cb); });
     EXPECT_EQ(r.kind, Result::Kind::Created);
     return r.service->id;
   }
   std::string open(const std::string& requester, const std::string& service_id) {
-    auto r = await([&](auto cb) { service_->open_thread(requester, service_id, "hello", "rid", cb); });
+    auto r = await([&](auto cb) { service_->open_thread(requester, service_id, "hello", trace::Cause{"rid", ""}, cb); });
     EXPECT_EQ(r.kind, Result::Kind::Created) << r.message;
     return r.thread->id;
   }
@@ -80,10 +80,10 @@ TEST_F(CachingThreadStoreTest, ListsAgreeWithTheDatabaseForEveryModeStatusAndPag
   // Lock one so the status filter has something to find.
   ASSERT_EQ(await([&](auto cb) {
               service_->post_message(opened[3], "agt_p", MessageType::Quote, "q",
-                                     Terms{"d", Budget{Decimal::from_int(1), "USDC", "base"}, "t", "a", "r"}, "rid", cb);
+                                     Terms{"d", Budget{Decimal::from_int(1), "USDC", "base"}, "t", "a", "r"}, trace::Cause{"rid", ""}, cb);
             }).kind,
             Result::Kind::Ok);
-  ASSERT_EQ(await([&](auto cb) { service_->lock_quote(opened[3], "agt_p", std::nullopt, "rid", cb); }).kind, Result::Kind::Ok);
+  ASSERT_EQ(await([&](auto cb) { service_->lock_quote(opened[3], "agt_p", std::nullopt, trace::Cause{"rid", ""}, cb); }).kind, Result::Kind::Ok);
 
   for (std::string agent : {"agt_p", "agt_r1", "agt_r2", "agt_nobody"})
     for (std::optional<Role> as : {std::optional<Role>{}, std::optional<Role>{Role::Requester}, std::optional<Role>{Role::Provider}})

@@ -23,6 +23,8 @@ storage::Migration outbox_positions_migration(int version) { return storage::out
 namespace {
 // Wakes the publishing relay whichever replica committed (PostgreSQL NOTIFY, sent at commit).
 constexpr const char* kOutboxChannel = "agentlancer_outbox";
+const std::vector<std::pair<std::string, std::string>> kCloudEventHeaders{
+    {"content-type", std::string(kStructuredContentType)}};
 }  // namespace
 
 void append_to_outbox(storage::Connection& c, const std::string& topic, const CloudEvent& event,
@@ -227,7 +229,10 @@ std::vector<long long> OutboxRelay::publish(const std::vector<storage::outbox::R
   }
   for (const auto& row : rows) {
     std::string error;
-    while (running_ && !producer_->produce(row.topic, row.key, row.payload, row.seq, error)) collect(20);  // local queue full
+    // The Kafka protocol binding of CloudEvents, structured mode: the header names the envelope's
+    // format and the key is the event's subject (storage::outbox::append stores it as the key).
+    while (running_ && !producer_->produce(row.topic, row.key, row.payload, row.seq, error, kCloudEventHeaders))
+      collect(20);  // local queue full
     if (!running_) break;
     ++produced;
   }
@@ -590,6 +595,11 @@ void ConsumerLoop::loop() {
                 c.exec("RELEASE apply");
                 if (then) outcome->after_commit.push_back(std::move(then));
                 ++outcome->applied;
+                // With log.level=debug a request is followed through every consumer by its trace id.
+                if (log::level() == log::Level::debug)
+                  log::debug("event applied", {{"consumer", name_}, {"event_id", event->id}, {"type", event->type},
+                                               {"request_id", event->request_id},
+                                               {"trace_id", trace::trace_id_of(event->traceparent)}});
               } catch (const storage::StorageError& e) {
                 // Conflicts and lost connections are the whole unit's: it is run again.
                 if (e.kind == storage::ErrorKind::Retryable || e.kind == storage::ErrorKind::Unavailable) throw;
@@ -597,13 +607,15 @@ void ConsumerLoop::loop() {
                 c.exec("RELEASE apply");
                 storage::outbox::dead_letter(c, name_, message.topic, message.payload.substr(0, 65536), e.what(),
                                              clock_.now_ms());
-                log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id}, {"what", e.what()}});
+                log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id},
+                                                         {"trace_id", trace::trace_id_of(event->traceparent)}, {"what", e.what()}});
               } catch (const std::exception& e) {
                 c.exec("ROLLBACK TO apply");
                 c.exec("RELEASE apply");
                 storage::outbox::dead_letter(c, name_, message.topic, message.payload.substr(0, 65536), e.what(),
                                              clock_.now_ms());
-                log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id}, {"what", e.what()}});
+                log::error("event could not be applied", {{"consumer", name_}, {"event_id", event->id},
+                                                         {"trace_id", trace::trace_id_of(event->traceparent)}, {"what", e.what()}});
               }
             }
           },

@@ -66,15 +66,24 @@ void Producer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*
                                message->partition, message->offset});
 }
 
-bool Producer::produce(const std::string& topic, const std::string& key,
-                       const std::string& payload, long long opaque, std::string& error) {
+bool Producer::produce(const std::string& topic, const std::string& key, const std::string& payload,
+                       long long opaque, std::string& error,
+                       const std::vector<std::pair<std::string, std::string>>& headers) {
+  rd_kafka_headers_t* message_headers = nullptr;
+  if (!headers.empty()) {
+    message_headers = rd_kafka_headers_new(headers.size());
+    for (const auto& [name, value] : headers)
+      rd_kafka_header_add(message_headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
+  }
   rd_kafka_resp_err_t err = rd_kafka_producev(
       rk_, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
       RD_KAFKA_V_VALUE(const_cast<char*>(payload.data()), payload.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::intptr_t>(opaque))),
-      RD_KAFKA_V_END);
+      RD_KAFKA_V_HEADERS(message_headers), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(static_cast<std::intptr_t>(opaque))), RD_KAFKA_V_END);
   if (err) {
+    // On failure the headers stay ours to free; on success the message owns them.
+    if (message_headers) rd_kafka_headers_destroy(message_headers);
     error = rd_kafka_err2str(err);
     return false;
   }
@@ -207,6 +216,14 @@ std::optional<Message> Consumer::poll(int timeout_ms) {
   out.offset = m->offset;
   if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) out.payload.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+      out.headers.emplace_back(name, value ? std::string(static_cast<const char*>(value), size) : std::string());
+  }
   return out;
 }
 

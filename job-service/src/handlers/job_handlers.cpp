@@ -130,7 +130,7 @@ void add_decision_route(http::Router& router, std::string pattern, std::string_v
                auto decision = r.required_bool(flag);
                auto message = r.optional_string(text, kMaxText);
                if (!r.ok()) return reply(validation_error(r));
-               service.act(p->job_id, p->agent, make(*decision, std::move(message)), req.request_id,
+               service.act(p->job_id, p->agent, make(*decision, std::move(message)), req.cause(),
                            [reply, mapping](Result result) { respond(result, reply, mapping); });
              });
 }
@@ -156,7 +156,7 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     auto content = r.required_string("content", 1, kMaxText);
     auto payable = read_payable(r, true);
     if (!r.ok()) return reply(validation_error(r));
-    service.act(p->job_id, p->agent, ProviderRequirement{*content, payable}, req.request_id,
+    service.act(p->job_id, p->agent, ProviderRequirement{*content, payable}, req.cause(),
                 [reply](Result result) {
                   respond(result, reply, {204, 409, std::string(kNotInNegotiationOrTransaction)});
                 });
@@ -185,7 +185,7 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     if (deliverable.size() > kMaxDeliverable) r.fail("deliverable", "is too large");
     auto payable = read_payable(r, false);
     if (!r.ok()) return reply(validation_error(r));
-    service.act(p->job_id, p->agent, ProviderDeliverable{deliverable, payable}, req.request_id,
+    service.act(p->job_id, p->agent, ProviderDeliverable{deliverable, payable}, req.cause(),
                 [reply](Result result) { respond(result, reply, {204, 409, std::string(kNotInTransaction)}); });
   });
 
@@ -225,7 +225,7 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     c.evaluator_id = evaluator;
     c.client_operation_id = operation;
     c.expired_at = expires;
-    service.create(std::move(c), req.request_id, [reply](Result result) {
+    service.create(std::move(c), req.cause(), [reply](Result result) {
       if (result.kind == Result::Kind::Unchanged) result.kind = Result::Kind::Created;  // same response again
       if (result.kind == Result::Kind::Invalid) return reply(Response::error(422, result.message, "unknown_agent"));
       if (result.kind == Result::Kind::Unprocessable && result.message == kOperationReused) {
@@ -285,7 +285,7 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     if (!r.ok()) return reply(validation_error(r));
     std::string normalized = *hash;
     for (auto& ch : normalized) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    service.escrow(p->job_id, p->agent, normalized, req.request_id,
+    service.escrow(p->job_id, p->agent, normalized, req.cause(),
                    [reply](Result result) { respond(result, reply, {200, 404, "Job not found"}); });
   });
 
@@ -303,7 +303,7 @@ void add_job_routes(http::Router& router, JobService& service, JobStore& store,
     auto approve = r.required_bool("approve");
     auto reason = r.optional_string("reason", kMaxText);
     if (!r.ok()) return reply(validation_error(r));
-    service.act(p->job_id, p->agent, DecideMemo{memo_id, *approve, reason}, req.request_id,
+    service.act(p->job_id, p->agent, DecideMemo{memo_id, *approve, reason}, req.cause(),
                 [reply](Result result) { respond(result, reply, {204, 404, "Job not found"}); });
   });
 }

@@ -19,7 +19,7 @@ JobService::JobService(JobStore& store, chain::ChainAdapter& chain, const Clock&
     : store_(store), chain_(chain), clock_(clock), scheduler_(scheduler), options_(std::move(options)) {}
 
 void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
-                        const std::string& request_id) {
+                        const trace::Cause& cause) {
   if (changes.empty()) return;
   long long first_seq = job.version + 1;
   job.version += static_cast<long long>(changes.size());
@@ -37,7 +37,7 @@ void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
     e.time = clock_.now_ms();
     e.seq = first_seq + static_cast<long long>(i);
     e.audience = audience;
-    e.request_id = request_id;
+    e.set_cause(cause);
     boost::json::object change{{"action", c.action}};
     if (c.from) change["from"] = static_cast<int>(*c.from);
     if (c.to) change["to"] = static_cast<int>(*c.to);
@@ -48,20 +48,20 @@ void JobService::record(JobTx& tx, Job& job, const std::vector<Change>& changes,
   }
 }
 
-void JobService::create(CreateJob command, std::string request_id, Callback done) {
+void JobService::create(CreateJob command, trace::Cause cause, Callback done) {
   Outcome parties = check_parties(command.client_id, command.provider_id, command.evaluator_id);
   if (parties.verdict != Verdict::Applied) return done(Result{kind_of(parties.verdict), parties.message, std::nullopt});
   auto shared = std::make_shared<CreateJob>(std::move(command));
-  try_create(shared, std::move(request_id),
+  try_create(shared, std::move(cause),
              std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.agent_wait_ms), std::move(done));
 }
 
-void JobService::try_create(std::shared_ptr<CreateJob> command, std::string request_id,
+void JobService::try_create(std::shared_ptr<CreateJob> command, trace::Cause cause,
                             std::chrono::steady_clock::time_point give_up_at, Callback done) {
   auto result = std::make_shared<Result>();
   auto unknown_agent = std::make_shared<std::string>();
   store_.transact(
-      [this, command, result, unknown_agent, request_id](JobTx& tx) {
+      [this, command, result, unknown_agent, cause](JobTx& tx) {
         if (command->client_operation_id) {
           if (auto existing = tx.find_by_operation(command->client_id, *command->client_operation_id)) {
             // The same operation again gets the same job; other parameters under its id are a
@@ -104,16 +104,16 @@ void JobService::try_create(std::shared_ptr<CreateJob> command, std::string requ
         job.expired_at = command->expired_at ? *command->expired_at : now + options_.default_ttl_ms;
         job.created_at = now;
         job.updated_at = now;
-        record(tx, job, {Change{"job.created", "create", std::nullopt, Phase::Request, std::nullopt, std::nullopt}}, request_id);
+        record(tx, job, {Change{"job.created", "create", std::nullopt, Phase::Request, std::nullopt, std::nullopt}}, cause);
         result->kind = Result::Kind::Created;
         result->job = std::move(job);
       },
-      [this, command, result, unknown_agent, request_id, give_up_at, done](std::exception_ptr error) {
+      [this, command, result, unknown_agent, cause, give_up_at, done](std::exception_ptr error) {
         if (!error && !unknown_agent->empty()) {
           // The agent may have signed up a moment ago and its event not arrived yet: wait briefly.
           if (std::chrono::steady_clock::now() < give_up_at) {
-            scheduler_.after(std::chrono::milliseconds(25), [this, command, request_id, give_up_at, done] {
-              try_create(command, request_id, give_up_at, done);
+            scheduler_.after(std::chrono::milliseconds(25), [this, command, cause, give_up_at, done] {
+              try_create(command, cause, give_up_at, done);
             });
             return;
           }
@@ -139,12 +139,12 @@ std::optional<Job> JobService::load_for_action(JobTx& tx, long long job_id, Mill
   return job;
 }
 
-void JobService::act(long long job_id, std::string actor, Action action, std::string request_id,
+void JobService::act(long long job_id, std::string actor, Action action, trace::Cause cause,
                      Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
       [this, job_id, actor = std::move(actor), action = std::move(action), result,
-       request_id = std::move(request_id)](JobTx& tx) {
+       cause = std::move(cause)](JobTx& tx) {
         std::vector<Change> changes;
         Millis now = clock_.now_ms();
         auto job = load_for_action(tx, job_id, now, *result, changes);
@@ -165,14 +165,14 @@ void JobService::act(long long job_id, std::string actor, Action action, std::st
         result->message = outcome.message;
         // Expiry is kept even when the action itself is refused: it happened regardless.
         for (auto& c : outcome.changes) changes.push_back(std::move(c));
-        record(tx, *job, changes, request_id);
+        record(tx, *job, changes, cause);
         result->job = std::move(job);
       },
       finish(result, std::move(done)));
 }
 
 void JobService::escrow(long long job_id, std::string actor, std::string tx_hash,
-                        std::string request_id, Callback done) {
+                        trace::Cause cause, Callback done) {
   // Check permissions and phase first so the chain is only asked on behalf of the client.
   auto current = store_.get(job_id);
   if (!current) return done(Result{Result::Kind::NotFound, "Job not found", std::nullopt});
@@ -181,7 +181,7 @@ void JobService::escrow(long long job_id, std::string actor, std::string tx_hash
     return done(Result{kind_of(precheck.verdict), precheck.message, std::move(current)});
   }
   chain::PaymentExpectation expectation{tx_hash, current->budget, current->token_address, std::nullopt, "", 1};
-  chain_.verify(expectation, [this, job_id, actor, tx_hash, request_id, done](chain::PaymentCheck check) {
+  chain_.verify(expectation, [this, job_id, actor, tx_hash, cause, done](chain::PaymentCheck check) {
     if (!check.verified()) {
       Result r{Result::Kind::Conflict, "Escrow not verified: " + check.message, std::nullopt};
       if (check.status == "invalid_hash") r.kind = Result::Kind::Invalid;
@@ -190,7 +190,7 @@ void JobService::escrow(long long job_id, std::string actor, std::string tx_hash
     }
     auto result = std::make_shared<Result>();
     store_.transact(
-        [this, job_id, actor, tx_hash, request_id, result, adapter = check.adapter](JobTx& tx) {
+        [this, job_id, actor, tx_hash, cause, result, adapter = check.adapter](JobTx& tx) {
           std::vector<Change> changes;
           Millis now = clock_.now_ms();
           auto job = load_for_action(tx, job_id, now, *result, changes);
@@ -204,7 +204,7 @@ void JobService::escrow(long long job_id, std::string actor, std::string tx_hash
           result->kind = kind_of(outcome.verdict);
           result->message = outcome.message;
           for (auto& c : outcome.changes) changes.push_back(std::move(c));
-          record(tx, *job, changes, request_id);
+          record(tx, *job, changes, cause);
           result->job = std::move(job);
         },
         finish(result, done));
@@ -213,7 +213,7 @@ void JobService::escrow(long long job_id, std::string actor, std::string tx_hash
 
 int JobService::expire_due(int limit) {
   auto ids = store_.due_for_expiry(clock_.now_ms(), limit);
-  for (long long id : ids) act(id, "", Expire{}, "expiry-sweeper", [](Result) {});
+  for (long long id : ids) act(id, "", Expire{}, trace::background("expiry-sweeper"), [](Result) {});
   return static_cast<int>(ids.size());
 }
 
@@ -254,7 +254,7 @@ void JobService::follow_contract(JobTx& tx, const events::CloudEvent& e) {
     job.created_at = now;
     job.updated_at = now;
     record(tx, job, {Change{"job.created", "contract", std::nullopt, Phase::Negotiation, std::nullopt, std::nullopt}},
-           e.request_id);
+           e.next_cause());
     return;
   }
   if (e.type == "contract.funded") {
@@ -270,7 +270,7 @@ void JobService::follow_contract(JobTx& tx, const events::CloudEvent& e) {
     std::vector<Change> changes = expire_if_due(*job, now).changes;
     Outcome outcome = client_escrow(*job, job->client_id, hash, "contract:" + text("chain_adapter"), now);
     for (auto& change : outcome.changes) changes.push_back(std::move(change));
-    record(tx, *job, changes, e.request_id);
+    record(tx, *job, changes, e.next_cause());
   }
 }
 

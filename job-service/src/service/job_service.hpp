@@ -55,9 +55,9 @@ class JobService {
   JobService(JobStore& store, chain::ChainAdapter& chain, const Clock& clock, Scheduler& scheduler,
              JobServiceOptions options = {});
 
-  void create(CreateJob command, std::string request_id, Callback done);
-  void act(long long job_id, std::string actor, Action action, std::string request_id, Callback done);
-  void escrow(long long job_id, std::string actor, std::string tx_hash, std::string request_id, Callback done);
+  void create(CreateJob command, trace::Cause cause, Callback done);
+  void act(long long job_id, std::string actor, Action action, trace::Cause cause, Callback done);
+  void escrow(long long job_id, std::string actor, std::string tx_hash, trace::Cause cause, Callback done);
   // Expires due jobs; returns how many it queued.
   int expire_due(int limit = 500);
 
@@ -68,11 +68,11 @@ class JobService {
 
  private:
   // The wait for a just-registered agent is bounded in real (steady) time, not domain time.
-  void try_create(std::shared_ptr<CreateJob> command, std::string request_id,
+  void try_create(std::shared_ptr<CreateJob> command, trace::Cause cause,
                   std::chrono::steady_clock::time_point give_up_at, Callback done);
   std::optional<Job> load_for_action(JobTx& tx, long long job_id, Millis now, Result& result,
                                      std::vector<Change>& changes);
-  void record(JobTx& tx, Job& job, const std::vector<Change>& changes, const std::string& request_id);
+  void record(JobTx& tx, Job& job, const std::vector<Change>& changes, const trace::Cause& cause);
   JobStore& store_;
   chain::ChainAdapter& chain_;
   const Clock& clock_;

@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "common/log/log.hpp"
+#include "common/trace/trace_context.hpp"
 #include "common/util/ids.hpp"
 
 namespace al::notifier::webhooks {
@@ -50,6 +51,15 @@ Resolution resolve_checked(const std::string& host, const std::vector<Cidr>& all
 }
 
 namespace {
+// The logged CloudEvent's traceparent ("" when it has none or the payload is not readable).
+std::string traceparent_of(const std::string& payload) {
+  boost::system::error_code ec;
+  auto value = boost::json::parse(payload, ec);
+  if (ec || !value.is_object()) return {};
+  const auto* traceparent = value.get_object().if_contains("traceparent");
+  return traceparent && traceparent->is_string() ? std::string(traceparent->get_string()) : std::string();
+}
+
 long long micros_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
 }
@@ -128,6 +138,7 @@ asio::awaitable<Outcome> post_once(WebhookRequest req, const std::vector<Cidr>& 
   request.set("webhook-id", req.webhook_id);
   request.set("webhook-timestamp", std::to_string(req.timestamp));
   request.set("webhook-signature", req.signature);
+  if (!req.traceparent.empty()) request.set("traceparent", req.traceparent);
   request.keep_alive(false);
   request.body() = std::move(req.body);
   request.prepare_payload();
@@ -271,7 +282,9 @@ void Dispatcher::claim(const std::string& id) {
             j->event_id = q.int64(0);
             j->webhook_id = q.text(1);
             j->type = std::move(type);
-            j->body = render_(q.text(3), j->event_id);
+            std::string payload = q.text(3);
+            j->body = render_(payload, j->event_id);
+            j->traceparent = traceparent_of(payload);
             *job = j;
             break;
           }
@@ -315,6 +328,7 @@ void Dispatcher::send(std::shared_ptr<Job> job) {
   request.webhook_id = job->webhook_id;
   request.timestamp = timestamp;
   request.signature = sign(job->endpoint.secret, job->webhook_id, timestamp, job->body);
+  if (!job->traceparent.empty()) request.traceparent = trace::continue_from(job->traceparent);
   if (job->endpoint.previous_secret && job->endpoint.previous_secret_until > now)
     request.signature += " " + sign(*job->endpoint.previous_secret, job->webhook_id, timestamp, job->body);
   asio::post(io_, [this, job, request = std::move(request)]() mutable {

@@ -66,6 +66,7 @@ class Dispatcher {
     webhook_store::Endpoint endpoint;
     long long event_id = 0;
     std::string webhook_id, type, body;
+    std::string traceparent;  // of the event ("" when it has none)
   };
   void arm_poll();
   void scan();
@@ -96,6 +97,7 @@ class Dispatcher {
 // and exposed for tests.
 struct WebhookRequest {
   std::string url, body, user_agent, webhook_id, signature;
+  std::string traceparent;  // sent when not empty: the receiver continues the event's trace
   long long timestamp = 0;
 };
 

@@ -112,7 +112,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     if (!r.ok()) return reply(validation_error(r.errors()));
     std::string id(req.param("id"));
     if (!is_opaque_id(id, "thr_")) return reply(Response::error(404, "Thread not found", "not_found"));
-    service.create_offer(id, *who.agent_id, req.request_id, [reply, agent = *who.agent_id, base_url](Result result) {
+    service.create_offer(id, *who.agent_id, req.cause(), [reply, agent = *who.agent_id, base_url](Result result) {
       if (!succeeded(result.kind)) return reply(refusal(result));
       reply(Response::json(201, offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url())));
     });
@@ -157,7 +157,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     auto reason = r.optional_string("reason", 2000);
     if (action && *action != "accept" && *action != "reject") r.fail("action", "must be \"accept\" or \"reject\"");
     if (!r.ok()) return reply(validation_error(r.errors()));
-    service.respond(party->offer.id, party->agent, *action == "accept", reason, req.request_id,
+    service.respond(party->offer.id, party->agent, *action == "accept", reason, req.cause(),
                     [reply, agent = party->agent, base_url](Result result) {
                       if (!succeeded(result.kind)) return reply(refusal(result));
                       bj::object out = offer_to_json(*result.offer, viewer_of(*result.offer, agent), base_url());
@@ -184,7 +184,7 @@ void add_offer_routes(http::Router& router, OfferService& service, OfferStore& s
     if (!r.ok()) return reply(validation_error(r.errors()));
     std::string normalized = *hash;
     for (auto& ch : normalized) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    service.submit_payment(id, *who.agent_id, normalized, req.request_id, [reply, base_url](Result result) {
+    service.submit_payment(id, *who.agent_id, normalized, req.cause(), [reply, base_url](Result result) {
       if (!succeeded(result.kind)) {
         if (result.kind == Result::Kind::Internal && result.code != "internal")
           return reply(Response::error(503, result.message, "chain_unavailable"));

@@ -44,7 +44,7 @@ OfferService::OfferService(OfferStore& store, chain::ChainAdapter& chain, const 
     : store_(store), chain_(chain), clock_(clock), scheduler_(scheduler), options_(std::move(options)) {}
 
 void OfferService::record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types,
-                          const std::string& request_id) {
+                          const trace::Cause& cause) {
   long long first_seq = offer.version + 1;
   offer.version += static_cast<long long>(types.size());
   if (offer.row == 0) tx.insert_offer(offer); else tx.save_offer(offer);
@@ -57,14 +57,14 @@ void OfferService::record(OfferTx& tx, Offer& offer, const std::vector<std::stri
     e.time = clock_.now_ms();
     e.seq = first_seq + static_cast<long long>(i);
     e.audience = {offer.requester_id, offer.provider_id};
-    e.request_id = request_id;
+    e.set_cause(cause);
     e.data = {{"offer", offer_event_json(offer)}};
     tx.publish(kOffersTopic, e);
   }
 }
 
 void OfferService::record_contract(OfferTx& tx, Contract& contract, const std::vector<std::string>& types,
-                                   const std::string& request_id) {
+                                   const trace::Cause& cause) {
   bool is_new = contract.version == 0;
   long long first_seq = contract.version + 1;
   contract.version += static_cast<long long>(types.size());
@@ -78,27 +78,27 @@ void OfferService::record_contract(OfferTx& tx, Contract& contract, const std::v
     e.time = clock_.now_ms();
     e.seq = first_seq + static_cast<long long>(i);
     e.audience = {contract.buyer_id, contract.provider_id};
-    e.request_id = request_id;
+    e.set_cause(cause);
     e.data = {{"contract", contract_event_json(contract)}};
     tx.publish(kContractsTopic, e);
   }
 }
 
-void OfferService::create_offer(std::string thread_id, std::string actor, std::string request_id, Callback done) {
+void OfferService::create_offer(std::string thread_id, std::string actor, trace::Cause cause, Callback done) {
   auto key = std::make_shared<std::pair<std::string, std::string>>(std::move(thread_id), std::move(actor));
-  try_create(key, std::move(request_id),
+  try_create(key, std::move(cause),
              std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.projection_wait_ms), std::move(done));
 }
 
-void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string>> key, std::string request_id,
+void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string>> key, trace::Cause cause,
                               std::chrono::steady_clock::time_point give_up_at, Callback done) {
   // While the projection has not seen the lock, wait with plain reads; the write transaction runs
   // once it has (and decides again), or once the wait is over (and answers 404/409).
   if (std::chrono::steady_clock::now() < give_up_at) {
     auto seen = store_.get_thread(key->first);
     if (!seen || seen->status != "quote_locked") {
-      scheduler_.after(std::chrono::milliseconds(25), [this, key, request_id, give_up_at, done] {
-        try_create(key, request_id, give_up_at, done);
+      scheduler_.after(std::chrono::milliseconds(25), [this, key, cause, give_up_at, done] {
+        try_create(key, cause, give_up_at, done);
       });
       return;
     }
@@ -106,7 +106,7 @@ void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string
   auto result = std::make_shared<Result>();
   auto lagging = std::make_shared<bool>(false);
   store_.transact(
-      [this, key, result, lagging, request_id](OfferTx& tx) {
+      [this, key, result, lagging, cause](OfferTx& tx) {
         const auto& [thread_id, actor] = *key;
         auto thread = tx.load_thread(thread_id);
         auto live = thread ? tx.live_offer_for(thread_id) : std::nullopt;
@@ -139,14 +139,14 @@ void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string
           return;
         }
         offer.token_address = *token_address;
-        record(tx, offer, made.events, request_id);
+        record(tx, offer, made.events, cause);
         result->kind = Result::Kind::Created;
         result->offer = std::move(offer);
       },
-      [this, key, result, lagging, request_id, give_up_at, done](std::exception_ptr error) {
+      [this, key, result, lagging, cause, give_up_at, done](std::exception_ptr error) {
         if (!error && *lagging && std::chrono::steady_clock::now() < give_up_at) {
-          scheduler_.after(std::chrono::milliseconds(25), [this, key, request_id, give_up_at, done] {
-            try_create(key, request_id, give_up_at, done);
+          scheduler_.after(std::chrono::milliseconds(25), [this, key, cause, give_up_at, done] {
+            try_create(key, cause, give_up_at, done);
           });
           return;
         }
@@ -155,10 +155,10 @@ void OfferService::try_create(std::shared_ptr<std::pair<std::string, std::string
 }
 
 void OfferService::respond(std::string offer_id, std::string actor, bool accept, std::optional<std::string> reason,
-                           std::string request_id, Callback done) {
+                           trace::Cause cause, Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
-      [this, offer_id = std::move(offer_id), actor = std::move(actor), accept, reason = std::move(reason), request_id,
+      [this, offer_id = std::move(offer_id), actor = std::move(actor), accept, reason = std::move(reason), cause,
        result](OfferTx& tx) {
         auto offer = tx.load_offer(offer_id);
         if (!offer) {
@@ -182,11 +182,11 @@ void OfferService::respond(std::string offer_id, std::string actor, bool accept,
             payment.chain_adapter = options_.chain_adapter;
             Contract contract = contract_for(*offer, new_sortable_id("ctr_", now), payment, now);
             offer->contract_id = contract.id;
-            record(tx, *offer, outcome.events, request_id);
-            record_contract(tx, contract, {"contract.created"}, request_id);
+            record(tx, *offer, outcome.events, cause);
+            record_contract(tx, contract, {"contract.created"}, cause);
             result->contract = std::move(contract);
           } else {
-            record(tx, *offer, outcome.events, request_id);  // rejected, or the expiry that refused it
+            record(tx, *offer, outcome.events, cause);  // rejected, or the expiry that refused it
           }
         }
         result->offer = std::move(offer);
@@ -202,7 +202,7 @@ int OfferService::expire_due(int limit) {
           auto offer = tx.load_offer(id);
           if (!offer) return;
           Outcome outcome = expire_if_due(*offer, clock_.now_ms());
-          if (!outcome.events.empty()) record(tx, *offer, outcome.events, "expiry-sweeper");
+          if (!outcome.events.empty()) record(tx, *offer, outcome.events, trace::background("expiry-sweeper"));
         },
         [](std::exception_ptr error) {
           if (error) log::error("offer expiry failed", {});
@@ -221,7 +221,7 @@ void OfferService::follow_job(OfferTx& tx, const events::CloudEvent& e) {
   auto contract = tx.load_contract(std::string(contract_id->get_string()));
   if (!contract) return;
   Outcome outcome = follow_job_phase(*contract, static_cast<int>(phase->get_int64()), clock_.now_ms());
-  if (!outcome.events.empty()) record_contract(tx, *contract, outcome.events, e.request_id);
+  if (!outcome.events.empty()) record_contract(tx, *contract, outcome.events, e.next_cause());
 }
 
 void OfferService::follow_thread(OfferTx& tx, const events::CloudEvent& e) {
@@ -249,7 +249,7 @@ chain::PaymentExpectation expectation_for(const Contract& contract, const std::s
 }  // namespace
 
 void OfferService::submit_payment(std::string contract_id, std::string actor, std::string tx_hash,
-                                  std::string request_id, Callback done) {
+                                  trace::Cause cause, Callback done) {
   auto current = store_.get_contract(contract_id);
   if (!current) return done(Result{Result::Kind::NotFound, "Contract not found", "not_found", {}, {}});
   Outcome precheck = check_payment(*current, actor, tx_hash);
@@ -260,7 +260,7 @@ void OfferService::submit_payment(std::string contract_id, std::string actor, st
   // says of it now (a later check may have turned it down), it never pays a second contract.
   if (auto owner = store_.contract_of_tx_hash(tx_hash); owner && *owner != contract_id)
     return done(Result{Result::Kind::Conflict, "Transaction hash already used for another contract", "tx_hash_used", {}, {}});
-  chain_.verify(expectation_for(*current, tx_hash), [this, contract_id, tx_hash, request_id, done](chain::PaymentCheck check) {
+  chain_.verify(expectation_for(*current, tx_hash), [this, contract_id, tx_hash, cause, done](chain::PaymentCheck check) {
     // Seen but not final ("pending") is a submitted payment the watcher follows; anything else
     // (not found, wrong token or recipient, underpaid, failed …) is refused and changes nothing.
     if (check.status != "verified" && check.status != "pending") {
@@ -268,15 +268,15 @@ void OfferService::submit_payment(std::string contract_id, std::string actor, st
       if (check.status == "unavailable") refused.kind = Result::Kind::Internal;
       return done(std::move(refused));
     }
-    apply_submission(contract_id, tx_hash, check, request_id, done);
+    apply_submission(contract_id, tx_hash, check, cause, done);
   });
 }
 
 void OfferService::apply_submission(const std::string& contract_id, const std::string& tx_hash,
-                                    const chain::PaymentCheck& check, const std::string& request_id, Callback done) {
+                                    const chain::PaymentCheck& check, const trace::Cause& cause, Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
-      [this, contract_id, tx_hash, check, request_id, result](OfferTx& tx) {
+      [this, contract_id, tx_hash, check, cause, result](OfferTx& tx) {
         auto contract = tx.load_contract(contract_id);
         if (!contract) {
           result->kind = Result::Kind::NotFound;
@@ -301,7 +301,7 @@ void OfferService::apply_submission(const std::string& contract_id, const std::s
           }
         }
         Outcome applied = apply_payment(*contract, tx_hash, observation_of(check), clock_.now_ms());
-        if (!applied.events.empty()) record_contract(tx, *contract, applied.events, request_id);
+        if (!applied.events.empty()) record_contract(tx, *contract, applied.events, cause);
         else tx.save_contract(*contract);  // the confirmations and the block moved
         result->kind = applied.events.empty() ? Result::Kind::Unchanged : Result::Kind::Ok;
         result->contract = std::move(contract);
@@ -320,7 +320,7 @@ void OfferService::apply_observation(const std::string& contract_id, const std::
           if (contract->status == "awaiting_payment")
             log::warn("payment turned down after a later chain check",
                       {{"contract", contract_id}, {"status", check.status}, {"message", check.message}});
-          record_contract(tx, *contract, seen.events, "payment-watcher");
+          record_contract(tx, *contract, seen.events, trace::background("payment-watcher"));
         } else if (check.status == "verified" || check.status == "pending") {
           tx.save_contract(*contract);
         }

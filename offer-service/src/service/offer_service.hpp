@@ -55,12 +55,12 @@ class OfferService {
   OfferService(OfferStore& store, chain::ChainAdapter& chain, const Clock& clock, Scheduler& scheduler,
                OfferServiceOptions options);
 
-  void create_offer(std::string thread_id, std::string actor, std::string request_id, Callback done);
+  void create_offer(std::string thread_id, std::string actor, trace::Cause cause, Callback done);
   void respond(std::string offer_id, std::string actor, bool accept, std::optional<std::string> reason,
-               std::string request_id, Callback done);
+               trace::Cause cause, Callback done);
   int expire_due(int limit = 500);
   // The buyer's payment: checked (403/409) before the chain is asked, then verified there.
-  void submit_payment(std::string contract_id, std::string actor, std::string tx_hash, std::string request_id,
+  void submit_payment(std::string contract_id, std::string actor, std::string tx_hash, trace::Cause cause,
                       Callback done);
   // Asks the chain again about payments seen but not yet final; returns how many it asked about.
   int watch_payments(int limit = 200);
@@ -71,13 +71,13 @@ class OfferService {
   void follow_job(OfferTx& tx, const events::CloudEvent& event);
 
  private:
-  void try_create(std::shared_ptr<std::pair<std::string, std::string>> thread_and_actor, std::string request_id,
+  void try_create(std::shared_ptr<std::pair<std::string, std::string>> thread_and_actor, trace::Cause cause,
                   std::chrono::steady_clock::time_point give_up_at, Callback done);
-  void record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types, const std::string& request_id);
+  void record(OfferTx& tx, Offer& offer, const std::vector<std::string>& types, const trace::Cause& cause);
   void record_contract(OfferTx& tx, Contract& contract, const std::vector<std::string>& types,
-                       const std::string& request_id);
+                       const trace::Cause& cause);
   void apply_submission(const std::string& contract_id, const std::string& tx_hash, const chain::PaymentCheck& check,
-                        const std::string& request_id, Callback done);
+                        const trace::Cause& cause, Callback done);
   void apply_observation(const std::string& contract_id, const std::string& tx_hash, const chain::PaymentCheck& check);
 
   // Contracts whose payment the watcher is asking the chain about (a slow node must not pile up

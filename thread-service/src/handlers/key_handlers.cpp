@@ -44,7 +44,7 @@ void add_key_creation_route(http::Router& router, KeyService& keys, const auth::
         return reply(Response::error(400, "Validation error", "validation_error", json::errors_to_json(r.errors())));
     }
     int limit = keys.options().max_active_keys;
-    keys.create(*who.agent_id, who.key_id, replaces, req.request_id,
+    keys.create(*who.agent_id, who.key_id, replaces, req.cause(),
                 [reply, caller = who.key_id, limit](std::exception_ptr error, KeyService::Created created) {
                   if (error) return reply(failed_write(error, "creating an API key failed"));
                   switch (created.refusal) {
@@ -81,7 +81,7 @@ void add_key_routes(http::Router& router, KeyService& keys, const auth::ApiKeyAu
   router.add(verb::delete_, "/api/agent/keys/{key_id}", [&keys, &auth](const Request& req, Responder reply) {
     auto who = auth::authenticate(req, auth);
     if (!who.agent_id) return reply(std::move(who.failure));
-    keys.revoke(*who.agent_id, std::string(req.param("key_id")), req.request_id,
+    keys.revoke(*who.agent_id, std::string(req.param("key_id")), req.cause(),
                 [reply](std::exception_ptr error, keys::Refusal refusal) {
                   if (error) return reply(failed_write(error, "revoking an API key failed"));
                   if (refusal != keys::Refusal::None) return reply(key_not_found());

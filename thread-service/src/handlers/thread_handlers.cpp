@@ -198,7 +198,7 @@ void add_service_routes(http::Router& router, ThreadService& service, ThreadStor
     ServiceFields fields = read_service_fields(r, true);
     if (!r.ok()) return reply(validation_error(r.errors()));
     if (!fields.active) fields.active = true;
-    service.publish_service(*who.agent_id, std::move(fields), req.request_id, [reply, base_url](Result result) {
+    service.publish_service(*who.agent_id, std::move(fields), req.cause(), [reply, base_url](Result result) {
       if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
       reply(Response::json(201, service_to_json(*result.service, base_url())));
     });
@@ -222,7 +222,7 @@ void add_service_routes(http::Router& router, ThreadService& service, ThreadStor
       if (r.ok() && body->empty()) r.fail("body", "names no field to update");
       if (!r.ok()) return reply(validation_error(r.errors()));
     }
-    service.update_service(id, *who.agent_id, std::move(fields), req.request_id, [reply, base_url](Result result) {
+    service.update_service(id, *who.agent_id, std::move(fields), req.cause(), [reply, base_url](Result result) {
       if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
       reply(Response::json(200, service_to_json(*result.service, base_url())));
     });
@@ -312,7 +312,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
     if (mode && *mode != "quick_quote") r.fail("mode", "must be \"quick_quote\"");
     if (!r.ok()) return reply(validation_error(r.errors()));
     if (!is_opaque_id(*service_id, "svc_")) return reply(Response::error(404, "Service not found", "not_found"));
-    service.open_thread(*who.agent_id, *service_id, *message, req.request_id, thread_reply(reply, 201, *who.agent_id));
+    service.open_thread(*who.agent_id, *service_id, *message, req.cause(), thread_reply(reply, 201, *who.agent_id));
   });
 
   router.add(verb::post, "/api/agent/threads/{id}/messages",
@@ -336,7 +336,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                if (type && type != MessageType::Quote && r.present("terms"))
                  r.fail("terms", "is allowed only on a quote message");
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.post_message(m->thread->id, m->agent, *type, *text, terms, req.request_id,
+               service.post_message(m->thread->id, m->agent, *type, *text, terms, req.cause(),
                                     [reply, agent = m->agent, base_url](Result result) {
                                       if (!succeeded(result.kind)) return reply(refusal(result.kind, result.message));
                                       const Thread& t = *result.thread;
@@ -355,7 +355,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                json::ObjectReader r(*body, {"message_seq"});
                auto seq = r.optional_int("message_seq", 1, std::numeric_limits<long long>::max());
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.lock_quote(m->thread->id, m->agent, seq, req.request_id,
+               service.lock_quote(m->thread->id, m->agent, seq, req.cause(),
                                   [reply, agent = m->agent, base_url](Result result) {
                                     if (result.kind == Result::Kind::Unprocessable) {
                                       bj::array details;
@@ -381,7 +381,7 @@ void add_thread_routes(http::Router& router, ThreadService& service, ThreadStore
                json::ObjectReader r(*body, {"reason"});
                auto reason = r.optional_string("reason", 500);
                if (!r.ok()) return reply(validation_error(r.errors()));
-               service.close(m->thread->id, m->agent, reason, req.request_id, thread_reply(reply, 200, m->agent));
+               service.close(m->thread->id, m->agent, reason, req.cause(), thread_reply(reply, 200, m->agent));
              });
 
   router.add(verb::get, "/api/agent/threads/{id}", [&store, &auth, base_url](const Request& req, Responder reply) {

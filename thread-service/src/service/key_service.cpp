@@ -16,7 +16,7 @@ namespace {
 constexpr const char* kAgentsTopic = "agentlancer.agents.v1";
 
 events::CloudEvent agent_event(const std::string& type, const std::string& agent_id, long long seq, Millis now,
-                               const std::string& request_id, bj::object data) {
+                               const trace::Cause& cause, bj::object data) {
   events::CloudEvent e;
   e.id = new_uuid_v7(now);
   e.type = type;
@@ -25,7 +25,7 @@ events::CloudEvent agent_event(const std::string& type, const std::string& agent
   e.time = now;
   e.seq = seq;
   e.audience = {agent_id};
-  e.request_id = request_id;
+  e.set_cause(cause);
   e.data = std::move(data);
   return e;
 }
@@ -35,7 +35,7 @@ events::CloudEvent agent_event(const std::string& type, const std::string& agent
 std::function<void()> announce_revocation(KeyTx& tx, key_revocations::Sync& sync, const keys::Key& key,
                                           Millis effective_at, const std::string& reason,
                                           const std::optional<std::string>& replaced_by, long long seq, Millis now,
-                                          const std::string& request_id) {
+                                          const trace::Cause& cause) {
   auto applied = sync.record(tx.connection(), {key.agent_id, key.key_id, effective_at});
   bj::object data{{"agent_id", key.agent_id},
                   {"key_id", key.key_id},
@@ -44,7 +44,7 @@ std::function<void()> announce_revocation(KeyTx& tx, key_revocations::Sync& sync
                   {"effective_at", format_rfc3339(effective_at)},
                   {"replaced_by", replaced_by ? bj::value(*replaced_by) : bj::value(nullptr)}};
   events::append_to_outbox(tx.connection(), kAgentsTopic,
-                           agent_event(key_revocations::kRevokedEvent, key.agent_id, seq, now, request_id, std::move(data)),
+                           agent_event(key_revocations::kRevokedEvent, key.agent_id, seq, now, cause, std::move(data)),
                            now);
   return applied;
 }
@@ -55,7 +55,7 @@ KeyService::KeyService(storage::Database& db, const auth::ApiKeyAuthority& auth,
     : db_(db), auth_(auth), revocations_(revocations), clock_(clock), options_(options) {}
 
 void KeyService::create(const std::string& agent_id, const std::string& caller_key_id,
-                        const std::optional<std::string>& replaces, const std::string& request_id,
+                        const std::optional<std::string>& replaces, const trace::Cause& cause,
                         std::function<void(std::exception_ptr, Created)> done) {
   auto api_key = auth_.issue_additional(agent_id);
   auto result = std::make_shared<Created>();
@@ -88,14 +88,14 @@ void KeyService::create(const std::string& agent_id, const std::string& caller_k
                         {"created_by", key.created_by ? bj::value(*key.created_by) : bj::value(nullptr)},
                         {"replaces", replaces ? bj::value(*replaces) : bj::value(nullptr)}};
         events::append_to_outbox(c, kAgentsTopic,
-                                 agent_event(key_revocations::kCreatedEvent, agent_id, ++*seq, now, request_id, std::move(data)),
+                                 agent_event(key_revocations::kCreatedEvent, agent_id, ++*seq, now, cause, std::move(data)),
                                  now);
         if (replaces) {
           auto replaced = *std::find_if(existing.begin(), existing.end(), [&](const keys::Key& k) { return k.key_id == *replaces; });
           replaced.expires_at = decision.replaced_expires_at;
           tx.set_expiry(replaced.key_id, *decision.replaced_expires_at, std::nullopt);
           *after_commit = announce_revocation(tx, revocations_, replaced, *decision.replaced_expires_at, "rotated",
-                                              key.key_id, ++*seq, now, request_id);
+                                              key.key_id, ++*seq, now, cause);
           result->replaced = replaced;
         }
         tx.set_event_seq(agent_id, *seq);
@@ -108,7 +108,7 @@ void KeyService::create(const std::string& agent_id, const std::string& caller_k
       });
 }
 
-void KeyService::revoke(const std::string& agent_id, const std::string& key_id, const std::string& request_id,
+void KeyService::revoke(const std::string& agent_id, const std::string& key_id, const trace::Cause& cause,
                         std::function<void(std::exception_ptr, keys::Refusal)> done) {
   auto refusal = std::make_shared<keys::Refusal>(keys::Refusal::None);
   auto after_commit = std::make_shared<std::function<void()>>();
@@ -132,7 +132,7 @@ void KeyService::revoke(const std::string& agent_id, const std::string& key_id, 
         auto key = *std::find_if(existing.begin(), existing.end(), [&](const keys::Key& k) { return k.key_id == key_id; });
         tx.set_expiry(key_id, decision.effective_at, now);
         *after_commit = announce_revocation(tx, revocations_, key, decision.effective_at, "revoked", std::nullopt,
-                                            ++*seq, now, request_id);
+                                            ++*seq, now, cause);
         tx.set_event_seq(agent_id, *seq);
       },
       [refusal, after_commit, done = std::move(done)](std::exception_ptr error) {

@@ -34,8 +34,8 @@ class KeyService {
   };
   // `caller_key_id`: the key making the request (recorded as the new key's creator).
   void create(const std::string& agent_id, const std::string& caller_key_id, const std::optional<std::string>& replaces,
-              const std::string& request_id, std::function<void(std::exception_ptr, Created)> done);
-  void revoke(const std::string& agent_id, const std::string& key_id, const std::string& request_id,
+              const trace::Cause& cause, std::function<void(std::exception_ptr, Created)> done);
+  void revoke(const std::string& agent_id, const std::string& key_id, const trace::Cause& cause,
               std::function<void(std::exception_ptr, keys::Refusal)> done);
   // The agent's keys that still work (a replaced key until its expiry).
   std::vector<keys::Key> active_keys(const std::string& agent_id);

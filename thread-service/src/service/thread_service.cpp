@@ -34,7 +34,7 @@ ThreadService::ThreadService(ThreadStore& store, const Clock& clock, ThreadServi
     : store_(store), clock_(clock), options_(std::move(options)) {}
 
 void ThreadService::record_service(ThreadTx& tx, Service& service, const std::string& type,
-                                   const std::string& request_id) {
+                                   const trace::Cause& cause) {
   service.version += 1;
   events::CloudEvent e;
   e.id = new_uuid_v7(clock_.now_ms());
@@ -44,14 +44,14 @@ void ThreadService::record_service(ThreadTx& tx, Service& service, const std::st
   e.time = clock_.now_ms();
   e.seq = service.version;
   e.audience = {service.provider_id};
-  e.request_id = request_id;
+  e.set_cause(cause);
   e.data = {{"service", service_event_json(service)}};
   if (service.row == 0) tx.insert_service(service); else tx.save_service(service);
   tx.publish(kServicesTopic, e);
 }
 
 void ThreadService::record(ThreadTx& tx, Thread& thread, const std::vector<Change>& changes,
-                           const std::string& request_id, const Message* message) {
+                           const trace::Cause& cause, const Message* message) {
   long long first_seq = thread.version + 1;
   thread.version += static_cast<long long>(changes.size());
   thread.revision += 1;
@@ -69,7 +69,7 @@ void ThreadService::record(ThreadTx& tx, Thread& thread, const std::vector<Chang
     e.time = clock_.now_ms();
     e.seq = first_seq + static_cast<long long>(i);
     e.audience = {thread.requester_id, thread.provider_id};
-    e.request_id = request_id;
+    e.set_cause(cause);
     e.data = {{"thread", summary}};
     if (c.event_type == "thread.message_posted" && message) {
       e.data["message"] = message_event_json(*message);
@@ -86,11 +86,11 @@ void ThreadService::record(ThreadTx& tx, Thread& thread, const std::vector<Chang
   }
 }
 
-void ThreadService::publish_service(std::string provider, ServiceFields fields, std::string request_id,
+void ThreadService::publish_service(std::string provider, ServiceFields fields, trace::Cause cause,
                                     Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
-      [this, provider = std::move(provider), fields = std::move(fields), request_id, result](ThreadTx& tx) {
+      [this, provider = std::move(provider), fields = std::move(fields), cause, result](ThreadTx& tx) {
         Millis now = clock_.now_ms();
         Service s;
         s.id = new_sortable_id("svc_", now);
@@ -98,7 +98,7 @@ void ThreadService::publish_service(std::string provider, ServiceFields fields, 
         apply_fields(s, fields);
         s.created_at = now;
         s.updated_at = now;
-        record_service(tx, s, "service.published", request_id);
+        record_service(tx, s, "service.published", cause);
         result->kind = Result::Kind::Created;
         result->service = std::move(s);
       },
@@ -106,10 +106,10 @@ void ThreadService::publish_service(std::string provider, ServiceFields fields, 
 }
 
 void ThreadService::update_service(std::string service_id, std::string actor, ServiceFields fields,
-                                   std::string request_id, Callback done) {
+                                   trace::Cause cause, Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
-      [this, service_id = std::move(service_id), actor = std::move(actor), fields = std::move(fields), request_id,
+      [this, service_id = std::move(service_id), actor = std::move(actor), fields = std::move(fields), cause,
        result](ThreadTx& tx) {
         auto s = tx.load_service(service_id);
         if (!s) {
@@ -131,7 +131,7 @@ void ThreadService::update_service(std::string service_id, std::string actor, Se
                        before.price_network != s->price_network || before.tags != s->tags || was_active != s->active;
         if (changed) {
           s->updated_at = clock_.now_ms();
-          record_service(tx, *s, was_active && !s->active ? "service.deactivated" : "service.updated", request_id);
+          record_service(tx, *s, was_active && !s->active ? "service.deactivated" : "service.updated", cause);
           result->kind = Result::Kind::Ok;
         } else {
           result->kind = Result::Kind::Unchanged;
@@ -142,11 +142,11 @@ void ThreadService::update_service(std::string service_id, std::string actor, Se
 }
 
 void ThreadService::open_thread(std::string requester, std::string service_id, std::string message,
-                                std::string request_id, Callback done) {
+                                trace::Cause cause, Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
       [this, requester = std::move(requester), service_id = std::move(service_id), message = std::move(message),
-       request_id, result](ThreadTx& tx) {
+       cause, result](ThreadTx& tx) {
         auto service = tx.load_service(service_id);
         if (!service) {
           result->kind = Result::Kind::NotFound;
@@ -163,18 +163,18 @@ void ThreadService::open_thread(std::string requester, std::string service_id, s
         result->kind = kind_of(outcome.verdict);
         result->message = outcome.message;
         if (outcome.verdict != Verdict::Applied) return;
-        record(tx, t, outcome.changes, request_id, &first);
+        record(tx, t, outcome.changes, cause, &first);
         result->kind = Result::Kind::Created;
         result->thread = std::move(t);
       },
       finish(result, std::move(done)));
 }
 
-void ThreadService::act_on_thread(std::string thread_id, ThreadAction action, std::string request_id,
+void ThreadService::act_on_thread(std::string thread_id, ThreadAction action, trace::Cause cause,
                                   Callback done) {
   auto result = std::make_shared<Result>();
   store_.transact(
-      [this, thread_id = std::move(thread_id), action = std::move(action), request_id, result](ThreadTx& tx) {
+      [this, thread_id = std::move(thread_id), action = std::move(action), cause, result](ThreadTx& tx) {
         auto t = tx.load_thread(thread_id);
         if (!t) {
           result->kind = Result::Kind::NotFound;
@@ -187,14 +187,14 @@ void ThreadService::act_on_thread(std::string thread_id, ThreadAction action, st
         result->missing = outcome.missing;
         result->code = outcome.code;
         if (outcome.verdict == Verdict::Applied)
-          record(tx, *t, outcome.changes, request_id, result->posted ? &*result->posted : nullptr);
+          record(tx, *t, outcome.changes, cause, result->posted ? &*result->posted : nullptr);
         result->thread = std::move(t);
       },
       finish(result, std::move(done)));
 }
 
 void ThreadService::post_message(std::string thread_id, std::string actor, MessageType type, std::string body,
-                                 std::optional<Terms> terms, std::string request_id, Callback done) {
+                                 std::optional<Terms> terms, trace::Cause cause, Callback done) {
   act_on_thread(
       std::move(thread_id),
       [this, actor = std::move(actor), type, body = std::move(body), terms = std::move(terms)](
@@ -208,11 +208,11 @@ void ThreadService::post_message(std::string thread_id, std::string actor, Messa
         if (outcome.verdict == Verdict::Applied) result.posted = std::move(m);
         return outcome;
       },
-      std::move(request_id), std::move(done));
+      std::move(cause), std::move(done));
 }
 
 void ThreadService::lock_quote(std::string thread_id, std::string actor, std::optional<long long> message_seq,
-                               std::string request_id, Callback done) {
+                               trace::Cause cause, Callback done) {
   act_on_thread(
       std::move(thread_id),
       [actor = std::move(actor), message_seq](ThreadTx& tx, Thread& t, Millis now, Result&) {
@@ -220,17 +220,17 @@ void ThreadService::lock_quote(std::string thread_id, std::string actor, std::op
         if (message_seq) named = tx.load_message(t, *message_seq);
         return thread::lock_quote(t, actor, now, message_seq, named);
       },
-      std::move(request_id), std::move(done));
+      std::move(cause), std::move(done));
 }
 
 void ThreadService::close(std::string thread_id, std::string actor, std::optional<std::string> reason,
-                          std::string request_id, Callback done) {
+                          trace::Cause cause, Callback done) {
   act_on_thread(
       std::move(thread_id),
       [actor = std::move(actor), reason = std::move(reason)](ThreadTx&, Thread& t, Millis now, Result&) {
         return close_thread(t, actor, reason, now);
       },
-      std::move(request_id), std::move(done));
+      std::move(cause), std::move(done));
 }
 
 std::optional<Thread> ThreadService::follow(ThreadTx& tx, const events::CloudEvent& e) {
@@ -259,7 +259,7 @@ std::optional<Thread> ThreadService::follow(ThreadTx& tx, const events::CloudEve
   Outcome outcome = is_offer ? follow_offer(*t, e.type, id, e.seq, now)
                              : follow_contract(*t, e.type, id, text(entity->get_object(), "status"), e.seq, now);
   if (outcome.verdict != Verdict::Applied) return std::nullopt;
-  record(tx, *t, outcome.changes, e.request_id, nullptr);
+  record(tx, *t, outcome.changes, e.next_cause(), nullptr);
   return t;
 }
 

@@ -41,18 +41,18 @@ class ThreadService {
   using Callback = std::function<void(Result)>;
   ThreadService(ThreadStore& store, const Clock& clock, ThreadServiceOptions options = {});
 
-  void publish_service(std::string provider, ServiceFields fields, std::string request_id, Callback done);
+  void publish_service(std::string provider, ServiceFields fields, trace::Cause cause, Callback done);
   // Updates (or, with fields.active == false, deactivates) the owner's service.
-  void update_service(std::string service_id, std::string actor, ServiceFields fields, std::string request_id,
+  void update_service(std::string service_id, std::string actor, ServiceFields fields, trace::Cause cause,
                       Callback done);
-  void open_thread(std::string requester, std::string service_id, std::string message, std::string request_id,
+  void open_thread(std::string requester, std::string service_id, std::string message, trace::Cause cause,
                    Callback done);
   void post_message(std::string thread_id, std::string actor, MessageType type, std::string body,
-                    std::optional<Terms> terms, std::string request_id, Callback done);
+                    std::optional<Terms> terms, trace::Cause cause, Callback done);
   // Locks the provider's latest quote, or the provider's quote at `message_seq`.
   void lock_quote(std::string thread_id, std::string actor, std::optional<long long> message_seq,
-                  std::string request_id, Callback done);
-  void close(std::string thread_id, std::string actor, std::optional<std::string> reason, std::string request_id,
+                  trace::Cause cause, Callback done);
+  void close(std::string thread_id, std::string actor, std::optional<std::string> reason, trace::Cause cause,
              Callback done);
 
   // Applies an offer-service event inside the consumer's transaction; returns the thread when it changed.
@@ -60,10 +60,10 @@ class ThreadService {
 
  private:
   using ThreadAction = std::function<Outcome(ThreadTx&, Thread&, Millis now, Result&)>;
-  void act_on_thread(std::string thread_id, ThreadAction action, std::string request_id, Callback done);
-  void record(ThreadTx& tx, Thread& thread, const std::vector<Change>& changes, const std::string& request_id,
+  void act_on_thread(std::string thread_id, ThreadAction action, trace::Cause cause, Callback done);
+  void record(ThreadTx& tx, Thread& thread, const std::vector<Change>& changes, const trace::Cause& cause,
               const Message* message);
-  void record_service(ThreadTx& tx, Service& service, const std::string& type, const std::string& request_id);
+  void record_service(ThreadTx& tx, Service& service, const std::string& type, const trace::Cause& cause);
 
   ThreadStore& store_;
   const Clock& clock_;

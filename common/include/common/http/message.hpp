@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/trace/trace_context.hpp"
+
 namespace al::http {
 
 namespace bhttp = boost::beast::http;
@@ -22,12 +24,15 @@ struct Request {
   bhttp::fields headers;
   std::string body;
   std::string request_id;  // from x-request-id when sane, else generated
+  // This request's span (W3C traceparent): the incoming trace continued, or a new trace.
+  std::string traceparent;
   std::string route;       // the matched route pattern (for metrics and logs)
   std::string remote_address;
 
   std::string_view header(std::string_view name) const;
   std::string_view param(std::string_view name) const;  // empty when absent
   std::optional<std::string_view> query_value(std::string_view name) const;
+  trace::Cause cause() const { return {request_id, traceparent}; }
 };
 
 struct Response {

@@ -40,9 +40,10 @@ class Producer {
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
-  // Enqueues; false with `error` when the local queue refuses it.
+  // Enqueues with `headers` (name, value); false with `error` when the local queue refuses it.
   bool produce(const std::string& topic, const std::string& key, const std::string& payload,
-               long long opaque, std::string& error);
+               long long opaque, std::string& error,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
   std::vector<Delivery> poll(int timeout_ms);
   void flush(int timeout_ms);
   std::optional<std::string> fatal_error();
@@ -82,6 +83,7 @@ struct Message {
   long long offset = 0;
   std::string key;
   std::string payload;
+  std::vector<std::pair<std::string, std::string>> headers;  // in order, as produced
 };
 
 // (topic, partition) → offset
