@@ -10,6 +10,7 @@
 
 #include "delivery/socket_events.hpp"
 #include "storage/agent_log_store.hpp"
+#include "protocol/socketio.hpp"
 #include "ws/agent_socket.hpp"
 #include "storage/webhook_store.hpp"
 #include "webhooks/dispatcher.hpp"
@@ -54,6 +55,18 @@ SocketSettings socket_settings(const Config& config) {
   return s;
 }
 
+// The tag every session id starts with, for the gateway's sticky routing of long-polling requests
+// (docs/notifier.md): notifier.ws.node_tag, else "p<port>" (replicas on one host differ by port),
+// else this process's replica id.
+std::string session_node_tag(const Config& config, const std::string& replica) {
+  std::string tag = config.get("notifier.ws.node_tag");
+  if (tag.empty() && config.get_int("http.port") > 0) tag = "p" + std::to_string(config.get_int("http.port"));
+  if (tag.empty()) tag = replica;
+  if (!sio::valid_node_tag(tag))
+    throw std::invalid_argument("notifier.ws.node_tag: 1-32 characters of A-Z, a-z, 0-9 and '-' (e.g. the pod name)");
+  return tag;
+}
+
 std::vector<storage::Migration> notifier_migrations() {
   auto all = agent_log_migrations();
   for (auto& m : webhook_store::migrations()) all.push_back(std::move(m));
@@ -86,7 +99,8 @@ class NotifierModule final : public Module, private EventLog {
         sockets_(std::make_shared<SocketContext>(
             static_cast<EventLog&>(*this), rt.auth, socket_settings(rt.config),
             static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections_per_agent")),
-            static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections")))),
+            static_cast<std::size_t>(rt.config.get_int("notifier.ws.max_connections")),
+            session_node_tag(rt.config, log_.replica()))),
         consumer_("notifier", rt.kafka_bootstrap, "notifier", kafka::all_topics(), *db_, rt.clock,
                   events::ConsumerLoop::ApplyThen{[this](storage::Connection& c, const events::CloudEvent& e) {
                     auto announce = append(c, e);
@@ -147,11 +161,13 @@ class NotifierModule final : public Module, private EventLog {
         // frame (1001), so clients reconnect elsewhere with `since`.
         .before_stop([this] {
           sockets_->hub.close_all(CloseReason::Shutdown);
+          close_polling_sessions(*sockets_, CloseReason::Shutdown);
           if (!sockets_->hub.wait_empty(sockets_->settings.close_timeout + std::chrono::milliseconds(500)))
             log::warn("websockets still open after the close timeout",
                       {{"open", static_cast<long long>(sockets_->hub.size())}});
         });
     sockets_->read_on = [&workers = rt.workers](std::function<void()> read) { workers.post(std::move(read)); };
+    sockets_->make_strand = [&io = rt.io] { return boost::asio::any_io_executor(boost::asio::make_strand(io)); };
     // Replicas: entries another replica's consumer committed reach this one's sockets too. They
     // are read back on the workers, one announcement after another (in commit order).
     db_->listen(
@@ -200,12 +216,26 @@ class NotifierModule final : public Module, private EventLog {
     // socket.io-client asks for "<path>/" (trailing slash); the router ignores it either way.
     router.add_upgrade("/ws/agent", http::Upgrade{
                                         [this](const Request& req) { return check_upgrade(req); },
-                                        [this](Request, http::bhttp::request<http::bhttp::string_body> raw,
+                                        [this](Request req, http::bhttp::request<http::bhttp::string_body> raw,
                                                boost::asio::ip::tcp::socket socket) {
+                                          if (auto sid = req.query_value("sid"))
+                                            return upgrade_polling_session(std::move(socket), std::move(raw),
+                                                                           std::string(*sid), sockets_);
                                           start_agent_socket(std::move(socket), std::move(raw), sockets_);
                                         }});
-    router.add(http::bhttp::verb::get, "/ws/agent",
-               [this](const Request& req, Responder reply) { reply(refuse_plain_get(req)); });
+    // Engine.IO long-polling: the handlers only hand the request to its session (or answer at
+    // once); a held poll is answered later from the session's strand, holding no thread.
+    router.add(
+        http::bhttp::verb::get, "/ws/agent", [this](const Request& req, Responder reply) { serve_plain(req, reply); },
+        http::Runs::OnIo);
+    router.add(
+        http::bhttp::verb::post, "/ws/agent", [this](const Request& req, Responder reply) { serve_plain(req, reply); },
+        http::Runs::OnIo);
+    // A draining server waits for the requests in flight: held polls are answered now (each
+    // session's `closing` notice and Engine.IO CLOSE) rather than at the next ping.
+    router.on_drain([context = std::weak_ptr<SocketContext>(sockets_)] {
+      if (auto sockets = context.lock()) close_polling_sessions(*sockets, CloseReason::Shutdown);
+    });
   }
 
   void close_sockets_of_expired_keys() {
@@ -326,9 +356,14 @@ class NotifierModule final : public Module, private EventLog {
       return Response::error(400, "Unsupported protocol: this endpoint speaks Engine.IO 4 (socket.io-client v3 or v4)",
                              "unsupported_protocol");
     auto transport = req.query_value("transport");
-    if (!transport || *transport != "websocket") return polling_refusal();
-    if (req.query_value("sid"))
-      return Response::error(400, "Session ID unknown: sessions start on the websocket transport", "unknown_session");
+    if (!transport || *transport != "websocket") return transport_refusal();
+    // The upgrade of a long-polling session: the session is counted already.
+    if (auto sid = req.query_value("sid")) {
+      if (!polling_session_exists(*sockets_, std::string(*sid)))
+        return Response::error(400, "Session ID unknown: the long-polling session ended (or never existed); connect again",
+                               "unknown_session");
+      return std::nullopt;
+    }
     if (static_cast<std::size_t>(sockets_->stats.connected.load()) >= sockets_->max_total) {
       Response busy = Response::error(503, "Server is at its WebSocket connection limit; retry later", "server_busy");
       busy.headers.emplace_back("retry-after", "1");
@@ -347,19 +382,30 @@ class NotifierModule final : public Module, private EventLog {
     });
   }
 
-  static Response polling_refusal() {
+  static Response transport_refusal() {
     return Response::error(400,
-                           "Only the websocket transport is supported: connect with "
-                           "io(url, { path: \"/ws/agent\", transports: [\"websocket\"] })",
+                           "Unsupported transport: the WebSocket upgrade asks for transport=websocket, "
+                           "long-polling for transport=polling (socket.io-client does either by itself)",
                            "transport_unsupported");
   }
 
-  static Response refuse_plain_get(const Request& req) {
+  // A request without the WebSocket upgrade: Engine.IO long-polling (transport=polling), else the
+  // answers of a WebSocket-only endpoint.
+  void serve_plain(const Request& req, const Responder& reply) {
     auto transport = req.query_value("transport");
-    if (transport && *transport != "websocket") return polling_refusal();
+    if (transport && *transport == "polling") {
+      auto eio = req.query_value("EIO");
+      if (!eio || *eio != "4")
+        return reply(Response::error(400, "Unsupported protocol: this endpoint speaks Engine.IO 4 (socket.io-client v3 or v4)",
+                                     "unsupported_protocol"));
+      return serve_polling(req, reply, sockets_);
+    }
+    if (transport && *transport != "websocket") return reply(transport_refusal());
+    if (req.method != http::bhttp::verb::get)
+      return reply(Response::error(400, "Only long-polling (transport=polling) takes a POST", "transport_unsupported"));
     Response r = Response::error(426, "WebSocket upgrade required", "upgrade_required");
     r.headers.emplace_back("upgrade", "websocket");
-    return r;
+    reply(std::move(r));
   }
 
   void register_metrics() {
@@ -367,8 +413,12 @@ class NotifierModule final : public Module, private EventLog {
     auto& m = rt_.metrics;
     m.register_counter("notifier_replica_events_total", "Live events committed by another notifier replica and sent to this one's sockets.",
                        [this] { return static_cast<double>(remote_events_.load()); });
-    m.register_gauge("notifier_ws_connections", "Open WebSocket connections (connected or handshaking).",
+    m.register_gauge("notifier_ws_connections", "Open socket.io sessions, WebSocket or long-polling (connected or handshaking).",
                      [ctx] { return static_cast<double>(ctx->stats.connected.load()); });
+    m.register_gauge("notifier_ws_polling_sessions", "Sessions on the Engine.IO long-polling transport (not upgraded).",
+                     [ctx] { return static_cast<double>(ctx->stats.polling_sessions.load()); });
+    m.register_counter("notifier_ws_upgrades_total", "Long-polling sessions that moved to a WebSocket.",
+                       [ctx] { return static_cast<double>(ctx->stats.upgrades.load()); });
     m.register_counter("notifier_ws_accepted_total", "socket.io connections accepted.",
                        [ctx] { return static_cast<double>(ctx->stats.accepted.load()); });
     m.register_counter("notifier_ws_refused_total", "socket.io connections refused (bad key, limits, shutdown).",
@@ -413,6 +463,7 @@ std::vector<ConfigEntry> notifier_config_entries() {
       {"notifier.trim_interval_ms", "60000", "How often the log is trimmed of events older than the retention.", {}},
       {"notifier.ws.max_connections_per_agent", "5", "WebSocket connections one agent may hold open; the next is refused with connect_error.", {}},
       {"notifier.ws.max_connections", "50000", "WebSocket connections in all (each holds a file descriptor).", {}},
+      {"notifier.ws.node_tag", "", "The prefix of every socket.io session id (`<tag>.<random>`), on which a gateway routes a long-polling session's requests to this replica: 1-32 of A-Z a-z 0-9 '-'. Empty: `p<http.port>`.", {}},
       {"notifier.ws.ping_interval_ms", "25000", "Engine.IO pingInterval: how often the server pings.", {}},
       {"notifier.ws.ping_timeout_ms", "20000", "Engine.IO pingTimeout: how long a pong may take before the socket is closed.", {}},
       {"notifier.ws.connect_timeout_ms", "10000", "How long after the WebSocket opens the socket.io CONNECT (with auth) may take.", {}},

@@ -6,6 +6,12 @@
 Every route of the table becomes an anchored regex location ("{name}" = one path segment, a
 trailing slash allowed, as the services' router does) proxied to its service's upstream; anything
 else is a JSON 404 from the gateway itself. The same table will render the k8s HTTPRoutes.
+
+Socket routes (/ws/...) are sticky per session: socket.io's long-polling sends every request of a
+session (and its WebSocket upgrade) with `sid=<node tag>.<random>`, and only the replica that
+holds the session knows it. A notifier's node tag defaults to `p<port>` (notifier.ws.node_tag),
+so a map on $arg_sid sends `sid=p8081.…` to 127.0.0.1:8081; a request without a sid (a handshake,
+a plain WebSocket) goes to the pool.
 """
 import re
 import sys
@@ -31,6 +37,11 @@ def location_regex(pattern):
         else:
             parts.append(re.escape(segment))
     return "^/" + "/".join(parts) + "/?$"
+
+
+def node_tag(server):
+    """The default notifier.ws.node_tag of the replica at host:port."""
+    return "p" + server.rsplit(":", 1)[1]
 
 
 def render(routes, state_dir, port, upstreams):
@@ -74,6 +85,16 @@ def render(routes, state_dir, port, upstreams):
             for server in servers:
                 w(f"    server {server} max_fails=0;")
             w("  }")
+            # One upstream per replica, and the session id's tag picks it; a sid of no known
+            # replica (say, one restarted on another port) still reaches the pool, which answers
+            # 400 unknown_session and the client starts a new session.
+            for server in servers:
+                w(f"  upstream {service}-{node_tag(server)} {{ server {server} max_fails=0; }}")
+            w(f"  map $arg_sid ${service.replace('-', '_')}_session_upstream {{")
+            w(f"    default {service}-websocket;")
+            for server in servers:
+                w(f"    ~^{re.escape(node_tag(server))}\\. {service}-{node_tag(server)};")
+            w("  }")
     w("  server {")
     w(f"    listen 127.0.0.1:{port};")
     w("    default_type application/json;")
@@ -97,8 +118,12 @@ def render(routes, state_dir, port, upstreams):
         if service not in upstreams:
             raise SystemExit(f"gateway.py: no upstream for {service} (route {pattern})")
         w(f"    location ~ {location_regex(pattern)} {{")
-        w(f"      proxy_pass http://{service}{'-websocket' if pattern.startswith('/ws/') else ''};")
         if pattern.startswith("/ws/"):
+            w(f"      proxy_pass http://${service.replace('-', '_')}_session_upstream;")
+        else:
+            w(f"      proxy_pass http://{service};")
+        if pattern.startswith("/ws/"):
+            # A held long-poll is answered within pingInterval (25 s); a WebSocket lasts.
             w("      proxy_set_header Upgrade $http_upgrade;")
             w("      proxy_set_header Connection $connection_upgrade;")
             w("      proxy_read_timeout 3600s;")

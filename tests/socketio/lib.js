@@ -139,9 +139,11 @@ async function pollAll(base, key, since = 0) {
   }
 }
 
-// A stock socket.io-client socket that records every event (acknowledging those that ask).
+// A stock socket.io-client socket that records every event (acknowledging those that ask). With
+// the client's default transports: long-polling first, then the upgrade to a WebSocket; pass
+// `{ transports: ["websocket"] }` (WEBSOCKET_ONLY) or `["polling"]` for one transport only.
 function connect(base, auth, options = {}) {
-  const socket = io(base, { path: "/ws/agent", transports: ["websocket"], auth, reconnection: false, forceNew: true, ...options });
+  const socket = io(base, { path: "/ws/agent", auth, reconnection: false, forceNew: true, ...options });
   const record = { socket, events: [], errors: [], disconnects: [], waiters: [] };
   const check = () => {
     record.waiters = record.waiters.filter((w) => {
@@ -241,4 +243,6 @@ async function runReadmeWatchSnippet(base) {
   }
 }
 
-module.exports = { Server, api, signup, job, pollAll, connect, distinctIds, metric, sleep, expectStatus, runReadmeWatchSnippet };
+const WEBSOCKET_ONLY = Object.freeze({ transports: ["websocket"] });
+
+module.exports = { WEBSOCKET_ONLY, Server, api, signup, job, pollAll, connect, distinctIds, metric, sleep, expectStatus, runReadmeWatchSnippet };

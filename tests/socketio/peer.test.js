@@ -1,10 +1,12 @@
 // A stock socket.io-client (npm) against GET /ws/agent of the real binary: the job walk-through,
-// reconnecting with `since`, bad keys, the per-agent connection limit, long-polling refused.
+// reconnecting with `since`, bad keys, the per-agent connection limit, the endpoint's HTTP answers.
+// Sockets connect with the client's defaults (long-polling, then the WebSocket upgrade) unless a
+// test pins WEBSOCKET_ONLY.
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const WebSocket = require("ws");
-const { Server, api, signup, job, pollAll, connect, distinctIds, metric, runReadmeWatchSnippet } = require("./lib");
+const { Server, api, signup, job, pollAll, connect, distinctIds, metric, runReadmeWatchSnippet, WEBSOCKET_ONLY } = require("./lib");
 
 let server;
 before(async () => {
@@ -30,8 +32,9 @@ test("a job through every phase: onNewTask to both parties, onEvaluate with the 
   const base = server.url;
   const client = await signup(base, "sio-client");
   const provider = await signup(base, "sio-provider");
+  // One party with the client's defaults, the other on a WebSocket only: the same story.
   const c = connect(base, { apiKey: client.api_key, since: 0 });
-  const p = connect(base, { apiKey: provider.api_key, since: 0 });
+  const p = connect(base, { apiKey: provider.api_key, since: 0 }, WEBSOCKET_ONLY);
   await Promise.all([joined(c), joined(p)]);
   const room = c.named("roomJoined")[0];
   assert.equal(room.payload.agent_id, client.agent_id);
@@ -206,16 +209,31 @@ test("at most 5 connections per agent: the 6th is refused clearly, a freed slot 
   for (const r of open.slice(1)) r.close();
 });
 
-test("long-polling is refused with a clear error", async () => {
+test("the endpoint's HTTP answers: 426 without the upgrade, clear errors for other transports and versions", async () => {
   const base = server.url;
-  const r = await api(base, "GET", "/ws/agent/?EIO=4&transport=polling");
-  assert.equal(r.status, 400);
-  assert.equal(r.body.code, "transport_unsupported");
-  assert.match(r.body.error, /transports: \["websocket"\]/);
-  const old = await api(base, "GET", "/ws/agent/?EIO=3&transport=websocket");
-  assert.equal(old.status, 426);
+  const plain = await api(base, "GET", "/ws/agent/?EIO=4&transport=websocket");
+  assert.equal(plain.status, 426);
+  assert.equal(plain.body.code, "upgrade_required");
+  const other = await api(base, "GET", "/ws/agent/?EIO=4&transport=flashsocket");
+  assert.equal(other.status, 400);
+  assert.equal(other.body.code, "transport_unsupported");
+  const old = await api(base, "GET", "/ws/agent/?EIO=3&transport=polling");
+  assert.equal(old.status, 400);
+  assert.equal(old.body.code, "unsupported_protocol");
+  const oldWs = await api(base, "GET", "/ws/agent/?EIO=3&transport=websocket");
+  assert.equal(oldWs.status, 426);
+  // The upgrade of a session this server does not hold.
+  const status = await new Promise((resolve, reject) => {
+    const ws = new WebSocket(base.replace("http", "ws") + "/ws/agent/?EIO=4&transport=websocket&sid=p1.nosuchsession");
+    ws.once("unexpected-response", (_req, res) => resolve(res.statusCode));
+    ws.once("open", () => reject(new Error("upgraded an unknown session")));
+    ws.once("error", () => {});
+  });
+  assert.equal(status, 400);
+  // A refusal reaches a long-polling-only client as connect_error, like a WebSocket one.
   const polling = connect(base, { apiKey: "x" }, { transports: ["polling"] });
   await polling.until((x) => x.errors.length === 1, "connect_error on polling", 5000);
+  assert.equal(polling.errors[0].data.code, "unauthorized");
   polling.close();
 });
 

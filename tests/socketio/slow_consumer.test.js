@@ -5,7 +5,7 @@
 "use strict";
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { Server, signup, job, pollAll, connect, distinctIds, metric, sleep } = require("./lib");
+const { Server, signup, job, pollAll, connect, distinctIds, metric, sleep, WEBSOCKET_ONLY } = require("./lib");
 
 let server;
 before(async () => {
@@ -20,7 +20,8 @@ test("a stalled client is disconnected (slow_consumer) while the others get ever
   const base = server.url;
   const client = await signup(base, "slow-client");
   const provider = await signup(base, "slow-provider");
-  const slow = connect(base, { apiKey: provider.api_key, since: 0 });
+  // On a WebSocket from the start: the test stalls its TCP socket.
+  const slow = connect(base, { apiKey: provider.api_key, since: 0 }, WEBSOCKET_ONLY);
   const fast = connect(base, { apiKey: provider.api_key, since: 0 });
   const other = connect(base, { apiKey: client.api_key, since: 0 });
   await Promise.all([slow, fast, other].map((r) => r.until((x) => x.named("roomJoined").length === 1, "roomJoined")));

@@ -29,6 +29,12 @@ void Router::add_upgrade(std::string pattern, Upgrade upgrade) {
   upgrades_.push_back({std::move(pattern), std::move(segments), std::move(upgrade)});
 }
 
+void Router::on_drain(std::function<void()> hook) { drain_hooks_.push_back(std::move(hook)); }
+
+void Router::run_drain_hooks() const {
+  for (const auto& hook : drain_hooks_) hook();
+}
+
 std::vector<Router::Listed> Router::list() const {
   std::vector<Listed> out;
   for (const auto& r : routes_) out.push_back({std::string(bhttp::to_string(r.method)), r.pattern, false});

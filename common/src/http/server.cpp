@@ -160,6 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
     method_text_ = "-";
     route_ = "-";
     request_id_ = random_hex(8);
+    trace_id_.clear();
   }
 
   // Answers a request whose input was not read to the end; the connection is closed after it.
@@ -229,6 +230,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto incoming_id = message["x-request-id"];
     if (valid_request_id(incoming_id)) request_id_ = std::string(incoming_id);
     request.request_id = request_id_;
+    // W3C Trace Context: the caller's trace continues with this request's span (or starts here).
+    request.traceparent = trace::continue_from(message["traceparent"]);
+    trace_id_ = trace::trace_id_of(request.traceparent);
     head_ = request.method == bhttp::verb::head;
 
     auto url = boost::urls::parse_origin_form(request.target);
@@ -382,6 +386,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_->metrics) state_->metrics->observe_request(method_text_, route_, status_, seconds);
     if (state_->options.access_log) {
       log::info("request", {{"request_id", request_id_},
+                            {"trace_id", trace_id_},
                             {"method", method_text_},
                             {"route", route_},
                             {"status", status_},
@@ -411,6 +416,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string method_text_ = "-";
   std::string route_ = "-";
   std::string request_id_;
+  std::string trace_id_;  // of the request's traceparent ("" before the request is read)
   unsigned status_ = 0;
 };
 
@@ -548,6 +554,7 @@ void Server::shutdown(std::chrono::milliseconds deadline, std::function<void()> 
   }
   for (auto& s : sessions) s->drain();
   sessions.clear();
+  state->router.run_drain_hooks();
   auto timer = std::make_shared<net::steady_timer>(state->ioc);
   auto give_up_at = std::chrono::steady_clock::now() + deadline;
   auto poll = std::make_shared<std::function<void()>>();

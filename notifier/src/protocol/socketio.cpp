@@ -61,6 +61,53 @@ std::variant<SocketPacket, DecodeError> decode_socket(std::string_view data) {
   return p;
 }
 
+std::variant<std::vector<EnginePacket>, DecodeError> decode_payload(std::string_view body) {
+  if (body.size() > kMaxPacket) return DecodeError{"payload larger than maxPayload"};
+  std::vector<EnginePacket> packets;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t end = body.find(kRecordSeparator, start);
+    auto decoded = decode_engine(body.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    if (auto* error = std::get_if<DecodeError>(&decoded)) return std::move(*error);
+    packets.push_back(std::move(std::get<EnginePacket>(decoded)));
+    if (end == std::string_view::npos) return packets;
+    start = end + 1;
+  }
+}
+
+std::string encode_payload(const std::vector<std::string_view>& packets) {
+  std::size_t size = packets.empty() ? 0 : packets.size() - 1;
+  for (auto packet : packets) size += packet.size();
+  std::string out;
+  out.reserve(size);
+  for (std::size_t i = 0; i < packets.size(); ++i) {
+    if (i > 0) out += kRecordSeparator;
+    out.append(packets[i]);
+  }
+  return out;
+}
+
+bool valid_node_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > 32) return false;
+  for (char c : tag)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+std::string make_sid(std::string_view node_tag, std::string_view random) {
+  std::string sid(node_tag);
+  sid += kSidTagSeparator;
+  sid.append(random);
+  return sid;
+}
+
+std::string_view sid_node_tag(std::string_view sid) {
+  std::size_t separator = sid.find(kSidTagSeparator);
+  if (separator == std::string_view::npos || separator + 1 == sid.size()) return {};
+  std::string_view tag = sid.substr(0, separator);
+  return valid_node_tag(tag) ? tag : std::string_view{};
+}
+
 std::string encode_engine(EngineType type, std::string_view data) {
   std::string out(1, static_cast<char>('0' + static_cast<int>(type)));
   out.append(data);
@@ -78,9 +125,12 @@ std::string encode_socket(const SocketPacket& p) {
   return out;
 }
 
-std::string open_frame(std::string_view sid, long long ping_interval_ms, long long ping_timeout_ms) {
+std::string open_frame(std::string_view sid, long long ping_interval_ms, long long ping_timeout_ms,
+                       const std::vector<std::string_view>& upgrades) {
+  boost::json::array transports;
+  for (auto transport : upgrades) transports.emplace_back(transport);
   boost::json::object o{{"sid", sid},
-                        {"upgrades", boost::json::array{}},
+                        {"upgrades", std::move(transports)},
                         {"pingInterval", ping_interval_ms},
                         {"pingTimeout", ping_timeout_ms},
                         {"maxPayload", static_cast<long long>(kMaxPacket)}};

@@ -4,12 +4,15 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <deque>
 #include <optional>
 
+#include "common/http/message.hpp"
 #include "common/log/log.hpp"
 #include "common/util/ids.hpp"
 #include "protocol/socketio.hpp"
@@ -54,108 +57,328 @@ CloseSpec spec_for(CloseReason reason) {
   return {websocket::close_code::normal, "closed", ""};
 }
 
-class AgentSocket final : public Subscriber, public std::enable_shared_from_this<AgentSocket> {
+// One WebSocket of a session: the one it started on, or the one a long-polling session probes and
+// moves to. Runs on its session's strand.
+struct WsLink {
+  explicit WsLink(tcp::socket socket) : ws(std::move(socket)) {}
+  websocket::stream<beast::tcp_stream> ws;
+  beast::flat_buffer in;
+  net::cancellation_signal read_cancel;
+  net::cancellation_signal close_cancel;
+  bool busy = false;  // a write of the link's own (the probe's answer) is in flight
+  bool close_started = false;
+};
+
+constexpr std::string_view kPollingContentType = "text/plain; charset=UTF-8";
+
+http::Response polling_text(std::string body) {
+  return http::Response::text(200, std::move(body), std::string(kPollingContentType));
+}
+
+http::Response unknown_session() {
+  return http::Response::error(400, "Session ID unknown: the session ended (or never existed); connect again",
+                               "unknown_session");
+}
+}  // namespace
+
+// One Engine.IO 4 / socket.io 5 session of one client, whatever carries it: the socket.io layer
+// (CONNECT and auth, roomJoined, backlog, live events, acks, heartbeats, closing) puts Engine.IO
+// packets into one bounded queue, and the transport in use drains it: a WebSocket writes one
+// packet per message, long-polling answers each GET with what is queued. A long-polling session
+// may move to a WebSocket (the probe); the queue, the cursor in the log and the room stay.
+class AgentSession final : public Subscriber, public std::enable_shared_from_this<AgentSession> {
  public:
-  AgentSocket(tcp::socket socket, std::shared_ptr<SocketContext> context)
-      : ws_(std::move(socket)),
+  AgentSession(net::any_io_executor strand, std::shared_ptr<SocketContext> context, std::string sid)
+      : strand_(std::move(strand)),
         context_(std::move(context)),
         settings_(context_->settings),
-        heartbeat_(ws_.get_executor()),
-        deadline_(ws_.get_executor()) {
+        sid_(std::move(sid)),
+        heartbeat_(strand_),
+        deadline_(strand_) {
     ++context_->stats.connected;
-    beast::error_code ignored;
-    // Events are small and latency matters: no Nagle delay behind a delayed ACK.
-    beast::get_lowest_layer(ws_).socket().set_option(tcp::no_delay(true), ignored);
-    if (settings_.socket_send_buffer > 0) {  // a hint: the kernel may round it
-      beast::get_lowest_layer(ws_).socket().set_option(
-          net::socket_base::send_buffer_size(static_cast<int>(settings_.socket_send_buffer)), ignored);
-    }
   }
 
-  ~AgentSocket() override {
+  ~AgentSession() override {
     if (attached_) context_->hub.detach(agent_id_, this);
     --context_->stats.connected;
   }
 
-  void start(beast::http::request<beast::http::string_body> request) {
-    request_ = std::move(request);
-    sid_ = random_hex(10);
-    beast::get_lowest_layer(ws_).expires_never();  // the websocket stream keeps its own timeouts
-    websocket::stream_base::timeout timeouts{};
-    timeouts.handshake_timeout = settings_.close_timeout;
-    timeouts.idle_timeout = websocket::stream_base::none();  // Engine.IO heartbeats decide liveness
-    timeouts.keep_alive_pings = false;
-    ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(beast::http::field::server, "agentlancer"); }));
-    ws_.read_message_max(sio::kMaxPacket);
-    ws_.auto_fragment(false);
-    ws_.text(true);
-    ws_.async_accept(request_, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
+  const std::string& sid() const { return sid_; }
+
+  // --- starting ------------------------------------------------------------------------------
+
+  // On the socket's strand (this session's).
+  void start_websocket(tcp::socket socket, beast::http::request<beast::http::string_body> request) {
+    transport_ = Transport::WebSocket;
+    ws_ = make_link(std::move(socket));
+    auto link = ws_;
+    // Beast reads the request while it answers it: kept until the handshake is done.
+    auto upgrade = std::make_shared<beast::http::request<beast::http::string_body>>(std::move(request));
+    link->ws.async_accept(*upgrade, [self = shared_from_this(), link, upgrade](beast::error_code ec) {
+      if (ec) return self->finish();
+      self->phase_ = Phase::AwaitConnect;
+      self->enqueue(std::make_shared<const std::string>(
+          sio::open_frame(self->sid_, self->settings_.ping_interval.count(), self->settings_.ping_timeout.count())));
+      self->begin_session();
+      self->do_read(link);
+    });
   }
 
+  // Answers the handshake GET with OPEN; the session waits for its first poll.
+  void start_polling(http::Responder reply) {
+    net::post(strand_, [self = shared_from_this(), reply = std::move(reply)] {
+      self->transport_ = Transport::Polling;
+      self->phase_ = Phase::AwaitConnect;
+      ++self->context_->stats.polling_sessions;
+      self->counted_polling_ = true;
+      self->last_poll_ = std::chrono::steady_clock::now();
+      reply(polling_text(sio::open_frame(self->sid_, self->settings_.ping_interval.count(),
+                                         self->settings_.ping_timeout.count(), {"websocket"})));
+      self->begin_session();
+    });
+  }
+
+  // --- long-polling requests (any thread) ----------------------------------------------------
+
+  void poll(http::Responder reply) {
+    net::post(strand_, [self = shared_from_this(), reply = std::move(reply)]() mutable { self->on_poll(std::move(reply)); });
+  }
+
+  void post(std::string body, http::Responder reply) {
+    net::post(strand_, [self = shared_from_this(), body = std::move(body), reply = std::move(reply)] {
+      self->on_post(body, reply);
+    });
+  }
+
+  // The WebSocket of an upgrade, from an HTTP session's strand: the socket moves to this strand.
+  void probe(tcp::socket socket, beast::http::request<beast::http::string_body> request) {
+    beast::error_code ec;
+    auto protocol = socket.local_endpoint(ec).protocol();
+    auto handle = ec ? -1 : socket.release(ec);
+    if (ec) return;  // the socket closes as it goes
+    tcp::socket moved(strand_, protocol, handle);
+    net::post(strand_, [self = shared_from_this(), socket = std::move(moved), request = std::move(request)]() mutable {
+      self->on_probe(std::move(socket), std::move(request));
+    });
+  }
+
+  // --- Subscriber ----------------------------------------------------------------------------
+
   void deliver(std::shared_ptr<const LiveEvent> event) override {
-    net::post(ws_.get_executor(), [self = shared_from_this(), event = std::move(event)] { self->on_live(*event); });
+    net::post(strand_, [self = shared_from_this(), event = std::move(event)] { self->on_live(*event); });
   }
 
   void close_for(CloseReason reason) override {
-    net::post(ws_.get_executor(), [self = shared_from_this(), reason] { self->close_gracefully(reason); });
+    net::post(strand_, [self = shared_from_this(), reason] { self->close_gracefully(reason); });
   }
 
   void resync() override {
-    net::post(ws_.get_executor(), [self = shared_from_this()] { self->on_resync(); });
+    net::post(strand_, [self = shared_from_this()] { self->on_resync(); });
   }
 
  private:
   // Joining: attached to the hub, waiting for the log's bounds (read on a worker).
   enum class Phase { Handshake, AwaitConnect, Joining, Connected };
+  enum class Transport { WebSocket, Polling };
 
   struct Out {
     std::shared_ptr<const std::string> frame;
     long long event_id = 0;  // 0: not an event of the log
   };
 
-  void on_accept(beast::error_code ec) {
-    request_ = {};
-    if (ec) return finish();
-    phase_ = Phase::AwaitConnect;
-    enqueue(std::make_shared<const std::string>(sio::open_frame(sid_, settings_.ping_interval.count(), settings_.ping_timeout.count())));
-    do_write();
+  std::shared_ptr<WsLink> make_link(tcp::socket socket) {
+    beast::error_code ignored;
+    // Events are small and latency matters: no Nagle delay behind a delayed ACK.
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (settings_.socket_send_buffer > 0) {  // a hint: the kernel may round it
+      socket.set_option(net::socket_base::send_buffer_size(static_cast<int>(settings_.socket_send_buffer)), ignored);
+    }
+    auto link = std::make_shared<WsLink>(std::move(socket));
+    beast::get_lowest_layer(link->ws).expires_never();  // the websocket stream keeps its own timeouts
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = settings_.close_timeout;
+    timeouts.idle_timeout = websocket::stream_base::none();  // Engine.IO heartbeats decide liveness
+    timeouts.keep_alive_pings = false;
+    link->ws.set_option(timeouts);
+    link->ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(beast::http::field::server, "agentlancer"); }));
+    link->ws.read_message_max(sio::kMaxPacket);
+    link->ws.auto_fragment(false);
+    link->ws.text(true);
+    return link;
+  }
+
+  void begin_session() {
+    flush();
     arm_heartbeat(settings_.ping_interval);
     arm_deadline(settings_.connect_timeout, [this] {
       if (phase_ == Phase::AwaitConnect) close_gracefully(CloseReason::ConnectTimeout);
     });
-    do_read();
   }
 
-  // --- reading -------------------------------------------------------------------------------
+  // --- long-polling --------------------------------------------------------------------------
 
-  void do_read() {
-    ws_.async_read(in_, net::bind_cancellation_slot(read_cancel_.slot(), [self = shared_from_this()](
-                                                                          beast::error_code ec, std::size_t) {
-                     self->on_read(ec);
-                   }));
+  void on_poll(http::Responder reply) {
+    if (finished_) return reply(unknown_session());
+    if (transport_ != Transport::Polling)
+      return reply(http::Response::error(400, "This session moved to the websocket transport", "transport_mismatch"));
+    if (poll_) {
+      // Engine.IO: two GETs at once mean a confused client; the session ends (both see that).
+      reply(http::Response::error(400, "Overlapping polling requests: the session is closed", "bad_request"));
+      return finish();
+    }
+    last_poll_ = std::chrono::steady_clock::now();
+    poll_ = std::move(reply);
+    // While a probe is under way the client waits for this poll to end before it upgrades.
+    if (!queue_.empty() || upgrading_) answer_poll();
   }
 
-  void on_read(beast::error_code ec) {
-    if (ec) return finish();  // closed by the peer, a read error, or finish() already ran
-    if (finished_) return;
-    if (!ws_.got_text()) {
-      in_.consume(in_.size());
+  void on_post(const std::string& body, const http::Responder& reply) {
+    if (finished_) return reply(unknown_session());
+    if (transport_ != Transport::Polling)
+      return reply(http::Response::error(400, "This session moved to the websocket transport", "transport_mismatch"));
+    if (body.size() > sio::kMaxPacket) {
+      reply(http::Response::error(413, "Payload larger than maxPayload (1000000 bytes)", "payload_too_large"));
       return close_gracefully(CloseReason::Protocol);
     }
-    std::string_view frame(static_cast<const char*>(in_.data().data()), in_.size());
-    handle_engine(frame);
-    in_.consume(in_.size());
-    // Keep reading while closing, until async_close reads for itself (to the peer's close frame): a
-    // read started after it could deadlock with it (see finish()).
-    if (!finished_ && !close_started_) do_read();
+    auto decoded = sio::decode_payload(body);
+    if (auto* error = std::get_if<sio::DecodeError>(&decoded)) {
+      reply(http::Response::error(400, "Malformed Engine.IO payload: " + error->message, "bad_request"));
+      return close_gracefully(CloseReason::Protocol);
+    }
+    reply(polling_text("ok"));
+    for (auto& packet : std::get<std::vector<sio::EnginePacket>>(decoded)) {
+      if (finished_) break;
+      handle_engine(packet);
+    }
   }
 
-  void handle_engine(std::string_view frame) {
+  // Answers the held GET with what is queued (up to maxPayload; at least one packet), or a noop
+  // when nothing is (the probe wants the poll to end).
+  void answer_poll() {
+    if (!poll_) return;
+    auto reply = std::move(poll_);
+    poll_ = nullptr;
+    std::vector<std::string_view> packets;
+    std::vector<std::shared_ptr<const std::string>> held;  // keeps the views valid
+    std::size_t bytes = 0;
+    bool sent_close = false;
+    while (!queue_.empty() && (packets.empty() || bytes + queue_.front().frame->size() + 1 <= sio::kMaxPacket)) {
+      // CLOSE goes alone, in the poll after the last packets: socket.io-client hands a payload's
+      // messages on a tick later, and would drop them when a CLOSE in the same payload came first.
+      if (!packets.empty() && queue_.front().frame == close_packet_) break;
+      Out out = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= out.frame->size();
+      bytes += out.frame->size() + 1;
+      if (out.event_id > written_upto_) written_upto_ = out.event_id;
+      sent_close = sent_close || out.frame.get() == close_packet_.get();
+      packets.push_back(*out.frame);
+      held.push_back(std::move(out.frame));
+    }
+    if (packets.empty()) packets.push_back(kNoop);
+    std::string body = sio::encode_payload(packets);
+    context_->stats.messages_sent += static_cast<long long>(packets.size());
+    context_->stats.bytes_sent += static_cast<long long>(body.size());
+    reply(polling_text(std::move(body)));
+    if (sent_close) return finish();
+    if (catching_up_) pump_backlog();
+  }
+
+  // --- the upgrade ---------------------------------------------------------------------------
+
+  void on_probe(tcp::socket socket, beast::http::request<beast::http::string_body> request) {
+    if (closing_ || finished_ || transport_ != Transport::Polling || probe_) {
+      beast::error_code ignored;
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      return;
+    }
+    probe_ = make_link(std::move(socket));
+    auto link = probe_;
+    auto upgrade = std::make_shared<beast::http::request<beast::http::string_body>>(std::move(request));
+    link->ws.async_accept(*upgrade, [self = shared_from_this(), link, upgrade](beast::error_code ec) {
+      if (ec) return self->drop_probe(link);
+      self->do_read(link);
+    });
+  }
+
+  // Engine.IO: "2probe" is answered "3probe"; the held poll ends (noop) so the client can pause
+  // polling; then "5" moves the session to this WebSocket. Anything else ends the probe only.
+  void handle_probe(const std::shared_ptr<WsLink>& link, std::string_view frame) {
+    if (frame == "2probe" && !upgrading_) {
+      upgrading_ = true;
+      link->busy = true;
+      link->ws.async_write(net::buffer(kProbeAnswer), [self = shared_from_this(), link](beast::error_code ec, std::size_t) {
+        link->busy = false;
+        if (ec) return self->drop_probe(link);
+        self->flush();
+      });
+      answer_poll();
+      return;
+    }
+    if (frame == "5" && upgrading_) {
+      transport_ = Transport::WebSocket;
+      ws_ = std::move(probe_);
+      probe_.reset();
+      upgrading_ = false;
+      if (counted_polling_) --context_->stats.polling_sessions;
+      counted_polling_ = false;
+      ++context_->stats.upgrades;
+      if (poll_) {  // a poll sent meanwhile learns nothing more comes that way
+        auto reply = std::move(poll_);
+        poll_ = nullptr;
+        reply(polling_text(std::string(kNoop)));
+      }
+      return flush();
+    }
+    drop_probe(link);
+  }
+
+  void drop_probe(const std::shared_ptr<WsLink>& link) {
+    if (probe_ != link) return;
+    probe_.reset();
+    upgrading_ = false;
+    end_link(link);
+  }
+
+  // --- reading (a WebSocket) -----------------------------------------------------------------
+
+  void do_read(const std::shared_ptr<WsLink>& link) {
+    link->ws.async_read(link->in, net::bind_cancellation_slot(link->read_cancel.slot(), [self = shared_from_this(), link](
+                                                                                           beast::error_code ec, std::size_t) {
+                          self->on_read(link, ec);
+                        }));
+  }
+
+  void on_read(const std::shared_ptr<WsLink>& link, beast::error_code ec) {
+    if (link == probe_) {
+      if (ec || !link->ws.got_text()) return drop_probe(link);
+      std::string frame = beast::buffers_to_string(link->in.data());
+      link->in.consume(link->in.size());
+      handle_probe(link, frame);
+      if (link == probe_ || link == ws_) do_read(link);
+      return;
+    }
+    if (link != ws_) return;  // a link this session has let go of
+    if (ec) return finish();  // closed by the peer, a read error, or finish() already ran
+    if (finished_) return;
+    if (!link->ws.got_text()) {
+      link->in.consume(link->in.size());
+      return close_gracefully(CloseReason::Protocol);
+    }
+    std::string_view frame(static_cast<const char*>(link->in.data().data()), link->in.size());
     auto decoded = sio::decode_engine(frame);
+    link->in.consume(link->in.size());
     if (std::holds_alternative<sio::DecodeError>(decoded)) return close_gracefully(CloseReason::Protocol);
-    auto& packet = std::get<sio::EnginePacket>(decoded);
+    handle_engine(std::get<sio::EnginePacket>(decoded));
+    // Keep reading while closing, until async_close reads for itself (to the peer's close frame): a
+    // read started after it could deadlock with it (see finish()).
+    if (!finished_ && !link->close_started) do_read(link);
+  }
+
+  // --- Engine.IO and socket.io ---------------------------------------------------------------
+
+  void handle_engine(const sio::EnginePacket& packet) {
     switch (packet.type) {
       case sio::EngineType::Pong:
         awaiting_pong_ = false;
@@ -163,13 +386,15 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
         return;
       case sio::EngineType::Ping:  // not sent by v4 clients, but answering costs nothing
         enqueue(std::make_shared<const std::string>(sio::encode_engine(sio::EngineType::Pong, packet.data)), 0, true);
-        return do_write();
+        return flush();
       case sio::EngineType::Close:
+        // A polling client that said goodbye polls no more: nothing left to tell it.
+        if (transport_ == Transport::Polling) return finish();
         return close_gracefully(CloseReason::ClientLeft);
       case sio::EngineType::Message:
         return handle_socket(packet.data);
       default:
-        return;  // upgrade/noop: nothing to do on a websocket-only session
+        return;  // upgrade/noop outside a probe: nothing to do
     }
   }
 
@@ -198,7 +423,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     if (packet.nsp != "/") {
       // The client may still connect to "/" on this session.
       enqueue(std::make_shared<const std::string>(sio::connect_error_frame("Invalid namespace", "invalid_namespace", packet.nsp)));
-      return do_write();
+      return flush();
     }
     const bj::object* auth = packet.payload.is_object() ? &packet.payload.as_object() : nullptr;
     std::string api_key;
@@ -267,12 +492,12 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     enqueue(std::make_shared<const std::string>(sio::event_frame("roomJoined", joined, 0)));
     catching_up_ = cursor_ < known_head_ || resync_when_joined_;
     pump_backlog();
-    do_write();
+    flush();
     watch_progress();
   }
 
-  // Reads the log on a worker (never on this I/O thread), then continues on this socket's strand
-  // with the result; a failed read closes the socket (the client resumes with `since`).
+  // Reads the log on a worker (never on this I/O thread), then continues on this session's strand
+  // with the result; a failed read closes the session (the client resumes with `since`).
   template <class R>
   void read_log(std::function<R()> read, std::function<void(R)> then) {
     auto run = [self = shared_from_this(), read = std::move(read), then = std::move(then)]() mutable {
@@ -283,7 +508,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       } catch (const std::exception& e) {
         error = e.what();
       }
-      net::post(self->ws_.get_executor(), [self, result, error, then = std::move(then)] {
+      net::post(self->strand_, [self, result, error, then = std::move(then)] {
         if (!*result) {
           log::error("event log read failed", {{"agent_id", self->agent_id_}, {"what", error}});
           return self->close_gracefully(CloseReason::Shutdown);
@@ -295,15 +520,21 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     else run();
   }
 
-  // A write that has not completed for stall_timeout means the peer stopped reading (or reads
-  // slower than the kernel buffers drain): close it, it resumes with `since`.
+  // A consumer that takes nothing for stall_timeout cannot keep up: on a WebSocket a write that
+  // has not completed, on long-polling queued packets no GET came for. It is closed and resumes
+  // with `since`.
   void watch_progress() {
     arm_deadline(settings_.stall_timeout / 4, [this] {
       if (closing_ || finished_) return;
-      if (writing_ && std::chrono::steady_clock::now() - write_started_ > settings_.stall_timeout) {
+      auto now = std::chrono::steady_clock::now();
+      bool stalled = transport_ == Transport::WebSocket
+                         ? writing_ && now - write_started_ > settings_.stall_timeout
+                         : !queue_.empty() && !poll_ && now - last_poll_ > settings_.stall_timeout;
+      if (stalled) {
         ++context_->stats.slow_consumer_closes;
-        log::warn("slow websocket consumer disconnected",
-                  {{"agent_id", agent_id_}, {"queued_bytes", static_cast<long long>(queued_bytes_)},
+        log::warn("slow socket consumer disconnected",
+                  {{"agent_id", agent_id_}, {"transport", transport_ == Transport::WebSocket ? "websocket" : "polling"},
+                   {"queued_bytes", static_cast<long long>(queued_bytes_)},
                    {"behind_by", known_head_ - written_upto_}, {"resume_since", written_upto_}});
         return close_gracefully(CloseReason::SlowConsumer);
       }
@@ -330,7 +561,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     if (event.event_id != cursor_ + 1) {
       catching_up_ = true;  // a gap (should not happen): read it from the log
       pump_backlog();
-      return do_write();
+      return flush();
     }
     if (queued_bytes_ + event.bytes > settings_.max_queue_bytes) {
       // A burst bigger than the queue: take the rest from the log as the queue drains.
@@ -340,11 +571,11 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     }
     for (const auto& frame : event.frames) enqueue(frame, event.event_id);
     cursor_ = event.event_id;
-    do_write();
+    flush();
   }
 
-  // Joining sockets read the log's head once joined anyway; a connected one reads after its cursor
-  // (one page, or to the end if there is more) and is done when the read comes back short.
+  // Joining sessions read the log's head once joined anyway; a connected one reads after its
+  // cursor (one page, or to the end if there is more) and is done when the read comes back short.
   void on_resync() {
     if (closing_) return;
     if (phase_ == Phase::Joining) {
@@ -354,7 +585,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     if (phase_ != Phase::Connected) return;
     catching_up_ = true;
     pump_backlog();
-    do_write();
+    flush();
   }
 
   // Reads the log after cursor_ a page at a time (one read in flight) while the queue has room;
@@ -384,7 +615,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       if (known_head_ <= cursor_) catching_up_ = false;
     }
     pump_backlog();
-    do_write();
+    flush();
   }
 
   // --- writing -------------------------------------------------------------------------------
@@ -395,8 +626,14 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     else queue_.push_back({std::move(frame), event_id});
   }
 
-  void do_write() {
-    if (writing_ || finished_ || phase_ == Phase::Handshake) return;
+  // Hands what is queued to the transport in use.
+  void flush() {
+    if (finished_ || phase_ == Phase::Handshake) return;
+    if (transport_ == Transport::Polling) {
+      if (poll_ && !queue_.empty()) answer_poll();
+      return;
+    }
+    if (!ws_ || writing_ || ws_->busy) return;
     if (queue_.empty()) {
       if (close_after_writes_) start_close();
       return;
@@ -406,8 +643,8 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     current_ = std::move(queue_.front());
     queue_.pop_front();
     if (current_.event_id > written_upto_) written_upto_ = current_.event_id;
-    ws_.async_write(net::buffer(*current_.frame),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
+    ws_->ws.async_write(net::buffer(*current_.frame),
+                        [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
   }
 
   void on_write(beast::error_code ec, std::size_t bytes) {
@@ -418,7 +655,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     ++context_->stats.messages_sent;
     context_->stats.bytes_sent += static_cast<long long>(bytes);
     if (catching_up_) pump_backlog();
-    do_write();
+    flush();
   }
 
   // --- heartbeat and deadlines ---------------------------------------------------------------
@@ -432,6 +669,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     });
   }
 
+  // A long-polling client that stops polling never sees the ping: it times out like a silent peer.
   void on_heartbeat() {
     if (closing_ || finished_) return;
     if (awaiting_pong_) {
@@ -440,7 +678,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     }
     awaiting_pong_ = true;
     enqueue(std::make_shared<const std::string>(sio::encode_engine(sio::EngineType::Ping)), 0, true);
-    do_write();
+    flush();
     arm_heartbeat(settings_.ping_timeout);
   }
 
@@ -457,7 +695,8 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   // --- closing -------------------------------------------------------------------------------
 
   // Stops everything but the explanation: pending events are dropped (the client resumes with
-  // `since`), a last frame says why, then the WebSocket close handshake with a code and reason.
+  // `since`), a last packet says why, then the end of the transport: the WebSocket close
+  // handshake with a code and reason, or on long-polling an Engine.IO CLOSE in the next poll.
   void close_gracefully(CloseReason reason, std::shared_ptr<const std::string> last_frame = nullptr) {
     if (closing_ || finished_) return;
     closing_ = true;
@@ -465,6 +704,7 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     detach();
     heartbeat_generation_++;
     heartbeat_.cancel();
+    if (probe_) drop_probe(probe_);
     for (const auto& out : queue_) queued_bytes_ -= out.frame->size();
     queue_.clear();
     auto spec = spec_for(reason);
@@ -474,25 +714,43 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
       bj::object notice{{"reason", spec.name}, {"message", spec.text}, {"resume_since", written_upto_}};
       enqueue(std::make_shared<const std::string>(sio::event_frame("closing", notice)));
     }
+    if (transport_ == Transport::Polling) {
+      close_packet_ = std::make_shared<const std::string>(sio::encode_engine(sio::EngineType::Close));
+      enqueue(close_packet_);
+    }
     close_after_writes_ = true;
     arm_deadline(settings_.close_timeout, [this] { finish(); });
     if (phase_ == Phase::Handshake) return finish();
-    do_write();
+    flush();
   }
 
   void start_close() {
-    if (close_started_ || finished_) return;
-    close_started_ = true;
+    if (!ws_ || ws_->close_started || finished_) return;
+    ws_->close_started = true;
     auto spec = spec_for(close_reason_);
-    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(spec.code), spec.text),
-                    net::bind_cancellation_slot(close_cancel_.slot(),
-                                                [self = shared_from_this()](beast::error_code) { self->finish(); }));
+    auto link = ws_;
+    link->ws.async_close(websocket::close_reason(static_cast<websocket::close_code>(spec.code), spec.text),
+                         net::bind_cancellation_slot(link->close_cancel.slot(),
+                                                     [self = shared_from_this(), link](beast::error_code) { self->finish(); }));
   }
 
   void detach() {
     if (!attached_) return;
     attached_ = false;
     context_->hub.detach(agent_id_, this);
+  }
+
+  static void end_link(const std::shared_ptr<WsLink>& link) {
+    if (!link) return;
+    beast::error_code ignored;
+    beast::get_lowest_layer(link->ws).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(link->ws).close();
+    // A read that fails the connection (a malformed frame) while async_close holds the write side
+    // waits for it, and async_close waits for the read side: Beast 1.81 parks both, not on the
+    // socket, so closing it ends neither (each would keep this session alive for good). Cancelling
+    // completes them with operation_aborted; an operation on the socket is already ending.
+    link->read_cancel.emit(net::cancellation_type::terminal);
+    link->close_cancel.emit(net::cancellation_type::terminal);
   }
 
   void finish() {
@@ -504,34 +762,46 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
     deadline_generation_++;
     heartbeat_.cancel();
     deadline_.cancel();
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).close();
-    // A read that fails the connection (a malformed frame) while async_close holds the write side
-    // waits for it, and async_close waits for the read side: Beast 1.81 parks both, not on the
-    // socket, so closing it ends neither (each would keep this socket alive for good). Cancelling
-    // completes them with operation_aborted; an operation on the socket is already ending.
-    read_cancel_.emit(net::cancellation_type::terminal);
-    close_cancel_.emit(net::cancellation_type::terminal);
+    end_link(ws_);
+    end_link(probe_);
+    probe_.reset();
+    if (poll_) {
+      auto reply = std::move(poll_);
+      poll_ = nullptr;
+      reply(polling_text(sio::encode_engine(sio::EngineType::Close)));
+    }
+    if (counted_polling_) --context_->stats.polling_sessions;
+    counted_polling_ = false;
+    // A long-polling session is held by the registry until now (nothing else holds it between
+    // requests but its timers); a WebSocket-only one was never in it.
+    std::lock_guard lock(context_->sessions_mutex);
+    auto found = context_->sessions.find(sid_);
+    if (found != context_->sessions.end() && found->second.get() == this) context_->sessions.erase(found);
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  static constexpr std::string_view kNoop = "6";
+  static constexpr std::string_view kProbeAnswer = "3probe";
+
+  net::any_io_executor strand_;
   std::shared_ptr<SocketContext> context_;
   const SocketSettings settings_;
+  const std::string sid_;
   net::steady_timer heartbeat_;
   net::steady_timer deadline_;
-  beast::http::request<beast::http::string_body> request_;
-  beast::flat_buffer in_;
-  std::string sid_;
+  Transport transport_ = Transport::WebSocket;
+  std::shared_ptr<WsLink> ws_;     // the WebSocket in use
+  std::shared_ptr<WsLink> probe_;  // a long-polling session's WebSocket before the upgrade
+  bool upgrading_ = false;         // the probe was answered: the client pauses polling
+  http::Responder poll_;           // the held long-poll GET
+  std::chrono::steady_clock::time_point last_poll_;
+  bool counted_polling_ = false;
+  std::shared_ptr<const std::string> close_packet_;  // long-polling's last packet, once closing
   std::string agent_id_;
   Phase phase_ = Phase::Handshake;
   bool attached_ = false;
   bool awaiting_pong_ = false;
   bool closing_ = false;
   bool close_after_writes_ = false;
-  bool close_started_ = false;
-  net::cancellation_signal read_cancel_;
-  net::cancellation_signal close_cancel_;
   bool finished_ = false;
   CloseReason close_reason_ = CloseReason::ClientLeft;
   std::uint64_t heartbeat_generation_ = 0;
@@ -542,19 +812,74 @@ class AgentSocket final : public Subscriber, public std::enable_shared_from_this
   bool writing_ = false;
   std::chrono::steady_clock::time_point write_started_;
   std::size_t queued_bytes_ = 0;
-  long long cursor_ = 0;        // last event_id queued for this socket
+  long long cursor_ = 0;        // last event_id queued for this session
   long long known_head_ = 0;    // highest event_id known to exist for the agent
-  long long written_upto_ = 0;  // last event_id handed to the socket
+  long long written_upto_ = 0;  // last event_id handed to the transport
   long long acked_upto_ = 0;    // last event_id the client acknowledged
   bool catching_up_ = false;
   bool resync_when_joined_ = false;  // a resync arrived while joining
   bool reading_ = false;  // a backlog page is being read
 };
+
+namespace {
+std::shared_ptr<AgentSession> find_session(SocketContext& context, const std::string& sid) {
+  std::lock_guard lock(context.sessions_mutex);
+  auto found = context.sessions.find(sid);
+  return found == context.sessions.end() ? nullptr : found->second;
+}
 }  // namespace
 
 void start_agent_socket(tcp::socket socket, beast::http::request<beast::http::string_body> request,
                         std::shared_ptr<SocketContext> context) {
-  std::make_shared<AgentSocket>(std::move(socket), std::move(context))->start(std::move(request));
+  auto strand = socket.get_executor();
+  auto sid = sio::make_sid(context->node_tag, random_hex(10));
+  std::make_shared<AgentSession>(std::move(strand), std::move(context), std::move(sid))
+      ->start_websocket(std::move(socket), std::move(request));
+}
+
+void serve_polling(const http::Request& request, const http::Responder& reply,
+                   const std::shared_ptr<SocketContext>& context) {
+  auto sid = request.query_value("sid");
+  if (!sid) {
+    if (request.method != beast::http::verb::get)
+      return reply(http::Response::error(400, "A long-polling session starts with a GET (no sid)", "bad_request"));
+    if (static_cast<std::size_t>(context->stats.connected.load()) >= context->max_total) {
+      http::Response busy = http::Response::error(503, "Server is at its connection limit; retry later", "server_busy");
+      busy.headers.emplace_back("retry-after", "1");
+      return reply(std::move(busy));
+    }
+    auto strand = context->make_strand ? context->make_strand() : net::any_io_executor(net::make_strand(net::system_executor()));
+    auto session = std::make_shared<AgentSession>(std::move(strand), context, sio::make_sid(context->node_tag, random_hex(10)));
+    {
+      std::lock_guard lock(context->sessions_mutex);
+      context->sessions.emplace(session->sid(), session);
+    }
+    return session->start_polling(reply);
+  }
+  auto session = find_session(*context, std::string(*sid));
+  if (!session) return reply(unknown_session());
+  if (request.method == beast::http::verb::post) return session->post(request.body, reply);
+  session->poll(reply);
+}
+
+bool polling_session_exists(SocketContext& context, const std::string& sid) {
+  return find_session(context, sid) != nullptr;
+}
+
+void upgrade_polling_session(tcp::socket socket, beast::http::request<beast::http::string_body> request,
+                             const std::string& sid, const std::shared_ptr<SocketContext>& context) {
+  if (auto session = find_session(*context, sid)) return session->probe(std::move(socket), std::move(request));
+  beast::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);  // gone meanwhile: the client stays on polling
+}
+
+void close_polling_sessions(SocketContext& context, CloseReason reason) {
+  std::vector<std::shared_ptr<AgentSession>> sessions;
+  {
+    std::lock_guard lock(context.sessions_mutex);
+    for (auto& [sid, session] : context.sessions) sessions.push_back(session);
+  }
+  for (auto& session : sessions) session->close_for(reason);
 }
 
 }  // namespace al::notifier

@@ -1,14 +1,19 @@
 #pragma once
 #include <functional>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/auth/api_key.hpp"
+#include "common/http/message.hpp"
 #include "ws/hub.hpp"
 
 namespace al::notifier {
@@ -52,13 +57,18 @@ struct SocketStats {
   std::atomic<long long> slow_consumer_closes{0};
   std::atomic<long long> queue_overflows{0};
   std::atomic<long long> ping_timeouts{0};
+  std::atomic<long long> polling_sessions{0};  // sessions on the long-polling transport now
+  std::atomic<long long> upgrades{0};          // long-polling sessions moved to a WebSocket
 };
+
+class AgentSession;
 
 // Shared by every socket (held by each, so a socket never outlives what it uses).
 struct SocketContext {
   SocketContext(EventLog& log, const auth::ApiKeyAuthority& auth, SocketSettings settings,
-                std::size_t max_per_agent, std::size_t max_total)
-      : hub(max_per_agent, max_total), log(log), auth(auth), settings(settings), max_total(max_total) {}
+                std::size_t max_per_agent, std::size_t max_total, std::string node_tag = "n")
+      : hub(max_per_agent, max_total), log(log), auth(auth), settings(settings), max_total(max_total),
+        node_tag(std::move(node_tag)) {}
   Hub hub;
   EventLog& log;
   const auth::ApiKeyAuthority& auth;
@@ -68,6 +78,16 @@ struct SocketContext {
   // Runs a read of the log off the I/O thread (the worker pool); the socket resumes on its own
   // strand with the result. Empty: the read runs at once (tests with an in-memory log).
   std::function<void(std::function<void()>)> read_on;
+  // Every session id starts with this tag (see sio::make_sid): the gateway routes a long-polling
+  // session's requests to the replica that holds it.
+  std::string node_tag;
+  // A new strand for a long-polling session (an I/O thread's; its requests come and go, the
+  // session stays). Empty: a strand of Asio's system executor (tests).
+  std::function<boost::asio::any_io_executor()> make_strand;
+
+  // Long-polling sessions by sid, until they end (upgraded ones too: the WebSocket is theirs).
+  std::mutex sessions_mutex;
+  std::unordered_map<std::string, std::shared_ptr<AgentSession>> sessions;
 };
 
 // Starts one Engine.IO 4 / socket.io 5 session over the WebSocket upgrade of `request`:
@@ -76,5 +96,23 @@ struct SocketContext {
 void start_agent_socket(boost::asio::ip::tcp::socket socket,
                         boost::beast::http::request<boost::beast::http::string_body> request,
                         std::shared_ptr<SocketContext> context);
+
+// The same session over Engine.IO long-polling (`transport=polling`), already checked for
+// EIO=4: a GET without sid opens a session (answers OPEN, offering the websocket upgrade), a GET
+// with it long-polls for what the session has queued, a POST carries the client's packets.
+void serve_polling(const http::Request& request, const http::Responder& reply,
+                   const std::shared_ptr<SocketContext>& context);
+
+// Whether `sid` names a long-polling session that may still move to a WebSocket.
+bool polling_session_exists(SocketContext& context, const std::string& sid);
+// The WebSocket upgrade of long-polling session `sid` (transport=websocket&sid=…): the probe,
+// then the session continues on it with everything it had. An unknown sid closes the socket.
+void upgrade_polling_session(boost::asio::ip::tcp::socket socket,
+                             boost::beast::http::request<boost::beast::http::string_body> request,
+                             const std::string& sid, const std::shared_ptr<SocketContext>& context);
+
+// Asks every long-polling session to close for `reason` (its held poll is answered at once: a
+// draining server does not wait for it). WebSocket sessions are closed through the hub.
+void close_polling_sessions(SocketContext& context, CloseReason reason);
 
 }  // namespace al::notifier

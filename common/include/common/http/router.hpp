@@ -46,6 +46,11 @@ class Router {
   };
   void add_upgrade(std::string pattern, Upgrade upgrade);
 
+  // Runs when the server starts draining: a handler that holds a request open (a long poll)
+  // answers it now rather than hold the drain up to its deadline.
+  void on_drain(std::function<void()> hook);
+  void run_drain_hooks() const;
+
   struct Match {
     const Handler* handler = nullptr;  // null: see status
     Runs runs = Runs::OffIo;
@@ -82,6 +87,7 @@ class Router {
   };
   std::vector<UpgradeRoute> upgrades_;
   std::vector<Decorator> decorators_;
+  std::vector<std::function<void()>> drain_hooks_;
 };
 
 }  // namespace al::http
