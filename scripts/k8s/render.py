@@ -4,7 +4,8 @@
   deploy/gateway/routes.tsv  -> k8s/components/gateway-api/httproutes.yaml  (Gateway API HTTPRoutes)
                                 k8s/components/ingress/ingress.yaml          (Ingress, ingress-nginx)
   deploy/topics.tsv          -> k8s/base/kafka-topics.yaml                    (Strimzi KafkaTopics)
-  SERVICES below             -> k8s/base/workloads.yaml   (Deployment, Service, PDB, HPA per service)
+  SERVICES below             -> k8s/base/workloads.yaml   (Deployment, Service, PDB, HPA per service;
+                                the notifier a StatefulSet with a Service per pod, see STICKY)
 
   scripts/k8s/render.py           writes them
   scripts/k8s/render.py --check   exits 1 when a committed file differs from what it renders (a test)
@@ -28,6 +29,20 @@ SERVICES = {
     "job-service": {"cpu": "250m", "memory": "256Mi", "cpu_limit": "1", "memory_limit": "512Mi"},
     "notifier": {"cpu": "250m", "memory": "384Mi", "cpu_limit": "1", "memory_limit": "1Gi"},
 }
+# Sticky routing of socket.io long-polling (docs/notifier.md, "Sticky routing"): every request of
+# a long-polling session carries `sid=<node tag>.<random>` and must reach the replica holding the
+# session. The notifier therefore runs as a StatefulSet (pods notifier-0 … notifier-N-1) whose
+# pods take their pod name as node tag (notifier.ws.node_tag from metadata.name: `notifier-<i>`
+# is within its 1-32 of A-Z a-z 0-9 '-'), and every pod gets a Service of its own (selector
+# statefulset.kubernetes.io/pod-name) that the HTTPRoutes send `sid=notifier-<i>.…` to.
+# Those Services and routes are rendered for ordinals 0 … replicas-1, a fixed count: it
+# must cover the largest replica count any overlay can reach (the autoscalers' maxReplicas;
+# tests/k8s/invariants.py fails otherwise). To let the notifier scale further, raise it and
+# render again. A Service or route of a pod that does not exist is harmless: no sid names it.
+STICKY = {"notifier": {"replicas": 10, "socket_prefix": "/ws/"}}
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+# Gateway API: at most 16 rules per HTTPRoute (one per pod + the service's own two).
+assert all(v["replicas"] <= 14 for v in STICKY.values())
 PRESTOP_S = 5
 DRAIN_S = 10
 GRACE_S = PRESTOP_S + DRAIN_S + 15  # then the relay's flush (5 s), consumers' commit, close
@@ -62,20 +77,74 @@ def templated(path):
     return "{" in path
 
 
+def exact_matches(path, indent="        ", query=None):
+    out = []
+    for exact in (path, path + "/"):
+        m = f"{indent}- path:\n{indent}    type: Exact\n{indent}    value: {exact}\n"
+        if query:
+            m += (f"{indent}  queryParams:\n"
+                  f"{indent}    - type: RegularExpression\n"
+                  f"{indent}      name: {query[0]}\n"
+                  f"{indent}      value: '{query[1]}'\n")
+        out.append(m)
+    return out
+
+
+def sid_regex(pod):
+    """The sid of a session `pod` holds: `<pod>.<random>`. Anchored at both ends, so it means the
+    same to an implementation that matches the whole value (Envoy: RE2 full match) and to one that
+    searches it; `\\.` ends the tag, so notifier-1 never takes notifier-10's sessions."""
+    return "^" + re.escape(pod).replace("\\-", "-") + "\\..+$"
+
+
+def rule(matches, backend, timeout=None, comment=None):
+    text = f"    # {comment}\n" if comment else ""
+    text += "    - matches:\n" + "".join(matches)
+    if timeout:
+        text += f"      timeouts:\n        request: {timeout}\n"
+    return text + f"      backendRefs:\n        - name: {backend}\n          port: {PORT}\n"
+
+
 def httproutes():
     docs = []
     for service in SERVICES:
         paths = [p for p, s in routes() if s == service]
+        sticky = STICKY.get(service)
+        sockets = [p for p in paths if sticky and p.startswith(sticky["socket_prefix"])]
         matches = []
         for p in paths:
+            if p in sockets:
+                continue
             if templated(p):
                 matches.append(f"        - path:\n            type: RegularExpression\n            value: '{regex_of(p)}'\n")
             else:
-                for exact in (p, p + "/"):
-                    matches.append(f"        - path:\n            type: Exact\n            value: {exact}\n")
+                matches.extend(exact_matches(p))
         # At most 64 matches in a rule (the CRD's limit); every service has far fewer.
         assert len(matches) <= 64
+        rules = []
+        header = ""
+        if sticky:
+            assert not any(templated(p) for p in sockets)
+            header = (
+                "# The notifier's socket.io endpoint: a long-polling session's requests and its WebSocket\n"
+                "# upgrade (`sid=notifier-<i>.<random>`) go to the pod that holds it (its own Service), the\n"
+                "# rest (a handshake, a plain WebSocket: no sid) to any pod. A rule with a query match\n"
+                "# outranks one without on the same path, whatever their order (Gateway API precedence).\n"
+                "# Query matching is Extended support in Gateway API and its RegularExpression type\n"
+                "# implementation-specific (Envoy Gateway: RE2, whole value); Exact, the other type, cannot\n"
+                "# match a prefix. `timeouts.request: 0s` disables the gateway's request timeout on these\n"
+                "# paths (Envoy's is 15 s): a held poll waits up to pingInterval (25 s), a WebSocket lasts.\n"
+                "# Rendered for notifier-0 … notifier-" + str(sticky["replicas"] - 1) +
+                " (scripts/k8s/render.py, STICKY).\n")
+            for i in range(sticky["replicas"]):
+                pod = f"{service}-{i}"
+                rules.append(rule([m for p in sockets for m in exact_matches(p, query=("sid", sid_regex(pod)))],
+                                  pod, timeout="0s", comment=f"sessions of {pod}"))
+            rules.append(rule([m for p in sockets for m in exact_matches(p)], service, timeout="0s",
+                              comment="new sessions (no sid): any pod"))
+        rules.append(rule(matches, service))
         docs.append(
+            header +
             "apiVersion: gateway.networking.k8s.io/v1\n"
             "kind: HTTPRoute\n"
             "metadata:\n"
@@ -84,47 +153,79 @@ def httproutes():
             "  parentRefs:\n"
             "    - name: agentlancer\n"
             "      sectionName: https\n"
-            "  rules:\n"
-            "    - matches:\n" + "".join(matches) +
-            "      backendRefs:\n"
-            f"        - name: {service}\n"
-            f"          port: {PORT}\n")
+            "  rules:\n" + "".join(rules))
     return HEADER.format(source="deploy/gateway/routes.tsv") + "---\n".join(docs)
 
 
-def ingress():
-    paths = []
-    for p, service in routes():
-        # ingress-nginx with use-regex: every path is a regular expression that it anchors at the
-        # start itself (`~* "^<path>"`; the API server wants it to begin with "/"); the `$` anchors
-        # the end, so each path reaches exactly its service.
-        paths.append(
-            f"          - path: '{regex_of(p)[1:]}'\n"
+def ingress_path(p, service):
+    # ingress-nginx with use-regex: every path is a regular expression that it anchors at the
+    # start itself (`~* "^<path>"`; the API server wants it to begin with "/"); the `$` anchors
+    # the end, so each path reaches exactly its service.
+    return (f"          - path: '{regex_of(p)[1:]}'\n"
             "            pathType: ImplementationSpecific\n"
             "            backend:\n"
             "              service:\n"
             f"                name: {service}\n"
             "                port:\n"
             f"                  number: {PORT}\n")
-    return (HEADER.format(source="deploy/gateway/routes.tsv") +
+
+
+def ingress_doc(name, annotations, paths, comment=""):
+    return (comment +
             "apiVersion: networking.k8s.io/v1\n"
             "kind: Ingress\n"
             "metadata:\n"
-            "  name: agentlancer\n"
-            "  annotations:\n"
-            "    nginx.ingress.kubernetes.io/use-regex: \"true\"\n"
-            "    # WebSockets (/ws/agent) stay open: the notifier pings every 25 s.\n"
-            "    nginx.ingress.kubernetes.io/proxy-read-timeout: \"3600\"\n"
-            "    nginx.ingress.kubernetes.io/proxy-send-timeout: \"3600\"\n"
-            "    nginx.ingress.kubernetes.io/proxy-body-size: \"1m\"\n"
-            "    # Retries only where safe: connection errors and timeouts, and never a POST.\n"
-            "    nginx.ingress.kubernetes.io/proxy-next-upstream: \"error timeout\"\n"
-            "    nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"2\"\n"
+            f"  name: {name}\n"
+            "  annotations:\n" + annotations +
             "spec:\n"
             "  ingressClassName: nginx\n"
             "  rules:\n"
             "    - http:\n"
             "        paths:\n" + "".join(paths))
+
+
+INGRESS_ANNOTATIONS = (
+    "    nginx.ingress.kubernetes.io/use-regex: \"true\"\n"
+    "    # WebSockets (/ws/agent) stay open: the notifier pings every 25 s.\n"
+    "    nginx.ingress.kubernetes.io/proxy-read-timeout: \"3600\"\n"
+    "    nginx.ingress.kubernetes.io/proxy-send-timeout: \"3600\"\n"
+    "    nginx.ingress.kubernetes.io/proxy-body-size: \"1m\"\n"
+    "    # Retries only where safe: connection errors and timeouts, and never a POST.\n"
+    "    nginx.ingress.kubernetes.io/proxy-next-upstream: \"error timeout\"\n"
+    "    nginx.ingress.kubernetes.io/proxy-next-upstream-tries: \"2\"\n")
+
+
+def ingress():
+    plain, sessions = [], []
+    for p, service in routes():
+        sticky = STICKY.get(service)
+        (sessions if sticky and p.startswith(sticky["socket_prefix"]) else plain).append(ingress_path(p, service))
+    docs = [ingress_doc("agentlancer", INGRESS_ANNOTATIONS, plain)]
+    if sessions:
+        docs.append(ingress_doc(
+            "agentlancer-sessions",
+            INGRESS_ANNOTATIONS +
+            "    # Cookie affinity: the first response sets the cookie, naming the pod that answered;\n"
+            "    # every request that carries it returns there. `persistent`: scaling up moves no\n"
+            "    # session (`balanced`, the default, would). The path must be given with use-regex.\n"
+            "    nginx.ingress.kubernetes.io/affinity: cookie\n"
+            "    nginx.ingress.kubernetes.io/affinity-mode: persistent\n"
+            "    nginx.ingress.kubernetes.io/session-cookie-name: agentlancer-notifier\n"
+            "    nginx.ingress.kubernetes.io/session-cookie-path: /ws/agent\n"
+            "    nginx.ingress.kubernetes.io/session-cookie-samesite: Lax\n"
+            "    nginx.ingress.kubernetes.io/session-cookie-change-on-failure: \"true\"\n",
+            sessions,
+            comment=(
+                "# socket.io long-polling needs every request of a session (sid=notifier-<i>.…) on the pod\n"
+                "# that holds it. ingress-nginx cannot route on a query parameter with Ingress rules (and\n"
+                "# upstream-hash-by: \"$arg_sid\" hashes the sid onto some pod, not the pod that made it), so\n"
+                "# this Ingress pins a client to a pod by cookie instead: that holds for clients that keep\n"
+                "# cookies (browsers; Node's socket.io-client only with `withCredentials: true`), and any\n"
+                "# other client behind this gateway connects with `transports: [\"websocket\"]` (one\n"
+                "# connection, no sid to route). ingress-nginx keeps affinity per backend Service, so the\n"
+                "# notifier's other paths (agentlancer Ingress) answer with the cookie too; harmless.\n"
+                "# The Gateway API component routes on the sid itself. docs/notifier.md, \"Sticky routing\".\n")))
+    return HEADER.format(source="deploy/gateway/routes.tsv") + "---\n".join(docs)
 
 
 def topics():
@@ -148,8 +249,32 @@ def topics():
 
 
 def workload(service, r):
+    sticky = STICKY.get(service)
+    kind = "StatefulSet" if sticky else "Deployment"
+    if sticky:
+        # Pods notifier-0 … notifier-N-1, started and stopped in parallel (nothing depends on the
+        # ordinals' order); a rolling update replaces one pod at a time, highest ordinal first
+        # (a StatefulSet has no surge): its sockets reconnect to the others and resume.
+        rollout = f"""  serviceName: {service}-pods
+  podManagementPolicy: Parallel
+  updateStrategy:
+    type: RollingUpdate"""
+        node_tag_env = """
+            # Session ids start with the pod's name (`notifier-0.…`): the gateway routes a
+            # long-polling session's requests to the pod holding it by that tag.
+            - name: AGENTLANCER_NOTIFIER_WS_NODE_TAG
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name"""
+    else:
+        rollout = """  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 0
+      maxSurge: 1"""
+        node_tag_env = ""
     return f"""apiVersion: apps/v1
-kind: Deployment
+kind: {kind}
 metadata:
   name: {service}
   labels:
@@ -158,11 +283,7 @@ metadata:
 spec:
   replicas: 2
   revisionHistoryLimit: 5
-  strategy:
-    type: RollingUpdate
-    rollingUpdate:
-      maxUnavailable: 0
-      maxSurge: 1
+{rollout}
   selector:
     matchLabels:
       app.kubernetes.io/name: {service}
@@ -209,7 +330,7 @@ spec:
               valueFrom:
                 secretKeyRef:
                   name: agentlancer-auth
-                  key: secrets
+                  key: secrets{node_tag_env}
           # Ready: the database answers and the consumers have joined (the broker is left out:
           # while Kafka is down the outbox takes the writes, and every replica would fail at once).
           readinessProbe:
@@ -297,7 +418,7 @@ metadata:
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
-    kind: Deployment
+    kind: {kind}
     name: {service}
   minReplicas: 2
   maxReplicas: 6
@@ -311,11 +432,33 @@ spec:
   behavior:
     scaleDown:
       stabilizationWindowSeconds: 300
-"""
+""" + (pod_services(service, sticky["replicas"]) if sticky else "")
+
+
+def service_doc(name, selector, component, headless=False, comment=""):
+    return (f"---\n{comment}apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  labels:\n"
+            f"    app.kubernetes.io/name: {selector['app.kubernetes.io/name']}\n"
+            f"    app.kubernetes.io/component: {component}\nspec:\n" +
+            ("  clusterIP: None\n" if headless else "") +
+            "  selector:\n" + "".join(f"    {k}: {v}\n" for k, v in selector.items()) +
+            f"  ports:\n    - name: http\n      port: {PORT}\n      targetPort: http\n      protocol: TCP\n")
+
+
+def pod_services(service, count):
+    base = {"app.kubernetes.io/name": service}
+    out = service_doc(f"{service}-pods", base, "pods", headless=True, comment=(
+        "# The StatefulSet's governing Service (headless): DNS names per pod,\n"
+        f"# {service}-<i>.{service}-pods.<namespace>.svc.\n"))
+    for i in range(count):
+        pod = f"{service}-{i}"
+        out += service_doc(pod, {**base, POD_NAME_LABEL: pod}, "session", comment=(
+            f"# {pod} alone: the gateway sends the long-polling sessions it holds here (sid={pod}.…).\n"
+            if i == 0 else ""))
+    return out
 
 
 def workloads():
-    return HEADER.format(source="scripts/k8s/render.py (SERVICES)") + "---\n".join(
+    return HEADER.format(source="scripts/k8s/render.py (SERVICES, STICKY)") + "---\n".join(
         workload(s, r) for s, r in SERVICES.items())
 
 
