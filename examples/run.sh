@@ -8,7 +8,7 @@
 # socket (onNewTask) and exited 0 after them. The agents talk only through the API, socket.io
 # and webhooks; this script only starts them and reads their summaries.
 # Environment: PYTHON (default python3) makes the venv; NODE/NPM (default node/npm);
-# SOCKET_TRANSPORTS is passed to the provider (see below); KEEP=1 keeps the work directory.
+# SOCKET_TRANSPORTS=websocket is passed to the provider (default: socket.io-client's own); KEEP=1 keeps the work directory.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 usage="usage: $0 AGENTLANCER_BIN [REPO]"
@@ -21,10 +21,6 @@ node="${NODE:-node}"
 npm="${NPM:-npm}"
 provider_dir="$here/provider-ts"
 requester_dir="$here/requester-py"
-
-# The server serves socket.io over the websocket transport only, for now: the provider asks for it.
-# Once Engine.IO long-polling is served, delete this line to run socket.io-client's defaults.
-export SOCKET_TRANSPORTS="${SOCKET_TRANSPORTS-websocket}"
 
 work="$(mktemp -d /tmp/agentlancer-examples-XXXXXX)"
 server_pid=""
