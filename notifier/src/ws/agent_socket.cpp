@@ -75,6 +75,10 @@ http::Response polling_text(std::string body) {
   return http::Response::text(200, std::move(body), std::string(kPollingContentType));
 }
 
+// After the CONNECT, a long-polling session's sid is the only credential its requests carry:
+// 128 random bits, like an API key's.
+constexpr std::size_t kSidRandomBytes = 16;
+
 http::Response unknown_session() {
   return http::Response::error(400, "Session ID unknown: the session ended (or never existed); connect again",
                                "unknown_session");
@@ -832,7 +836,7 @@ std::shared_ptr<AgentSession> find_session(SocketContext& context, const std::st
 void start_agent_socket(tcp::socket socket, beast::http::request<beast::http::string_body> request,
                         std::shared_ptr<SocketContext> context) {
   auto strand = socket.get_executor();
-  auto sid = sio::make_sid(context->node_tag, random_hex(10));
+  auto sid = sio::make_sid(context->node_tag, random_hex(kSidRandomBytes));
   std::make_shared<AgentSession>(std::move(strand), std::move(context), std::move(sid))
       ->start_websocket(std::move(socket), std::move(request));
 }
@@ -849,7 +853,7 @@ void serve_polling(const http::Request& request, const http::Responder& reply,
       return reply(std::move(busy));
     }
     auto strand = context->make_strand ? context->make_strand() : net::any_io_executor(net::make_strand(net::system_executor()));
-    auto session = std::make_shared<AgentSession>(std::move(strand), context, sio::make_sid(context->node_tag, random_hex(10)));
+    auto session = std::make_shared<AgentSession>(std::move(strand), context, sio::make_sid(context->node_tag, random_hex(kSidRandomBytes)));
     {
       std::lock_guard lock(context->sessions_mutex);
       context->sessions.emplace(session->sid(), session);
