@@ -11,7 +11,7 @@ DATA_DIR ?= ./data
 JOBS ?= 2
 CTEST_JOBS ?= 2
 
-.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-postgres bench-cluster clean image
+.PHONY: cluster cluster-status cluster-logs cluster-stop cluster-kill cluster-restart cluster-faults deps-cluster start test deps deps-test build-release build-debug bench bench-job-service bench-thread-service bench-offer-service bench-notifier bench-webhooks bench-postgres bench-cluster clean image
 
 deps:
 	@bash scripts/install-deps.sh build
@@ -70,7 +70,7 @@ cluster-faults:
 	@CLUSTER_DIR=$${CLUSTER_DIR:-data/cluster} FAULT_USE_RUNNING=1 bash tests/fault/fault_suite.sh \
 	  "$$(cat $${CLUSTER_DIR:-data/cluster}/agentlancer.bin)" "$(CURDIR)"
 
-bench: bench-job-service bench-thread-service bench-offer-service bench-notifier
+bench: bench-job-service bench-thread-service bench-offer-service bench-notifier bench-webhooks
 
 bench-job-service: build-release
 	@bash scripts/install-deps.sh bench
@@ -87,6 +87,11 @@ bench-offer-service: build-release
 bench-notifier: build-release
 	@bash scripts/install-deps.sh bench
 	bash tests/load/notifier/run.sh
+
+# Webhook deliveries beside socket.io deliveries of the same events (tests/load/README.md).
+bench-webhooks: build-release
+	@bash scripts/install-deps.sh bench
+	bash tests/load/webhooks/run.sh
 
 bench-postgres: build-release
 	@bash scripts/install-deps.sh bench
