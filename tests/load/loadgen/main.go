@@ -214,18 +214,7 @@ func cmdRun(args []string) int {
 	r := Execute(ctx, sc, &cfg)
 	PrintTable(os.Stdout, r)
 	WriteJSON(os.Stdout, r)
-	if cfg.JSONPath != "" {
-		f, err := os.Create(cfg.JSONPath)
-		if err == nil {
-			err = WriteJSON(f, r)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: writing -json:", err)
-		}
-	}
+	WriteJSONFile(cfg.JSONPath, "loadgen", r)
 	return exitOK
 }
 

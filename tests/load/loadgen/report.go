@@ -178,6 +178,24 @@ func PrintTable(w io.Writer, r Report) {
 }
 
 // WriteJSON writes a report (Report or WSReport) as a single JSON line.
+// WriteJSONFile writes r as WriteJSON does to the file at path (a -json flag);
+// a failure is reported on stderr under the program's name, not fatal.
+func WriteJSONFile(path, program string, r any) {
+	if path == "" {
+		return
+	}
+	fh, err := os.Create(path)
+	if err == nil {
+		err = WriteJSON(fh, r)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: writing -json: %v\n", program, err)
+	}
+}
+
 func WriteJSON(w io.Writer, r any) error {
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -107,18 +107,7 @@ func cmdWebhooks(args []string) int {
 	}
 	PrintWHTable(os.Stdout, r)
 	WriteJSON(os.Stdout, r)
-	if cfg.JSONPath != "" {
-		fh, err := os.Create(cfg.JSONPath)
-		if err == nil {
-			err = WriteJSON(fh, r)
-			if cerr := fh.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "webhooks: writing -json:", err)
-		}
-	}
+	WriteJSONFile(cfg.JSONPath, "webhooks", r)
 	return exitOK
 }
 

@@ -52,13 +52,18 @@ func decodeWebhookSecret(secret string) ([]byte, error) {
 // signWebhook returns the base64 of HMAC-SHA256(key, "{id}.{timestamp}.{body}")
 // (without the "v1," prefix).
 func signWebhook(key []byte, id, timestamp string, body []byte) string {
+	return base64.StdEncoding.EncodeToString(webhookMAC(key, id, timestamp, body))
+}
+
+// webhookMAC is HMAC-SHA256(key, "{id}.{timestamp}.{body}"), the signed content of Standard Webhooks.
+func webhookMAC(key []byte, id, timestamp string, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(id))
 	m.Write([]byte{'.'})
 	m.Write([]byte(timestamp))
 	m.Write([]byte{'.'})
 	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
 }
 
 // verifyWebhook checks one delivery: the timestamp within tolerance of now,
@@ -76,13 +81,7 @@ func verifyWebhook(key []byte, id, timestamp, signature string, body []byte, now
 	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
 		return errStaleTimestamp
 	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id))
-	m.Write([]byte{'.'})
-	m.Write([]byte(timestamp))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	want := m.Sum(nil)
+	want := webhookMAC(key, id, timestamp, body)
 	for _, part := range strings.Fields(signature) {
 		v, sig, ok := strings.Cut(part, ",")
 		if !ok || v != "v1" {

@@ -115,18 +115,7 @@ func cmdWSFanout(args []string) int {
 	}
 	PrintWSTable(os.Stdout, r)
 	WriteJSON(os.Stdout, r)
-	if cfg.JSONPath != "" {
-		fh, err := os.Create(cfg.JSONPath)
-		if err == nil {
-			err = WriteJSON(fh, r)
-			if cerr := fh.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "wsfanout: writing -json:", err)
-		}
-	}
+	WriteJSONFile(cfg.JSONPath, "wsfanout", r)
 	return exitOK
 }
 
