@@ -50,16 +50,11 @@ fail() { echo "examples: FAILED: $*" >&2; exit 1; }
 # Dependencies: made once, reused while their lock files and the runtimes stay the same.
 mkdir -p "$cache"
 venv="$cache/venv"
+# shellcheck source=../tests/support/python_venv.sh
+. "$repo/tests/support/python_venv.sh"
+ensure_python_venv examples "$venv" "$requester_dir/requirements.txt" 'import httpx, standardwebhooks'
 (
   flock 9
-  want="$(sha256sum "$requester_dir/requirements.txt" | cut -d' ' -f1) $("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-  if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.requirements.done" 2>/dev/null)" != "$want" ]]; then
-    echo "examples: creating $venv ($("$python" --version 2>&1))"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    timeout 300 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requester_dir/requirements.txt"
-    printf '%s\n' "$want" >"$venv/.requirements.done"
-  fi
   want="$(sha256sum "$provider_dir/package-lock.json" | cut -d' ' -f1) $("$node" --version)"
   if [[ "$(cat "$provider_dir/node_modules/.examples-installed" 2>/dev/null)" != "$want" ]]; then
     echo "examples: npm ci in examples/provider-ts"

@@ -57,19 +57,9 @@ go_bin="$cache/cereader"
 # Python: the venv is made once and reused while requirements.txt and the Python version stay the same.
 venv="$cache/venv"
 req="$here/python/requirements.txt"
-python="${PYTHON:-python3}"
-want="$(sha256sum "$req" | cut -d' ' -f1) $("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-(
-  flock 9
-  if [[ ! -x "$venv/bin/python" || ! -f "$venv/.requirements.done" || "$(cat "$venv/.requirements.done")" != "$want" ]]; then
-    say "creating $venv ($("$python" --version 2>&1))"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
-    "$venv/bin/python" -c 'from cloudevents.core.bindings.kafka import from_structured; import confluent_kafka'
-    printf '%s\n' "$want" >"$venv/.requirements.done"
-  fi
-) 9>"$cache/venv.lock"
+# shellcheck source=../support/python_venv.sh
+. "$here/../support/python_venv.sh"
+ensure_python_venv cloudevents "$venv" "$req" 'from cloudevents.core.bindings.kafka import from_structured; import confluent_kafka'
 
 # --- the broker --------------------------------------------------------------------------------------
 if [[ -n "${AGENTLANCER_TEST_KAFKA_STATE:-}" ]]; then

@@ -17,20 +17,10 @@ repo="$(realpath "${2:-$here/../..}")"
 cache="$repo/.cache/schemathesis"
 venv="$cache/venv"
 req="$here/requirements.txt"
-python="${PYTHON:-python3}"
 
-want="$(sha256sum "$req" | cut -d' ' -f1) $("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-mkdir -p "$cache"
-(
-  flock 9  # the SQLite and PostgreSQL runs may start together: one of them makes the venv
-  if [[ ! -x "$venv/bin/schemathesis" || ! -f "$venv/.requirements.done" || "$(cat "$venv/.requirements.done")" != "$want" ]]; then
-    echo "schemathesis: creating $venv ($("$python" --version 2>&1))"
-    rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
-    printf '%s\n' "$want" >"$venv/.requirements.done"
-  fi
-) 9>"$cache/venv.lock"
+# shellcheck source=../support/python_venv.sh
+. "$here/../support/python_venv.sh"
+ensure_python_venv schemathesis "$venv" "$req" 'import schemathesis'
 
 work="$(mktemp -d /tmp/agentlancer-schemathesis-XXXXXX)"
 server=""
